@@ -1,0 +1,150 @@
+/* Logging backends: syslog, stderr or an append-only file (see log.h). */
+#include "lib/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static int log_fd = 2;
+static int use_syslog;
+static enum log_level min_level = LOG_LVL_INFO;
+static char prog[32] = "ehlo";
+static char host[64] = "localhost";
+
+int
+log_open(const char *dest, const char *progname)
+{
+	if (progname)
+		snprintf(prog, sizeof prog, "%s", progname);
+	if (gethostname(host, sizeof host) != 0)
+		snprintf(host, sizeof host, "localhost");
+	host[sizeof host - 1] = '\0';
+	char *dot = strchr(host, '.');
+	if (dot)
+		*dot = '\0';
+	int old = log_fd;
+	if (dest == NULL || strcmp(dest, "/dev/stderr") == 0 || *dest == '\0') {
+		log_fd = 2;
+		use_syslog = 0;
+	} else if (strcmp(dest, "syslog") == 0) {
+		openlog(prog, LOG_PID | LOG_NDELAY, LOG_MAIL);
+		use_syslog = 1;
+		log_fd = -1;
+	} else if (strcmp(dest, "/dev/stdout") == 0) {
+		log_fd = 1;
+		use_syslog = 0;
+	} else {
+		int fd = open(dest, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+		if (fd < 0)
+			return -1;
+		log_fd = fd;
+		use_syslog = 0;
+	}
+	if (old > 2 && old != log_fd)
+		close(old);
+	return 0;
+}
+
+void
+log_set_level(enum log_level min)
+{
+	min_level = min;
+}
+
+void
+log_close(void)
+{
+	if (log_fd > 2)
+		close(log_fd);
+	log_fd = 2;
+	if (use_syslog)
+		closelog();
+	use_syslog = 0;
+}
+
+static void
+log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
+{
+	char line[8192];
+	size_t off = 0;
+	if (!use_syslog) {
+		struct timeval tv;
+		struct tm tm;
+		gettimeofday(&tv, NULL);
+		gmtime_r(&tv.tv_sec, &tm);
+		off = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+		off += (size_t)snprintf(line + off, sizeof line - off, ".%06ldZ %s %s[%ld]: ",
+		    (long)tv.tv_usec, host, prog, (long)getpid());
+	}
+	const char *tag = lvl == LOG_LVL_WARN ? "warning: " : lvl == LOG_LVL_ERR ? "error: " : "";
+	off += (size_t)snprintf(line + off, sizeof line - off, "%s", tag);
+	int n = vsnprintf(line + off, sizeof line - off, fmt, ap);
+	if (n < 0)
+		n = 0;
+	off += (size_t)n;
+	if (off > sizeof line - 2)
+		off = sizeof line - 2;
+	if (use_syslog) {
+		line[off] = '\0';
+		int pri = lvl == LOG_LVL_ERR ? LOG_ERR : lvl == LOG_LVL_WARN ? LOG_WARNING :
+		    lvl == LOG_LVL_DEBUG ? LOG_DEBUG : LOG_INFO;
+		syslog(pri, "%s", line);
+		return;
+	}
+	line[off++] = '\n';
+	/* One write per line: O_APPEND makes it atomic with respect to other writers. */
+	ssize_t w;
+	do {
+		w = write(log_fd, line, off);
+	} while (w < 0 && errno == EINTR);
+}
+
+void
+log_msg(enum log_level lvl, const char *fmt, ...)
+{
+	if (lvl < min_level)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	log_vmsg(lvl, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_fatal(int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char msg[2048];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	log_msg(LOG_LVL_ERR, "fatal: %s", msg);
+	if (log_fd != 2)
+		fprintf(stderr, "%s: fatal: %s\n", prog, msg);
+	exit(code);
+}
+
+const char *
+log_sanitize(struct buf *out, const void *p, size_t n, size_t max)
+{
+	const unsigned char *s = p;
+	size_t lim = n < max ? n : max;
+	for (size_t i = 0; i < lim; i++) {
+		unsigned char c = s[i];
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			buf_append_char(out, (char)c);
+		else
+			buf_appendf(out, "\\x%02x", c);
+	}
+	if (n > max)
+		buf_append_str(out, "...");
+	return buf_cstr(out);
+}

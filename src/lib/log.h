@@ -1,0 +1,43 @@
+/*
+ * Logging: one line per event (STYLE.md lesson 13).
+ *
+ * The destination is chosen once at start (and again on reload):
+ *   log_open("syslog")       syslog(3), facility LOG_MAIL
+ *   log_open("/dev/stderr")  standard error (the embedded default)
+ *   log_open(PATH)           append to a file, like Postfix's maillog_file
+ * Each line is written with a single write(2), so lines from the delivery
+ * threads never interleave. Lines look like
+ *   2026-11-28T11:23:00.123456Z myhost ehlod[123]: <text>
+ * Callers put the session id first and key=value pairs after it, and pass
+ * every peer-supplied string through log_sanitize() first.
+ */
+#ifndef EHLO_LOG_H
+#define EHLO_LOG_H
+
+#include <stddef.h>
+#include "lib/buf.h"
+
+enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERR };
+
+int  log_open(const char *dest, const char *progname); /* 0 ok, -1 errno set */
+void log_set_level(enum log_level min);
+void log_close(void);
+void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_info(...)  log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define log_err(...)   log_msg(LOG_LVL_ERR, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+
+/* Fatal start-up error: log, also print to stderr, exit(code). */
+void log_fatal(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+
+/*
+ * Append a printable rendering of peer data to out: bytes 0x21..0x7e except
+ * '\\' pass through, space passes through, anything else becomes \xHH.
+ * At most max input bytes are rendered; a longer input ends in "...".
+ * Returns buf_cstr(out) for convenience.
+ */
+const char *log_sanitize(struct buf *out, const void *p, size_t n, size_t max);
+
+#endif

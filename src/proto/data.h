@@ -1,0 +1,74 @@
+/*
+ * DATA content decoder (pure, resumable): dot-unstuffing and the end of
+ * data, RFC 5321 §4.1.1.4 and §4.5.2.
+ *
+ * The message ends ONLY at CRLF "." CRLF (the CRLF before the dot being the
+ * end of the previous line, or the DATA command's own CRLF for an empty
+ * message). Every other combination — "\n.\n", "\n.\r\n", "\r.\r\n",
+ * "\r\n.\n" — is not an end, which is what defeats SMTP smuggling
+ * (CVE-2023-51764).
+ *
+ * Bare CR or LF inside the content (RFC 5321 §2.3.8):
+ *   DATA_BARE_REJECT    (default) keep reading to the real end, then report
+ *                       bare_seen so the caller answers 5xx; nothing of the
+ *                       message is delivered.
+ *   DATA_BARE_NORMALIZE a bare LF is taken as a line end (emitted as a
+ *                       normal line end); a bare CR is dropped...
+ *                       Neither can ever end the message: the end is still
+ *                       only CRLF.CRLF.
+ * Output: the unstuffed content is appended to `out` with line ends written
+ * as "\n" (lf_out, for Maildir) or "\r\n". Once the content exceeds
+ * max_size octets (counted on the unstuffed content with CRLF line ends),
+ * nothing more is appended and `overflow` is set, but decoding continues to
+ * the end so that the session stays in sync (552 5.3.4 comes after the end).
+ * Text lines longer than SMTP_TEXT_LINE_MAX (1000 incl. CRLF, §4.5.3.1.6)
+ * are kept unchanged and counted in long_lines; the caller decides.
+ */
+#ifndef EHLO_PROTO_DATA_H
+#define EHLO_PROTO_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+
+#define SMTP_TEXT_LINE_MAX 1000
+
+enum data_bare_policy { DATA_BARE_REJECT = 0, DATA_BARE_NORMALIZE };
+
+struct data_decoder {
+	/* configuration, set by data_decoder_init */
+	enum data_bare_policy policy;
+	bool     lf_out;
+	uint64_t max_size;            /* 0 = no limit */
+	/* results */
+	uint64_t size;                /* unstuffed size, CRLF line ends, even past max */
+	uint64_t wire_octets;         /* octets consumed, including the terminator */
+	uint64_t lines;
+	uint64_t long_lines;          /* lines over SMTP_TEXT_LINE_MAX */
+	uint64_t bare_lf, bare_cr;    /* counts of bare line-end characters */
+	bool     nul_seen;            /* a NUL octet in the content */
+	bool     eightbit;            /* an octet >= 0x80 in the content */
+	bool     overflow;            /* size > max_size */
+	/* private state */
+	int      state;
+	size_t   line_len;
+};
+
+void data_decoder_init(struct data_decoder *d, enum data_bare_policy policy,
+                       bool lf_out, uint64_t max_size);
+
+/*
+ * Consume in[0..n). Returns true when the terminating CRLF.CRLF has been
+ * consumed; *used is then the number of bytes up to and including it (the
+ * rest belongs to the next command, PIPELINING). Returns false with *used == n
+ * when more input is needed.
+ */
+bool data_decoder_feed(struct data_decoder *d, const char *in, size_t n,
+                       size_t *used, struct buf *out);
+
+/* True if the message must be refused under the bare-CR/LF policy. */
+bool data_decoder_bare_violation(const struct data_decoder *d);
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * ESMTP parameters of MAIL and RCPT (pure). RFC 5321 §4.1.2:
+ *   Mail-parameters = esmtp-param *(SP esmtp-param)
+ *   esmtp-param = esmtp-keyword ["=" esmtp-value]
+ *   esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
+ *   esmtp-value = 1*(%d33-60 / %d62-126)      (UTF-8 allowed with SMTPUTF8)
+ * Keywords are case-insensitive. A parameter is known only when its
+ * extension is enabled (ext mask): an unknown or not-advertised parameter
+ * is PARAM_ERR_UNKNOWN (555 5.5.4, RFC 5321 §4.1.1.11). A repeated parameter
+ * is a syntax error.
+ *
+ *   SIZE=n          RFC 1870   (n decimal, at most 20 digits, no overflow)
+ *   BODY=7BIT|8BITMIME          RFC 6152 (BINARYMIME not offered)
+ *   SMTPUTF8        RFC 6531   (no value)
+ *   RET=FULL|HDRS, ENVID=xtext             RFC 3461 §4.3, §4.4 (MAIL)
+ *   NOTIFY=NEVER|SUCCESS,FAILURE,DELAY, ORCPT=addr-type;xtext
+ *                                          RFC 3461 §4.1, §4.2 (RCPT)
+ *   AUTH=xtext|<>   RFC 4954 §5 (MAIL, only with EXT_AUTH)
+ * xtext (RFC 3461 §4): "+" followed by two upper-case hex digits encodes a
+ * char; it is validated and kept encoded, ENVID at most 100 chars and
+ * ORCPT at most 500 (§4.2, §4.4).
+ */
+#ifndef EHLO_PROTO_PARAMS_H
+#define EHLO_PROTO_PARAMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum smtp_ext {
+	EXT_PIPELINING         = 1u << 0,
+	EXT_SIZE               = 1u << 1,
+	EXT_8BITMIME           = 1u << 2,
+	EXT_ENHANCEDSTATUSCODES= 1u << 3,
+	EXT_SMTPUTF8           = 1u << 4,
+	EXT_CHUNKING           = 1u << 5,
+	EXT_DSN                = 1u << 6,
+	EXT_STARTTLS           = 1u << 7,
+	EXT_AUTH               = 1u << 8,
+};
+
+enum body_type { BODY_UNSPEC = 0, BODY_7BIT, BODY_8BITMIME };
+enum dsn_ret   { RET_UNSPEC = 0, RET_FULL, RET_HDRS };
+enum {
+	NOTIFY_NEVER   = 1u << 0,
+	NOTIFY_SUCCESS = 1u << 1,
+	NOTIFY_FAILURE = 1u << 2,
+	NOTIFY_DELAY   = 1u << 3,
+};
+
+#define ENVID_MAX 100
+#define ORCPT_MAX 500
+#define AUTH_PARAM_MAX 500
+
+struct mail_params {
+	bool           has_size;
+	uint64_t       size;
+	enum body_type body;
+	bool           smtputf8;
+	enum dsn_ret   ret;
+	bool           has_envid;
+	char           envid[ENVID_MAX + 1];      /* xtext, still encoded */
+	bool           has_auth;
+	char           auth[AUTH_PARAM_MAX + 1];  /* xtext or "<>" */
+};
+
+struct rcpt_params {
+	unsigned notify;                 /* 0 = not given */
+	bool     has_orcpt;
+	char     orcpt[ORCPT_MAX + 1];   /* "rfc822;xtext" as given (type kept) */
+};
+
+enum param_err {
+	PARAM_OK = 0,
+	PARAM_ERR_SYNTAX,    /* 501 5.5.4 Syntax error in parameters */
+	PARAM_ERR_UNKNOWN,   /* 555 5.5.4 Unsupported parameter */
+	PARAM_ERR_VALUE,     /* 501 5.5.4 Bad value for a known parameter */
+};
+
+/*
+ * s[0..n) is everything after the path's '>' (possibly empty, otherwise it
+ * must start with SP). ext is the set of enabled extensions (enum smtp_ext).
+ * On error *bad (if not NULL) receives the keyword offset and length of the
+ * offending parameter, for the reply and the log.
+ */
+enum param_err params_parse_mail(const char *s, size_t n, unsigned ext,
+                                 struct mail_params *out, size_t *bad_off, size_t *bad_len);
+enum param_err params_parse_rcpt(const char *s, size_t n, unsigned ext,
+                                 struct rcpt_params *out, size_t *bad_off, size_t *bad_len);
+/* Validates xtext (RFC 3461 §4); true if s[0..n) is well-formed. */
+bool xtext_valid(const char *s, size_t n);
+
+#endif
