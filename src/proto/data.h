@@ -8,14 +8,29 @@
  * "\r\n.\n" — is not an end, which is what defeats SMTP smuggling
  * (CVE-2023-51764).
  *
- * Bare CR or LF inside the content (RFC 5321 §2.3.8):
+ * Bare CR or LF inside the content (RFC 5321 §2.3.8) are decoded the same
+ * way under both policies; the policy only decides what
+ * data_decoder_bare_violation() says:
  *   DATA_BARE_REJECT    (default) keep reading to the real end, then report
- *                       bare_seen so the caller answers 5xx; nothing of the
+ *                       a violation so the caller answers 5xx; nothing of the
  *                       message is delivered.
- *   DATA_BARE_NORMALIZE a bare LF is taken as a line end (emitted as a
- *                       normal line end); a bare CR is dropped...
- *                       Neither can ever end the message: the end is still
- *                       only CRLF.CRLF.
+ *   DATA_BARE_NORMALIZE the decoded content below is delivered.
+ * The exact rules:
+ *   - CRLF ends a line and starts a "hard" line.
+ *   - A bare LF (not preceded by CR) ends a line too (a normal line end is
+ *     emitted, bare_lf counted) and starts a "soft" line.
+ *   - A bare CR (not followed by LF) is dropped and counted in bare_cr; the
+ *     line it was in goes on (so a line starting with a bare CR has begun,
+ *     and a dot after it is ordinary text).
+ *   - A "." as the first octet of any line, hard or soft, is removed
+ *     (dot-unstuffing, §4.5.2), including a "." alone before a bare line
+ *     end (a conforming client would have sent ".."), except:
+ *   - A hard line consisting of "." CRLF is the end of the data; a soft line
+ *     never is. So the message ends ONLY at CRLF "." CRLF, and "\n.\n",
+ *     "\n.\r\n", "\r.\r\n", "\r\n.\n" all decode as content.
+ * Once the end has been consumed, further calls return true with *used == 0;
+ * call data_decoder_init() again for the next message.
+ *
  * Output: the unstuffed content is appended to `out` with line ends written
  * as "\n" (lf_out, for Maildir) or "\r\n". Once the content exceeds
  * max_size octets (counted on the unstuffed content with CRLF line ends),

@@ -9,11 +9,14 @@
  *
  * Errors are reported only when the offending line ends, so the session stays
  * in sync with the client: one error reply per bad line.
- *   LR_TOO_LONG  line longer than limit (limit counts the CRLF)
+ *   LR_TOO_LONG  line longer than limit (limit counts the CRLF, so the
+ *                text may be at most limit - 2 octets)
  *   LR_NUL       line contained a NUL byte
  *   LR_BARE_LF   line ended in LF without CR (the LF ends the bad line)
  *   LR_BARE_CR   line contained a CR not followed by LF
- * When several apply, LR_TOO_LONG wins, then LR_NUL, then bare CR/LF.
+ * When several apply, LR_TOO_LONG wins, then LR_NUL, then LR_BARE_LF, then
+ * LR_BARE_CR. Every LF ends a line, so after any result the next octet
+ * starts a new line.
  */
 #ifndef EHLO_PROTO_LINE_H
 #define EHLO_PROTO_LINE_H

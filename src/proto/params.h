@@ -79,15 +79,20 @@ enum param_err {
 
 /*
  * s[0..n) is everything after the path's '>' (possibly empty, otherwise it
- * must start with SP). ext is the set of enabled extensions (enum smtp_ext).
- * On error *bad (if not NULL) receives the keyword offset and length of the
- * offending parameter, for the reply and the log.
+ * must start with SP; runs of SP and a trailing SP are tolerated). ext is
+ * the set of enabled extensions (enum smtp_ext); EXT_SMTPUTF8 also allows
+ * well-formed UTF-8 in esmtp-value. *out is written only on PARAM_OK.
+ * On error *bad_off and *bad_len (each if not NULL) receive the offset and
+ * length of the offending parameter's keyword in s, for the reply and the
+ * log. A value-less "NOTIFY" etc. is PARAM_ERR_VALUE; "KEY=" (empty value)
+ * is PARAM_ERR_SYNTAX. NOTIFY elements may not repeat; ORCPT's addr-type is
+ * 1*(ALPHA / DIGIT / "-") and its xtext part may not be empty.
  */
 enum param_err params_parse_mail(const char *s, size_t n, unsigned ext,
                                  struct mail_params *out, size_t *bad_off, size_t *bad_len);
 enum param_err params_parse_rcpt(const char *s, size_t n, unsigned ext,
                                  struct rcpt_params *out, size_t *bad_off, size_t *bad_len);
-/* Validates xtext (RFC 3461 §4); true if s[0..n) is well-formed. */
+/* Validates xtext (RFC 3461 §4); true if s[0..n) is well-formed (empty is). */
 bool xtext_valid(const char *s, size_t n);
 
 #endif

@@ -7,17 +7,24 @@
  *
  * Validate before normalising (OpenSMTPD CVE-2020-7247): the input is
  * checked in full against the grammar and the length limits of §4.5.3.1
- * (local part 64, domain 255, path 256 octets counted between and including
- * the angle brackets... we count the path without the brackets as Postfix
- * does not; see path.c) before anything is copied out.
+ * before anything is copied out: local part 64 octets and domain 255 octets,
+ * both as they appear on the wire (quotes, backslashes and the brackets of
+ * an address literal included), and the path 256 octets from "<" to ">"
+ * inclusive, source route included.
+ * Domain labels are at most 63 octets (RFC 1035); a label with UTF-8 at most
+ * 59 code points (longer cannot have an A-label of 63 octets).
+ * Address literals: "[1.2.3.4]" and "[IPv6:...]" per §4.1.3 (where "::"
+ * stands for at least two groups); General-address-literal is refused.
  * Source routes (A-d-l) are accepted and ignored (§4.1.2, §C).
  * "<>" is the null reverse-path (only with PATH_ALLOW_NULL).
  * "<postmaster>" without a domain is accepted with PATH_ALLOW_POSTMASTER
  * (§4.1.1.3, §4.5.1); it yields local "postmaster" and an empty domain.
  * With PATH_ALLOW_UTF8 (a transaction opened with SMTPUTF8, RFC 6531 §3.3)
  * UTF-8 is allowed in atoms, quoted strings and domain labels; it must be
- * well-formed UTF-8 (no overlongs, no surrogates). Without it any octet
- * >= 0x80 is PATH_ERR_UTF8.
+ * well-formed UTF-8 (no overlongs, no surrogates), else PATH_ERR_SYNTAX.
+ * Without it any octet >= 0x80 is PATH_ERR_UTF8.
+ * Errors: the grammar first (SYNTAX / UTF8 / NULL), then the lengths in the
+ * order local part, domain, path. *out and *end are written only on PATH_OK.
  */
 #ifndef EHLO_PROTO_PATH_H
 #define EHLO_PROTO_PATH_H
@@ -75,5 +82,10 @@ int path_format(const struct smtp_path *p, char *out, size_t outlen);
 bool smtp_domain_valid(const char *s, size_t n, bool allow_utf8);
 /* An address literal per §4.1.3: "[1.2.3.4]", "[IPv6:...]" (general literals rejected). */
 bool smtp_address_literal_valid(const char *s, size_t n);
+/*
+ * True if s[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF). Pure ASCII is well-formed.
+ */
+bool utf8_valid(const char *s, size_t n);
 
 #endif
