@@ -1,0 +1,225 @@
+/*
+ * Maildir creation with a cache of the Maildirs known to exist.
+ *
+ * Delivery threads ask for a Maildir before every copy, so the common case
+ * (it exists) is one hash lookup under a mutex. Creation is rare and slow
+ * (several mkdir and fsync calls) and runs under a second mutex so that
+ * lookups are not held up and two threads never create the same tree at
+ * once: a thread that merely saw EEXIST must not deliver into a directory
+ * whose creation another thread has not made durable yet.
+ *
+ * Durability: a new directory entry is only on stable storage once its
+ * parent directory is fsynced, so every mkdir that succeeds is followed by
+ * an fsync of the parent. Otherwise a crash could lose new/ itself, and
+ * with it messages we already acknowledged.
+ */
+#include "spool/spool_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/xmalloc.h"
+
+#define DIRCACHE_INIT_CAP 64
+
+void
+dircache_init(struct dircache *c)
+{
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->create_mu, NULL);
+	c->cap = DIRCACHE_INIT_CAP;
+	c->slot = xcalloc(c->cap, sizeof *c->slot);
+	c->used = 0;
+}
+
+void
+dircache_destroy(struct dircache *c)
+{
+	for (size_t i = 0; i < c->cap; i++)
+		free(c->slot[i]);
+	x_free(&c->slot);
+	c->cap = c->used = 0;
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->create_mu);
+}
+
+/* FNV-1a: cheap and good enough for path strings we produced ourselves. */
+static size_t
+hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return (size_t)h;
+}
+
+/* Slot holding s, or the empty slot where it would go. Under c->mu. */
+static size_t
+find_slot(const struct dircache *c, const char *s)
+{
+	size_t mask = c->cap - 1;
+	size_t i = hash_str(s) & mask;
+
+	while (c->slot[i] != NULL && strcmp(c->slot[i], s) != 0)
+		i = (i + 1) & mask;
+	return i;
+}
+
+static bool
+cache_has(struct dircache *c, const char *dir)
+{
+	pthread_mutex_lock(&c->mu);
+	bool found = c->slot[find_slot(c, dir)] != NULL;
+	pthread_mutex_unlock(&c->mu);
+	return found;
+}
+
+static void
+cache_add(struct dircache *c, const char *dir)
+{
+	pthread_mutex_lock(&c->mu);
+	if (c->slot[find_slot(c, dir)] == NULL) {
+		/* Keep the load below 1/2 so probes stay short. */
+		if ((c->used + 1) * 2 > c->cap) {
+			char **old = c->slot;
+			size_t oldcap = c->cap;
+			c->cap = oldcap * 2;
+			c->slot = xcalloc(c->cap, sizeof *c->slot);
+			for (size_t i = 0; i < oldcap; i++)
+				if (old[i] != NULL)
+					c->slot[find_slot(c, old[i])] = old[i];
+			free(old);
+		}
+		c->slot[find_slot(c, dir)] = xstrdup(dir);
+		c->used++;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+void
+dircache_forget(struct dircache *c, const char *dir)
+{
+	pthread_mutex_lock(&c->mu);
+	size_t i = find_slot(c, dir);
+	if (c->slot[i] != NULL) {
+		/* Backward-shift deletion keeps every probe chain intact. */
+		x_free(&c->slot[i]);
+		c->used--;
+		size_t mask = c->cap - 1;
+		size_t j = i;
+		for (;;) {
+			j = (j + 1) & mask;
+			if (c->slot[j] == NULL)
+				break;
+			size_t home = hash_str(c->slot[j]) & mask;
+			/* Move j back into the hole unless its home lies
+			 * cyclically in (i, j]. */
+			bool stays = i <= j ? (home > i && home <= j)
+			    : (home > i || home <= j);
+			if (!stays) {
+				c->slot[i] = c->slot[j];
+				c->slot[j] = NULL;
+				i = j;
+			}
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static int
+fsync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	int e = fsync(fd) == 0 ? 0 : errno;
+	close(fd);
+	return e;
+}
+
+static int
+fsync_parent(char *path)
+{
+	char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return fsync_path(".");
+	if (slash == path)
+		return fsync_path("/");
+	*slash = '\0';
+	int e = fsync_path(path);
+	*slash = '/';
+	return e;
+}
+
+/*
+ * mkdir -p for one path (modified in place and restored). Each directory
+ * created is made durable in its parent before the next level is made.
+ */
+static int
+ensure_dir(char *path)
+{
+	struct stat st;
+
+	if (mkdir(path, 0700) == 0)
+		return fsync_parent(path);
+	int e = errno;
+	if (e == EEXIST) {
+		if (stat(path, &st) != 0)
+			return errno;
+		return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+	}
+	if (e != ENOENT)
+		return e;
+
+	char *slash = strrchr(path, '/');
+	if (slash == NULL || slash == path)
+		return ENOENT;
+	*slash = '\0';
+	e = ensure_dir(path);
+	*slash = '/';
+	if (e != 0)
+		return e;
+	if (mkdir(path, 0700) == 0)
+		return fsync_parent(path);
+	e = errno;
+	if (e == EEXIST && stat(path, &st) == 0)
+		return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+	return e;
+}
+
+int
+dircache_ensure(struct dircache *c, const char *dir)
+{
+	if (cache_has(c, dir))
+		return 0;
+
+	pthread_mutex_lock(&c->create_mu);
+	int e = 0;
+	if (!cache_has(c, dir)) {
+		static const char *const sub[] = { "tmp", "new", "cur" };
+		struct buf p = BUF_INIT;
+
+		buf_append_str(&p, dir);
+		e = ensure_dir(p.data);
+		for (size_t i = 0; e == 0 && i < sizeof sub / sizeof sub[0];
+		    i++) {
+			buf_reset(&p);
+			buf_appendf(&p, "%s/%s", dir, sub[i]);
+			e = ensure_dir(p.data);
+		}
+		buf_free(&p);
+		if (e == 0)
+			cache_add(c, dir);
+	}
+	pthread_mutex_unlock(&c->create_mu);
+	return e;
+}

@@ -1,0 +1,309 @@
+/*
+ * The Maildir writer: one group commit for a batch of jobs.
+ *
+ * Phases, each over the whole batch:
+ *   1. write   create tmp/<u> O_EXCL in each job's Maildirs, write the
+ *              message, and start write-back (sync_file_range) at once so
+ *              the disk works on every file while we open the next;
+ *   2. sync    fdatasync every tmp file; after the first one the rest find
+ *              their data already written and mostly cost a journal check;
+ *   3. link    link tmp/<u> -> new/<u>,S=<size> for jobs whose copies all
+ *              synced; a job failing here has its links removed again;
+ *   4. unlink  drop every tmp name;
+ *   5. commit  fsync each distinct new/ directory once for the batch.
+ * A job reports 0 only after phase 5 covered every one of its copies.
+ *
+ * Why link() and not rename(): link refuses to overwrite an existing name,
+ * so a unique-name collision fails loudly instead of replacing mail.
+ * Why all copies are synced before any link: the all-or-nothing rule; a
+ * failed copy must leave no message visible in any new/.
+ */
+#include "spool/spool_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+
+/*
+ * Tmp files kept open between phase 1 and 2. A batch with more copies than
+ * this syncs what it has early, trading a little speed for staying far from
+ * RLIMIT_NOFILE however many recipients a message has.
+ */
+#define OPEN_FDS_MAX 256
+
+struct copy {
+	struct delivery *job;
+	const char      *dir;       /* the Maildir, owned by the job */
+	char            *tmp;       /* <dir>/tmp/<u> */
+	char            *new;       /* <dir>/new/<u>,S=<len> */
+	int              fd;        /* open until synced, else -1 */
+	bool             made;      /* tmp exists and is ours */
+	bool             linked;    /* new exists and is ours */
+};
+
+static void
+log_fail(const struct delivery *job, const char *what, const char *path,
+    int e)
+{
+	struct buf safe = BUF_INIT;
+	char ebuf[128];
+
+	log_warn("%s: spool: %s %s failed: %s", job->qid, what,
+	    log_sanitize(&safe, path, strlen(path), 512),
+	    strerror_r(e, ebuf, sizeof ebuf));
+	buf_free(&safe);
+}
+
+static void
+fail(struct delivery *job, int e)
+{
+	if (job->status == 0)
+		job->status = e != 0 ? e : EIO;
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		if (w == 0)
+			return EIO;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void
+name_copy(struct deliverer *d, struct copy *c)
+{
+	struct timespec ts;
+	unsigned long long q = atomic_fetch_add(&d->seq, 1) + 1;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	/* <sec>.M<usec>P<pid>Q<seq>.<host>: unique by pid + per-process
+	 * sequence, so two copies of one job in one Maildir cannot collide. */
+	c->tmp = xasprintf("%s/tmp/%lld.M%ldP%ldQ%llu.%s", c->dir,
+	    (long long)ts.tv_sec, ts.tv_nsec / 1000, d->pid, q, d->host);
+	c->new = xasprintf("%s/new/%lld.M%ldP%ldQ%llu.%s,S=%zu", c->dir,
+	    (long long)ts.tv_sec, ts.tv_nsec / 1000, d->pid, q, d->host,
+	    c->job->len);
+}
+
+static int
+open_tmp(struct deliverer *d, struct copy *c)
+{
+	int e = dircache_ensure(&d->cache, c->dir);
+	if (e != 0) {
+		log_fail(c->job, "maildir", c->dir, e);
+		return e;
+	}
+	name_copy(d, c);
+	for (int attempt = 0;; attempt++) {
+		c->fd = open(c->tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
+		    0600);
+		if (c->fd >= 0)
+			break;
+		e = errno;
+		/* The Maildir vanished since we cached it: recreate once. */
+		if (e == ENOENT && attempt == 0) {
+			dircache_forget(&d->cache, c->dir);
+			if (dircache_ensure(&d->cache, c->dir) == 0)
+				continue;
+		}
+		log_fail(c->job, "create", c->tmp, e);
+		return e;
+	}
+	c->made = true;
+	e = write_all(c->fd, c->job->content, c->job->len);
+	if (e != 0) {
+		log_fail(c->job, "write", c->tmp, e);
+		return e;
+	}
+#ifdef SYNC_FILE_RANGE_WRITE
+	/* Start write-back now, without waiting: the fdatasync in phase 2
+	 * then finds the data of the whole batch already on its way. */
+	(void)sync_file_range(c->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
+	atomic_fetch_add_explicit(&d->bytes, c->job->len, memory_order_relaxed);
+	return 0;
+}
+
+/* Phase 2 for copies [0, n): sync and close every still-open tmp file. */
+static void
+sync_open(struct copy *cp, size_t n, size_t *nopen)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct copy *c = &cp[i];
+		if (c->fd < 0)
+			continue;
+		if (c->job->status == 0 && fdatasync(c->fd) != 0) {
+			int e = errno;
+			log_fail(c->job, "fdatasync", c->tmp, e);
+			fail(c->job, e);
+		}
+		if (close(c->fd) != 0 && c->job->status == 0) {
+			/* close may report a deferred write error (NFS). */
+			int e = errno;
+			if (e != EINTR) {
+				log_fail(c->job, "close", c->tmp, e);
+				fail(c->job, e);
+			}
+		}
+		c->fd = -1;
+		(*nopen)--;
+	}
+}
+
+static int
+cmp_dir(const void *a, const void *b)
+{
+	const struct copy *const *x = a, *const *y = b;
+	return strcmp((*x)->dir, (*y)->dir);
+}
+
+static void
+unlink_new(struct copy *cp, size_t n, const struct delivery *job)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (cp[i].job != job || !cp[i].linked)
+			continue;
+		if (unlink(cp[i].new) != 0)
+			log_fail(cp[i].job, "rollback unlink", cp[i].new,
+			    errno);
+		cp[i].linked = false;
+	}
+}
+
+/* Phase 5: one fsync per distinct new/ directory. */
+static void
+commit_dirs(struct copy *cp, size_t n)
+{
+	struct copy **v = xcalloc(n, sizeof *v);
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (cp[i].linked)
+			v[k++] = &cp[i];
+	qsort(v, k, sizeof *v, cmp_dir);
+
+	struct buf p = BUF_INIT;
+	for (size_t i = 0; i < k;) {
+		size_t j = i + 1;
+		while (j < k && strcmp(v[j]->dir, v[i]->dir) == 0)
+			j++;
+		buf_reset(&p);
+		buf_appendf(&p, "%s/new", v[i]->dir);
+		int e = 0;
+		int fd = open(p.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			e = errno;
+		else {
+			if (fsync(fd) != 0)
+				e = errno;
+			close(fd);
+		}
+		if (e != 0) {
+			/* Every job with a copy here is now uncertain: fail
+			 * it; its links are removed below. */
+			log_fail(v[i]->job, "fsync", p.data, e);
+			for (size_t m = i; m < j; m++)
+				fail(v[m]->job, e);
+		}
+		i = j;
+	}
+	buf_free(&p);
+	free(v);
+}
+
+void
+deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs)
+{
+	size_t n = 0;
+
+	for (size_t j = 0; j < njobs; j++) {
+		jobs[j]->status = 0;
+		if (jobs[j]->n > SIZE_MAX / sizeof(struct copy) - n)
+			abort();
+		n += jobs[j]->n;
+	}
+	struct copy *cp = xcalloc(n ? n : 1, sizeof *cp);
+	size_t k = 0;
+	for (size_t j = 0; j < njobs; j++)
+		for (size_t m = 0; m < jobs[j]->n; m++, k++) {
+			cp[k].job = jobs[j];
+			cp[k].dir = jobs[j]->mailboxes[m];
+			cp[k].fd = -1;
+		}
+
+	/* 1. write (and 2. sync early whenever too many files are open) */
+	size_t nopen = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (cp[i].job->status != 0)
+			continue;
+		int e = open_tmp(d, &cp[i]);
+		if (cp[i].fd >= 0)
+			nopen++;
+		if (e != 0)
+			fail(cp[i].job, e);
+		if (nopen >= OPEN_FDS_MAX)
+			sync_open(cp, i + 1, &nopen);
+	}
+	/* 2. sync */
+	sync_open(cp, n, &nopen);
+
+	/* 3. link, only jobs whose every copy is durable in tmp/ */
+	for (size_t i = 0; i < n; i++) {
+		if (cp[i].job->status != 0)
+			continue;
+		if (link(cp[i].tmp, cp[i].new) != 0) {
+			int e = errno;
+			log_fail(cp[i].job, "link", cp[i].new, e);
+			fail(cp[i].job, e);
+			continue;
+		}
+		cp[i].linked = true;
+	}
+	for (size_t j = 0; j < njobs; j++)
+		if (jobs[j]->status != 0)
+			unlink_new(cp, n, jobs[j]);
+
+	/* 4. unlink tmp names (a leftover would only cost disk space: Maildir
+	 *    readers ignore tmp/ and clean it after 36 hours) */
+	for (size_t i = 0; i < n; i++)
+		if (cp[i].made && unlink(cp[i].tmp) != 0)
+			log_fail(cp[i].job, "unlink", cp[i].tmp, errno);
+
+	/* 5. commit */
+	commit_dirs(cp, n);
+	for (size_t j = 0; j < njobs; j++)
+		if (jobs[j]->status != 0)
+			unlink_new(cp, n, jobs[j]);
+
+	uint64_t ok_copies = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (cp[i].linked)
+			ok_copies++;
+		free(cp[i].tmp);
+		free(cp[i].new);
+	}
+	for (size_t j = 0; j < njobs; j++)
+		atomic_fetch_add_explicit(jobs[j]->status == 0 ? &d->jobs_ok
+		    : &d->jobs_failed, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&d->copies, ok_copies, memory_order_relaxed);
+	atomic_fetch_add_explicit(&d->batches, 1, memory_order_relaxed);
+	free(cp);
+}

@@ -1,0 +1,407 @@
+/*
+ * The spool's threads: a job queue feeding the delivery threads, and the
+ * way results get back to the event loops.
+ *
+ * Submission: the session's thread appends the job to one queue (mutex +
+ * condition variable). A delivery thread that wakes takes every queued job
+ * up to BATCH_MAX (group commit) and hands them to deliver_batch(). While
+ * it waits on the disk, newly submitted jobs gather in the queue for the
+ * next free thread, so batches grow exactly when the disk is the bottleneck
+ * and stay at one job when it is not (no added latency at low load).
+ *
+ * Completion: each event_base that ever submitted has a sink: a mutex-
+ * protected list of finished jobs and one event. A delivery thread appends
+ * the job and calls event_active(), which (with evthread_use_pthreads())
+ * wakes that base; the callback then runs done() on the base's own thread.
+ * One event per base, however many jobs finish, so a burst costs one
+ * wake-up.
+ *
+ * Abandon: a job's abandoned flag is guarded by its sink's mutex. If the
+ * delivery thread finishes an abandoned job it frees it instead of posting
+ * it; if the job was already posted, the loop callback frees it without
+ * calling done. Abandon and that callback run on the same thread, so the
+ * job cannot be freed under either of them.
+ */
+#include "spool/spool.h"
+#include "spool/spool_int.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+
+/* Jobs per group commit: bounds one batch's latency and lets a second
+ * idle thread start on the rest. */
+#define BATCH_MAX 64
+
+struct spool_sink {
+	struct spool_sink *next;        /* sp->sinks, under sp->mu */
+	struct event_base *base;
+	struct event      *ev;
+	pthread_mutex_t    mu;
+	struct spool_job  *head, *tail; /* finished, waiting for the loop */
+};
+
+struct spool_job {
+	struct spool_job  *next;        /* queue or sink list */
+	struct spool_sink *sink;
+	struct delivery    d;
+	char              *content;
+	char             **boxes;
+	char               qid[24];
+	spool_done_fn     *done;
+	void              *arg;
+	bool               abandoned;   /* under sink->mu */
+};
+
+struct spool {
+	pthread_mutex_t    mu;
+	pthread_cond_t     cv;
+	struct spool_job  *qhead, *qtail;   /* submitted, not yet taken */
+	bool               stopping;
+	struct spool_sink *sinks;
+	pthread_t         *tids;
+	unsigned           nthreads;
+	struct deliverer   dl;
+};
+
+static void
+job_free(struct spool_job *job)
+{
+	free(job->content);
+	for (size_t i = 0; i < job->d.n; i++)
+		free(job->boxes[i]);
+	free(job->boxes);
+	free(job);
+}
+
+/* Runs on the sink's event base thread. */
+static void
+sink_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct spool_sink *s = arg;
+
+	pthread_mutex_lock(&s->mu);
+	struct spool_job *list = s->head;
+	s->head = s->tail = NULL;
+	pthread_mutex_unlock(&s->mu);
+
+	while (list != NULL) {
+		struct spool_job *job = list;
+		list = job->next;
+		pthread_mutex_lock(&s->mu);
+		bool abandoned = job->abandoned;
+		pthread_mutex_unlock(&s->mu);
+		if (!abandoned)
+			job->done(job, job->d.status, job->arg);
+		job_free(job);
+	}
+}
+
+/* Delivery thread: hand a finished job back to its loop. */
+static void
+job_finish(struct spool_job *job)
+{
+	struct spool_sink *s = job->sink;
+
+	/* The message is on disk (or rolled back): release it before the
+	 * job waits for its loop. */
+	x_free(&job->content);
+	job->d.content = NULL;
+
+	pthread_mutex_lock(&s->mu);
+	if (job->abandoned) {
+		pthread_mutex_unlock(&s->mu);
+		job_free(job);
+		return;
+	}
+	job->next = NULL;
+	if (s->tail != NULL)
+		s->tail->next = job;
+	else
+		s->head = job;
+	s->tail = job;
+	pthread_mutex_unlock(&s->mu);
+	event_active(s->ev, EV_READ, 0);
+}
+
+static void *
+delivery_thread(void *arg)
+{
+	struct spool *sp = arg;
+	struct delivery *batch[BATCH_MAX];
+	struct spool_job *jobs[BATCH_MAX];
+
+	pthread_mutex_lock(&sp->mu);
+	for (;;) {
+		while (sp->qhead == NULL && !sp->stopping)
+			pthread_cond_wait(&sp->cv, &sp->mu);
+		if (sp->qhead == NULL)
+			break;          /* stopping and drained */
+		size_t n = 0;
+		while (sp->qhead != NULL && n < BATCH_MAX) {
+			struct spool_job *job = sp->qhead;
+			sp->qhead = job->next;
+			jobs[n] = job;
+			batch[n] = &job->d;
+			n++;
+		}
+		if (sp->qhead == NULL)
+			sp->qtail = NULL;
+		else
+			pthread_cond_signal(&sp->cv);   /* more for another */
+		pthread_mutex_unlock(&sp->mu);
+
+		deliver_batch(&sp->dl, batch, n);
+		for (size_t i = 0; i < n; i++)
+			job_finish(jobs[i]);
+
+		pthread_mutex_lock(&sp->mu);
+	}
+	pthread_mutex_unlock(&sp->mu);
+	return NULL;
+}
+
+static void
+stop_threads(struct spool *sp, unsigned started)
+{
+	pthread_mutex_lock(&sp->mu);
+	sp->stopping = true;
+	pthread_cond_broadcast(&sp->cv);
+	pthread_mutex_unlock(&sp->mu);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(sp->tids[i], NULL);
+}
+
+struct spool *
+spool_new(const struct spool_opts *o, struct buf *err)
+{
+	struct stat st;
+	char hostbuf[256];
+
+	if (o == NULL || o->base == NULL || *o->base == '\0') {
+		buf_append_str(err, "spool: no base directory");
+		return NULL;
+	}
+	if (stat(o->base, &st) != 0) {
+		buf_appendf(err, "spool: %s: %s", o->base, strerror(errno));
+		return NULL;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		buf_appendf(err, "spool: %s: not a directory", o->base);
+		return NULL;
+	}
+	if (o->threads > SPOOL_THREADS_MAX) {
+		buf_appendf(err, "spool: threads %u exceeds %u", o->threads,
+		    SPOOL_THREADS_MAX);
+		return NULL;
+	}
+
+	const char *host = o->hostname;
+	if (host == NULL || *host == '\0') {
+		if (gethostname(hostbuf, sizeof hostbuf) != 0)
+			snprintf(hostbuf, sizeof hostbuf, "localhost");
+		hostbuf[sizeof hostbuf - 1] = '\0';
+		host = hostbuf;
+	}
+
+	struct spool *sp = xcalloc(1, sizeof *sp);
+	pthread_mutex_init(&sp->mu, NULL);
+	pthread_cond_init(&sp->cv, NULL);
+	dircache_init(&sp->dl.cache);
+	struct buf h = BUF_INIT;
+	maildir_escape_host(host, &h);
+	sp->dl.host = buf_steal(&h);
+	sp->dl.pid = (long)getpid();
+	atomic_init(&sp->dl.seq, 0);
+	atomic_init(&sp->dl.jobs_ok, 0);
+	atomic_init(&sp->dl.jobs_failed, 0);
+	atomic_init(&sp->dl.copies, 0);
+	atomic_init(&sp->dl.batches, 0);
+	atomic_init(&sp->dl.bytes, 0);
+
+	sp->nthreads = o->threads ? o->threads : SPOOL_THREADS_DEFAULT;
+	sp->tids = xcalloc(sp->nthreads, sizeof *sp->tids);
+
+	/* Delivery threads never handle signals: they belong to the main
+	 * thread's event loop. The mask is inherited at creation. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	unsigned started = 0;
+	int e = 0;
+	for (; started < sp->nthreads; started++) {
+		e = pthread_create(&sp->tids[started], NULL, delivery_thread,
+		    sp);
+		if (e != 0)
+			break;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e != 0) {
+		buf_appendf(err, "spool: cannot start thread: %s", strerror(e));
+		sp->nthreads = started;
+		spool_free(&sp);
+		return NULL;
+	}
+	return sp;
+}
+
+void
+spool_free(struct spool **spp)
+{
+	struct spool *sp = *spp;
+
+	if (sp == NULL)
+		return;
+	stop_threads(sp, sp->nthreads);
+
+	/* Posted but never dispatched: nobody is left to tell. */
+	while (sp->sinks != NULL) {
+		struct spool_sink *s = sp->sinks;
+		sp->sinks = s->next;
+		while (s->head != NULL) {
+			struct spool_job *job = s->head;
+			s->head = job->next;
+			job_free(job);
+		}
+		event_free(s->ev);
+		pthread_mutex_destroy(&s->mu);
+		free(s);
+	}
+	dircache_destroy(&sp->dl.cache);
+	free(sp->dl.host);
+	free(sp->tids);
+	pthread_cond_destroy(&sp->cv);
+	pthread_mutex_destroy(&sp->mu);
+	x_free(spp);
+}
+
+/* Under sp->mu. */
+static struct spool_sink *
+sink_for(struct spool *sp, struct event_base *base)
+{
+	struct spool_sink *s;
+
+	for (s = sp->sinks; s != NULL; s = s->next)
+		if (s->base == base)
+			return s;
+	s = xcalloc(1, sizeof *s);
+	s->base = base;
+	pthread_mutex_init(&s->mu, NULL);
+	s->ev = event_new(base, -1, 0, sink_cb, s);
+	if (s->ev == NULL)
+		abort();        /* allocation failure, as in xmalloc */
+	s->next = sp->sinks;
+	sp->sinks = s;
+	return s;
+}
+
+struct spool_job *
+spool_submit(struct spool *sp, struct event_base *base, char *content,
+    size_t len, const char *const *mailboxes, size_t n,
+    const char *queue_id, spool_done_fn *done, void *arg)
+{
+	if (sp == NULL || base == NULL || done == NULL || n == 0 ||
+	    mailboxes == NULL || (content == NULL && len > 0))
+		abort();        /* caller bug, not a peer error */
+
+	struct spool_job *job = xcalloc(1, sizeof *job);
+	job->content = content;
+	job->boxes = xcalloc(n, sizeof *job->boxes);
+	for (size_t i = 0; i < n; i++) {
+		/* Stored without trailing '/': names are built by appending
+		 * "/tmp/..." and the dir cache keys must be canonical. */
+		size_t l = strlen(mailboxes[i]);
+		while (l > 1 && mailboxes[i][l - 1] == '/')
+			l--;
+		job->boxes[i] = xstrndup(mailboxes[i], l);
+	}
+	snprintf(job->qid, sizeof job->qid, "%s",
+	    queue_id != NULL ? queue_id : "NOQUEUE");
+	job->d.content = content != NULL ? content : "";
+	job->d.len = len;
+	job->d.mailboxes = job->boxes;
+	job->d.n = n;
+	job->d.qid = job->qid;
+	job->done = done;
+	job->arg = arg;
+
+	pthread_mutex_lock(&sp->mu);
+	if (sp->stopping)
+		abort();        /* submit after spool_free began */
+	job->sink = sink_for(sp, base);
+	if (sp->qtail != NULL)
+		sp->qtail->next = job;
+	else
+		sp->qhead = job;
+	sp->qtail = job;
+	pthread_cond_signal(&sp->cv);
+	pthread_mutex_unlock(&sp->mu);
+	return job;
+}
+
+void
+spool_job_abandon(struct spool_job *job)
+{
+	struct spool_sink *s = job->sink;
+
+	pthread_mutex_lock(&s->mu);
+	job->abandoned = true;
+	pthread_mutex_unlock(&s->mu);
+}
+
+void
+spool_queue_id(char out[24])
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static unsigned long long last_us;
+	static unsigned counter;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	unsigned long long us = (unsigned long long)ts.tv_sec * 1000000ULL +
+	    (unsigned long long)ts.tv_nsec / 1000;
+
+	/* (time, counter) strictly increases: the clock stepping back or
+	 * 65536 ids within one microsecond borrow from the future instead
+	 * of repeating an id. The pid separates concurrent processes; the
+	 * time separates this process from earlier ones with the same pid. */
+	pthread_mutex_lock(&mu);
+	if (us > last_us) {
+		last_us = us;
+		counter = 0;
+	} else if (++counter > 0xffff) {
+		last_us++;
+		counter = 0;
+	}
+	us = last_us;
+	unsigned c = counter;
+	pthread_mutex_unlock(&mu);
+
+	snprintf(out, 24, "%013llX%06lX%04X", us & 0xfffffffffffffULL,
+	    (unsigned long)getpid() & 0xffffffUL, c);
+}
+
+void
+spool_get_stats(struct spool *sp, struct spool_stats *out)
+{
+	out->jobs_ok = atomic_load_explicit(&sp->dl.jobs_ok,
+	    memory_order_relaxed);
+	out->jobs_failed = atomic_load_explicit(&sp->dl.jobs_failed,
+	    memory_order_relaxed);
+	out->copies = atomic_load_explicit(&sp->dl.copies,
+	    memory_order_relaxed);
+	out->batches = atomic_load_explicit(&sp->dl.batches,
+	    memory_order_relaxed);
+	out->bytes = atomic_load_explicit(&sp->dl.bytes,
+	    memory_order_relaxed);
+}

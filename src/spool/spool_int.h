@@ -1,0 +1,66 @@
+/*
+ * Internals shared by the spool's files (not part of the public API):
+ * the Maildir writer (maildir.c) and the thread/completion machinery
+ * (spool.c) meet here.
+ */
+#ifndef EHLO_SPOOL_INT_H
+#define EHLO_SPOOL_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+
+/* Set of Maildirs known to exist with tmp/, new/ and cur/ (dircache.c). */
+struct dircache {
+	pthread_mutex_t  mu;        /* guards the table */
+	pthread_mutex_t  create_mu; /* serialises creation (rare, slow) */
+	char           **slot;      /* open addressing, NULL = empty */
+	size_t           cap;       /* power of two */
+	size_t           used;
+};
+
+void dircache_init(struct dircache *c);
+void dircache_destroy(struct dircache *c);
+
+/*
+ * Makes sure dir is a Maildir (dir, dir/tmp, dir/new, dir/cur, mode 0700,
+ * parents created as needed and each creation made durable by fsyncing the
+ * parent directory). Cached: the file system is only consulted the first
+ * time. Returns 0 or an errno value (ENOTDIR when a file is in the way).
+ */
+int  dircache_ensure(struct dircache *c, const char *dir);
+/* Forgets dir, e.g. after an ENOENT showed it was removed under us. */
+void dircache_forget(struct dircache *c, const char *dir);
+
+/* What the Maildir writer needs to know about one job. */
+struct delivery {
+	const char  *content;
+	size_t       len;
+	char *const *mailboxes;     /* n paths without trailing '/' */
+	size_t       n;
+	const char  *qid;           /* for log lines; never NULL */
+	int          status;        /* out: 0 or errno */
+};
+
+struct deliverer {
+	struct dircache  cache;
+	char            *host;      /* hostname escaped for unique names */
+	long             pid;
+	atomic_uint_fast64_t seq;   /* Q<seq> in unique names */
+	atomic_uint_fast64_t jobs_ok, jobs_failed, copies, batches, bytes;
+};
+
+/*
+ * Delivers a batch of jobs with group commit; sets each job's status. Jobs
+ * are independent: one failing never affects another.
+ */
+void deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs);
+
+/* Escapes a host name for a Maildir unique name: '/' -> \057, ':' -> \072. */
+void maildir_escape_host(const char *host, struct buf *out);
+
+#endif

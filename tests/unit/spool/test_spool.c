@@ -1,0 +1,758 @@
+/*
+ * Spool delivery: Maildir contents and names, all-or-nothing across the
+ * mailboxes of a job, completions on the submitting base's thread from
+ * several event bases at once, abandon, shutdown, queue ids.
+ * Every test works in its own mkdtemp directory under /tmp.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "lib/buf.h"
+#include "lib/xmalloc.h"
+#include "spool/spool.h"
+
+#define LOOP_LIMIT_SEC 30
+
+/* ---- helpers ---- */
+
+static char *
+make_root(void)
+{
+	char tmpl[] = "/tmp/ehlo-spool-XXXXXX";
+	if (mkdtemp(tmpl) == NULL)
+		fail_msg("mkdtemp: %s", strerror(errno));
+	return xstrdup(tmpl);
+}
+
+static int
+rm_tree_fd(int dfd)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *e;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			continue;
+		int sub = openat(dirfd(d), e->d_name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+		if (sub >= 0) {
+			rm_tree_fd(sub);
+			unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+static void
+rm_tree(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+	if (fd >= 0)
+		rm_tree_fd(fd);
+	rmdir(path);
+}
+
+/* Number of entries in dir/sub, -1 when it cannot be read. If first is
+ * given, the first entry's name is copied there. */
+static int
+count_dir(const char *dir, const char *sub, char *first, size_t firstsz)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", dir, sub);
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (n == 0 && first != NULL)
+			snprintf(first, firstsz, "%s", e->d_name);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static char *
+read_file(const char *path, size_t *len)
+{
+	struct buf b = BUF_INIT;
+	char tmp[4096];
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		fail_msg("open %s: %s", path, strerror(errno));
+	ssize_t r;
+	while ((r = read(fd, tmp, sizeof tmp)) > 0)
+		buf_append(&b, tmp, (size_t)r);
+	close(fd);
+	*len = b.len;
+	if (b.data == NULL)
+		buf_append(&b, "", 0);
+	return buf_steal(&b);
+}
+
+static char *
+mailbox(const char *root, const char *local)
+{
+	struct buf b = BUF_INIT;
+	if (!spool_mailbox_path(root, local, "example.test", &b))
+		fail_msg("mailbox path refused for %s", local);
+	return buf_steal(&b);
+}
+
+static struct spool *
+new_spool(const char *root, unsigned threads, const char *host)
+{
+	struct buf err = BUF_INIT;
+	struct spool_opts o = { .base = root, .threads = threads,
+	    .hostname = host };
+	struct spool *sp = spool_new(&o, &err);
+	if (sp == NULL)
+		fail_msg("spool_new: %s", buf_cstr(&err));
+	buf_free(&err);
+	return sp;
+}
+
+/* One event loop plus the completions it has seen. */
+struct loop {
+	struct event_base *base;
+	struct event      *guard;
+	pthread_t          thread;
+	int                want, got, failed, wrong_thread;
+	int                last_status;
+	bool               timed_out;
+};
+
+static void
+guard_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct loop *l = arg;
+	l->timed_out = true;
+	event_base_loopbreak(l->base);
+}
+
+static void
+loop_init(struct loop *l)
+{
+	memset(l, 0, sizeof *l);
+	l->base = event_base_new();
+	assert_non_null(l->base);
+	l->guard = evtimer_new(l->base, guard_cb, l);
+}
+
+static void
+loop_free(struct loop *l)
+{
+	event_free(l->guard);
+	event_base_free(l->base);
+}
+
+/* Runs the loop until l->got reaches l->want (or the guard fires). */
+static void
+loop_run(struct loop *l)
+{
+	struct timeval tv = { LOOP_LIMIT_SEC, 0 };
+	l->thread = pthread_self();
+	evtimer_add(l->guard, &tv);
+	if (l->got < l->want)
+		event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	evtimer_del(l->guard);
+}
+
+static void
+done_cb(struct spool_job *job, int status, void *arg)
+{
+	struct loop *l = arg;
+	if (!pthread_equal(pthread_self(), l->thread))
+		l->wrong_thread++;
+	l->last_status = status;
+	if (status != 0)
+		l->failed++;
+	if (++l->got >= l->want)
+		event_base_loopbreak(l->base);
+}
+
+static char *
+make_msg(size_t len, unsigned seed)
+{
+	char *m = xmalloc(len + 1);
+	for (size_t i = 0; i < len; i++)
+		m[i] = (i % 61 == 60) ? '\n' : (char)('!' + (i * 7 + seed) % 90);
+	m[len] = '\0';
+	return m;
+}
+
+/* ---- tests ---- */
+
+static void
+test_deliver_several(void **state)
+{
+	char *root = make_root();
+	struct spool *sp = new_spool(root, 2, "mx/a:b");
+	struct loop l;
+	loop_init(&l);
+
+	char *boxes[3] = { mailbox(root, "alice"), mailbox(root, "Bob"),
+	    mailbox(root, "carol") };
+	const size_t len = 5000;
+	char *msg = make_msg(len, 3);
+	char *expect = xstrndup(msg, len);
+	char qid[24];
+	spool_queue_id(qid);
+
+	l.want = 1;
+	assert_non_null(spool_submit(sp, l.base, msg, len,
+	    (const char *const *)boxes, 3, qid, done_cb, &l));
+	loop_run(&l);
+	assert_false(l.timed_out);
+	assert_int_equal(l.got, 1);
+	assert_int_equal(l.last_status, 0);
+	assert_int_equal(l.wrong_thread, 0);
+
+	char want_suffix[64];
+	snprintf(want_suffix, sizeof want_suffix, ".mx\\057a\\072b,S=%zu",
+	    len);
+	for (int i = 0; i < 3; i++) {
+		char name[512], path[4096];
+		struct stat st;
+		assert_int_equal(count_dir(boxes[i], "new", name, sizeof name),
+		    1);
+		assert_int_equal(count_dir(boxes[i], "tmp", NULL, 0), 0);
+		assert_int_equal(count_dir(boxes[i], "cur", NULL, 0), 0);
+		/* <sec>.M<usec>P<pid>Q<seq>.<host>,S=<size> */
+		size_t nl = strlen(name), sl = strlen(want_suffix);
+		assert_true(nl > sl);
+		assert_string_equal(name + nl - sl, want_suffix);
+		char pidpart[32];
+		snprintf(pidpart, sizeof pidpart, "P%ldQ", (long)getpid());
+		assert_non_null(strstr(name, pidpart));
+		assert_non_null(strstr(name, ".M"));
+
+		snprintf(path, sizeof path, "%snew/%s", boxes[i], name);
+		size_t got_len;
+		char *got = read_file(path, &got_len);
+		assert_int_equal(got_len, len);
+		assert_memory_equal(got, expect, len);
+		free(got);
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_mode & 0777, 0600);
+		assert_int_equal(stat(boxes[i], &st), 0);
+		assert_int_equal(st.st_mode & 0777, 0700);
+		snprintf(path, sizeof path, "%snew", boxes[i]);
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_mode & 0777, 0700);
+	}
+	/* "Bob" was lower-cased on the way */
+	char p[4096];
+	snprintf(p, sizeof p, "%s/example.test/bob/new", root);
+	assert_int_equal(count_dir(p, ".", NULL, 0), 1);
+
+	struct spool_stats st;
+	spool_get_stats(sp, &st);
+	assert_int_equal(st.jobs_ok, 1);
+	assert_int_equal(st.jobs_failed, 0);
+	assert_int_equal(st.copies, 3);
+	assert_int_equal(st.bytes, 3 * len);
+
+	spool_free(&sp);
+	assert_null(sp);
+	loop_free(&l);
+	for (int i = 0; i < 3; i++)
+		free(boxes[i]);
+	free(expect);
+	rm_tree(root);
+	free(root);
+}
+
+static void
+test_empty_message(void **state)
+{
+	char *root = make_root();
+	struct spool *sp = new_spool(root, 1, "h");
+	struct loop l;
+	loop_init(&l);
+	char *box = mailbox(root, "e");
+	char name[512];
+
+	l.want = 1;
+	spool_submit(sp, l.base, NULL, 0, (const char *const *)&box, 1, NULL,
+	    done_cb, &l);
+	loop_run(&l);
+	assert_int_equal(l.last_status, 0);
+	assert_int_equal(count_dir(box, "new", name, sizeof name), 1);
+	assert_non_null(strstr(name, ",S=0"));
+
+	spool_free(&sp);
+	loop_free(&l);
+	free(box);
+	rm_tree(root);
+	free(root);
+}
+
+/* Writes a regular file at path: as root, permissions do not stop us, so a
+ * file where a directory should be is the reliable way to make one copy
+ * fail. */
+static void
+block_with_file(const char *path)
+{
+	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+}
+
+static void
+assert_nothing_delivered(char *const *boxes, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int c = count_dir(boxes[i], "new", NULL, 0);
+		assert_true(c <= 0);
+		c = count_dir(boxes[i], "tmp", NULL, 0);
+		assert_true(c <= 0);
+	}
+}
+
+/* Which part of the Maildir is replaced by a file. */
+enum blocker { BLOCK_MAILDIR, BLOCK_TMP, BLOCK_NEW };
+
+static void
+run_all_or_nothing(enum blocker how)
+{
+	char *root = make_root();
+	struct spool *sp = new_spool(root, 2, "h");
+	struct loop l;
+	loop_init(&l);
+	char *boxes[3] = { mailbox(root, "ok1"), mailbox(root, "blocked"),
+	    mailbox(root, "ok2") };
+	char path[4096];
+
+	if (how == BLOCK_MAILDIR) {
+		snprintf(path, sizeof path, "%s/example.test", root);
+		assert_int_equal(mkdir(path, 0700), 0);
+		snprintf(path, sizeof path, "%s/example.test/blocked", root);
+		block_with_file(path);
+	} else {
+		/* Deliver once so the spool has cached the Maildirs, then
+		 * break one behind its back: the failure then comes from
+		 * open (tmp) or link (new), not from creation. */
+		l.want = 1;
+		spool_submit(sp, l.base, xstrdup("warm\n"), 5,
+		    (const char *const *)boxes, 3, NULL, done_cb, &l);
+		loop_run(&l);
+		assert_int_equal(l.last_status, 0);
+		for (int i = 0; i < 3; i++) {
+			snprintf(path, sizeof path, "%snew", boxes[i]);
+			rm_tree(path);
+			assert_int_equal(mkdir(path, 0700), 0);
+		}
+		snprintf(path, sizeof path, "%s%s", boxes[1],
+		    how == BLOCK_TMP ? "tmp" : "new");
+		rm_tree(path);
+		block_with_file(path);
+	}
+
+	l.want = l.got + 1;
+	spool_submit(sp, l.base, make_msg(300, 1), 300,
+	    (const char *const *)boxes, 3, NULL, done_cb, &l);
+	loop_run(&l);
+	assert_false(l.timed_out);
+	assert_int_not_equal(l.last_status, 0);
+	assert_int_not_equal(l.last_status, ENOSPC);
+	assert_int_equal(l.last_status, ENOTDIR);
+	assert_int_equal(l.wrong_thread, 0);
+	assert_nothing_delivered(boxes, 3);
+
+	struct spool_stats st;
+	spool_get_stats(sp, &st);
+	assert_int_equal(st.jobs_failed, 1);
+
+	/* The same spool still delivers to the healthy mailboxes. */
+	char *good[2] = { boxes[0], boxes[2] };
+	l.want = l.got + 1;
+	spool_submit(sp, l.base, make_msg(10, 2), 10,
+	    (const char *const *)good, 2, NULL, done_cb, &l);
+	loop_run(&l);
+	assert_int_equal(l.last_status, 0);
+	assert_int_equal(count_dir(boxes[0], "new", NULL, 0), 1);
+	assert_int_equal(count_dir(boxes[2], "new", NULL, 0), 1);
+
+	spool_free(&sp);
+	loop_free(&l);
+	for (int i = 0; i < 3; i++)
+		free(boxes[i]);
+	rm_tree(root);
+	free(root);
+}
+
+static void
+test_all_or_nothing_create(void **state)
+{
+	run_all_or_nothing(BLOCK_MAILDIR);
+}
+
+static void
+test_all_or_nothing_tmp(void **state)
+{
+	run_all_or_nothing(BLOCK_TMP);
+}
+
+static void
+test_all_or_nothing_link(void **state)
+{
+	run_all_or_nothing(BLOCK_NEW);
+}
+
+static void
+test_maildir_recreated(void **state)
+{
+	char *root = make_root();
+	struct spool *sp = new_spool(root, 1, "h");
+	struct loop l;
+	loop_init(&l);
+	char *box = mailbox(root, "gone");
+	char path[4096];
+
+	l.want = 1;
+	spool_submit(sp, l.base, xstrdup("a\n"), 2, (const char *const *)&box,
+	    1, NULL, done_cb, &l);
+	loop_run(&l);
+	assert_int_equal(l.last_status, 0);
+
+	/* Removed while cached: the next delivery recreates it. */
+	snprintf(path, sizeof path, "%s/example.test", root);
+	rm_tree(path);
+	l.want = 2;
+	spool_submit(sp, l.base, xstrdup("b\n"), 2, (const char *const *)&box,
+	    1, NULL, done_cb, &l);
+	loop_run(&l);
+	assert_int_equal(l.last_status, 0);
+	assert_int_equal(count_dir(box, "new", NULL, 0), 1);
+	assert_int_equal(count_dir(box, "cur", NULL, 0), 0);
+
+	spool_free(&sp);
+	loop_free(&l);
+	free(box);
+	rm_tree(root);
+	free(root);
+}
+
+/* ---- concurrency: two event bases on two threads ---- */
+
+#define CONC_JOBS     400
+#define CONC_INFLIGHT 5
+
+struct submitter {
+	struct loop    l;
+	struct spool  *sp;
+	char          *boxes[3];
+	int            sent;
+	int            bad_status;
+};
+
+static void submit_next(struct submitter *s);
+
+static void
+conc_done(struct spool_job *job, int status, void *arg)
+{
+	struct submitter *s = arg;
+	if (status != 0)
+		s->bad_status++;
+	done_cb(job, status, &s->l);
+	if (s->sent < CONC_JOBS)
+		submit_next(s);
+}
+
+static void
+submit_next(struct submitter *s)
+{
+	/* One, two or three mailboxes per job, shared by both threads. */
+	size_t n = (size_t)(s->sent % 3) + 1;
+	char qid[24];
+	spool_queue_id(qid);
+	s->sent++;
+	spool_submit(s->sp, s->l.base, make_msg(100 + (size_t)s->sent, 0),
+	    100 + (size_t)s->sent, (const char *const *)s->boxes, n, qid,
+	    conc_done, s);
+}
+
+static void *
+submitter_thread(void *arg)
+{
+	struct submitter *s = arg;
+	s->l.want = CONC_JOBS;
+	s->l.thread = pthread_self();
+	/* Closed loop, like sessions waiting for their 250. */
+	for (int i = 0; i < CONC_INFLIGHT; i++)
+		submit_next(s);
+	loop_run(&s->l);
+	return NULL;
+}
+
+static void
+test_two_bases(void **state)
+{
+	char *root = make_root();
+	struct spool *sp = new_spool(root, 3, "h");
+	struct submitter s[2];
+	pthread_t t[2];
+	char *boxes[3] = { mailbox(root, "x"), mailbox(root, "y"),
+	    mailbox(root, "z") };
+
+	for (int i = 0; i < 2; i++) {
+		memset(&s[i], 0, sizeof s[i]);
+		loop_init(&s[i].l);
+		s[i].sp = sp;
+		memcpy(s[i].boxes, boxes, sizeof boxes);
+	}
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, submitter_thread,
+		    &s[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+
+	for (int i = 0; i < 2; i++) {
+		assert_false(s[i].l.timed_out);
+		assert_int_equal(s[i].l.got, CONC_JOBS);
+		assert_int_equal(s[i].bad_status, 0);
+		assert_int_equal(s[i].l.wrong_thread, 0);
+	}
+	/* Jobs k = 1..CONC_JOBS per thread went to boxes[0..(k-1)%3]. */
+	int want[3] = { 0, 0, 0 };
+	for (int k = 0; k < CONC_JOBS; k++)
+		for (int m = 0; m <= k % 3; m++)
+			want[m] += 2;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(count_dir(boxes[i], "new", NULL, 0), want[i]);
+		assert_int_equal(count_dir(boxes[i], "tmp", NULL, 0), 0);
+	}
+	struct spool_stats st;
+	spool_get_stats(sp, &st);
+	assert_int_equal(st.jobs_ok, 2 * CONC_JOBS);
+	assert_int_equal(st.copies, want[0] + want[1] + want[2]);
+	assert_true(st.batches <= st.jobs_ok);
+
+	spool_free(&sp);
+	for (int i = 0; i < 2; i++)
+		loop_free(&s[i].l);
+	for (int i = 0; i < 3; i++)
+		free(boxes[i]);
+	rm_tree(root);
+	free(root);
+}
+
+/* ---- abandon ---- */
+
+static void
+never_cb(struct spool_job *job, int status, void *arg)
+{
+	int *called = arg;
+	(*called)++;
+}
+
+static void
+wait_jobs_done(struct spool *sp, uint64_t n)
+{
+	struct spool_stats st;
+	for (int i = 0; i < LOOP_LIMIT_SEC * 1000; i++) {
+		spool_get_stats(sp, &st);
+		if (st.jobs_ok + st.jobs_failed >= n)
+			return;
+		usleep(1000);
+	}
+	fail_msg("spool did not finish %llu jobs", (unsigned long long)n);
+}
+
+static void
+test_abandon(void **state)
+{
+	char *root = make_root();
+	struct spool *sp = new_spool(root, 1, "h");
+	struct loop l;
+	loop_init(&l);
+	char *box = mailbox(root, "ab");
+	int never = 0;
+
+	/* Abandoned while queued or being written. */
+	struct spool_job *j = spool_submit(sp, l.base, xstrdup("one\n"), 4,
+	    (const char *const *)&box, 1, NULL, never_cb, &never);
+	spool_job_abandon(j);
+
+	/* Abandoned after it was posted to the loop, before dispatch. */
+	j = spool_submit(sp, l.base, xstrdup("two\n"), 4,
+	    (const char *const *)&box, 1, NULL, never_cb, &never);
+	wait_jobs_done(sp, 2);
+	spool_job_abandon(j);
+
+	/* A later job on the same base still completes normally. */
+	l.want = 1;
+	spool_submit(sp, l.base, xstrdup("three\n"), 6,
+	    (const char *const *)&box, 1, NULL, done_cb, &l);
+	loop_run(&l);
+	assert_false(l.timed_out);
+	assert_int_equal(l.last_status, 0);
+	assert_int_equal(never, 0);
+
+	/* The abandoned deliveries still completed. */
+	assert_int_equal(count_dir(box, "new", NULL, 0), 3);
+	assert_int_equal(count_dir(box, "tmp", NULL, 0), 0);
+
+	spool_free(&sp);
+	assert_int_equal(never, 0);
+	loop_free(&l);
+	free(box);
+	rm_tree(root);
+	free(root);
+}
+
+static void
+test_free_finishes_queue(void **state)
+{
+	char *root = make_root();
+	struct spool *sp = new_spool(root, 2, "h");
+	struct loop l;
+	loop_init(&l);
+	char *box = mailbox(root, "q");
+	int never = 0;
+
+	for (int i = 0; i < 50; i++)
+		spool_submit(sp, l.base, make_msg(64, (unsigned)i), 64,
+		    (const char *const *)&box, 1, NULL, never_cb, &never);
+	/* The loop never runs: the jobs are written anyway, and the
+	 * undispatched completions are dropped (ASan checks the frees). */
+	spool_free(&sp);
+	assert_int_equal(never, 0);
+	assert_int_equal(count_dir(box, "new", NULL, 0), 50);
+	assert_int_equal(count_dir(box, "tmp", NULL, 0), 0);
+
+	loop_free(&l);
+	free(box);
+	rm_tree(root);
+	free(root);
+}
+
+static void
+test_new_errors(void **state)
+{
+	char *root = make_root();
+	struct buf err = BUF_INIT;
+	char path[4096];
+	struct spool_opts o = { 0 };
+
+	assert_null(spool_new(&o, &err));
+	assert_true(err.len > 0);
+
+	buf_reset(&err);
+	snprintf(path, sizeof path, "%s/missing", root);
+	o.base = path;
+	assert_null(spool_new(&o, &err));
+	assert_non_null(strstr(buf_cstr(&err), "missing"));
+
+	buf_reset(&err);
+	snprintf(path, sizeof path, "%s/file", root);
+	block_with_file(path);
+	assert_null(spool_new(&o, &err));
+	assert_non_null(strstr(buf_cstr(&err), "not a directory"));
+
+	buf_reset(&err);
+	o.base = root;
+	o.threads = SPOOL_THREADS_MAX + 1;
+	assert_null(spool_new(&o, &err));
+
+	buf_free(&err);
+	rm_tree(root);
+	free(root);
+}
+
+/* ---- queue ids ---- */
+
+#define QID_THREADS 4
+#define QID_PER     5000
+
+static char qids[QID_THREADS * QID_PER][24];
+
+static void *
+qid_thread(void *arg)
+{
+	char (*mine)[24] = arg;
+	for (int i = 0; i < QID_PER; i++)
+		spool_queue_id(mine[i]);
+	return NULL;
+}
+
+static int
+cmp_qid(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void
+test_queue_ids(void **state)
+{
+	pthread_t t[QID_THREADS];
+
+	for (int i = 0; i < QID_THREADS; i++)
+		pthread_create(&t[i], NULL, qid_thread, qids[i * QID_PER]);
+	for (int i = 0; i < QID_THREADS; i++)
+		pthread_join(t[i], NULL);
+
+	for (int i = 0; i < QID_THREADS * QID_PER; i++) {
+		assert_int_equal(strlen(qids[i]), 23);
+		for (const char *p = qids[i]; *p; p++)
+			assert_true((*p >= '0' && *p <= '9') ||
+			    (*p >= 'A' && *p <= 'F'));
+		/* strictly increasing within one thread */
+		if (i % QID_PER != 0)
+			assert_true(strcmp(qids[i - 1], qids[i]) < 0);
+	}
+	qsort(qids, QID_THREADS * QID_PER, sizeof qids[0], cmp_qid);
+	for (int i = 1; i < QID_THREADS * QID_PER; i++)
+		assert_true(strcmp(qids[i - 1], qids[i]) != 0);
+
+	/* the pid is embedded, so two processes cannot collide */
+	char id[24], pid[8];
+	spool_queue_id(id);
+	snprintf(pid, sizeof pid, "%06lX", (unsigned long)getpid() & 0xffffff);
+	assert_memory_equal(id + 13, pid, 6);
+}
+
+int
+main(void)
+{
+	evthread_use_pthreads();
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_deliver_several),
+		cmocka_unit_test(test_empty_message),
+		cmocka_unit_test(test_all_or_nothing_create),
+		cmocka_unit_test(test_all_or_nothing_tmp),
+		cmocka_unit_test(test_all_or_nothing_link),
+		cmocka_unit_test(test_maildir_recreated),
+		cmocka_unit_test(test_two_bases),
+		cmocka_unit_test(test_abandon),
+		cmocka_unit_test(test_free_finishes_queue),
+		cmocka_unit_test(test_new_errors),
+		cmocka_unit_test(test_queue_ids),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
