@@ -1,0 +1,987 @@
+/*
+ * The SMTP server state machine. See server.h for the contract.
+ *
+ * Structure (STYLE.md lessons 2, 3, 5):
+ *  - one command table with per-command flags;
+ *  - each handler checks syntax and state and either replies at once or
+ *    stops with an event; smtp_server_resolve() is the "proceed" half;
+ *  - every state change goes through set_state();
+ *  - the transaction is one object, freed whole (tx_free).
+ */
+#include "proto/server.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/util.h"
+#include "lib/xmalloc.h"
+
+enum {
+	CF_ENDS_GROUP  = 1u << 0,  /* RFC 2920 §3.1: may only end a pipelined group */
+	CF_BEFORE_TLS  = 1u << 1,  /* allowed before STARTTLS at level "encrypt" */
+	CF_NO_ARGS     = 1u << 2,  /* arguments get 501 (RFC 5321 §4.1.4) */
+};
+
+typedef void cmd_fn(struct smtp_server *, const char *arg, size_t arglen);
+
+struct cmd_def {
+	const char *verb;
+	enum smtp_cmd id;
+	unsigned flags;
+	cmd_fn *fn;
+};
+
+static cmd_fn do_ehlo, do_helo, do_starttls, do_auth, do_mail, do_rcpt, do_data,
+    do_bdat, do_rset, do_noop, do_vrfy, do_expn, do_help, do_quit;
+
+static const struct cmd_def cmd_table[] = {
+	{ "EHLO",     CMD_EHLO,     CF_ENDS_GROUP | CF_BEFORE_TLS, do_ehlo },
+	{ "HELO",     CMD_HELO,     CF_ENDS_GROUP | CF_BEFORE_TLS, do_helo },
+	{ "STARTTLS", CMD_STARTTLS, CF_ENDS_GROUP | CF_BEFORE_TLS, do_starttls },
+	{ "AUTH",     CMD_AUTH,     CF_ENDS_GROUP,                 do_auth },
+	{ "MAIL",     CMD_MAIL,     0,                             do_mail },
+	{ "RCPT",     CMD_RCPT,     0,                             do_rcpt },
+	{ "DATA",     CMD_DATA,     CF_ENDS_GROUP | CF_NO_ARGS,    do_data },
+	{ "BDAT",     CMD_BDAT,     0,                             do_bdat },
+	{ "RSET",     CMD_RSET,     CF_BEFORE_TLS | CF_NO_ARGS,    do_rset },
+	{ "NOOP",     CMD_NOOP,     CF_ENDS_GROUP | CF_BEFORE_TLS, do_noop },
+	{ "VRFY",     CMD_VRFY,     CF_ENDS_GROUP | CF_BEFORE_TLS, do_vrfy },
+	{ "EXPN",     CMD_EXPN,     CF_ENDS_GROUP | CF_BEFORE_TLS, do_expn },
+	{ "HELP",     CMD_HELP,     CF_ENDS_GROUP | CF_BEFORE_TLS, do_help },
+	{ "QUIT",     CMD_QUIT,     CF_ENDS_GROUP | CF_BEFORE_TLS | CF_NO_ARGS, do_quit },
+};
+
+static const char *const cmd_names[CMD_COUNT] = {
+	"ehlo", "helo", "starttls", "auth", "mail", "rcpt", "data", "bdat",
+	"rset", "noop", "vrfy", "expn", "help", "quit", "unknown",
+};
+
+static const char *const state_names[] = {
+	"init", "ready", "mail", "rcpt", "data", "bdat", "tls", "closed",
+};
+
+/* Words that show an HTTP (or other non-SMTP) client talking to us: such a
+ * peer is answered once and disconnected, like Postfix's
+ * smtpd_forbidden_commands (cross-protocol attacks from browsers). */
+static const char *const forbidden_verbs[] = {
+	"GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS", "USER",
+};
+
+const char *
+smtp_cmd_name(enum smtp_cmd c)
+{
+	return c < CMD_COUNT ? cmd_names[c] : "?";
+}
+
+const char *
+smtp_state_name(enum smtp_state st)
+{
+	return (size_t)st < sizeof state_names / sizeof state_names[0] ? state_names[st] : "?";
+}
+
+static void
+set_state(struct smtp_server *s, enum smtp_state st)
+{
+	assert(st >= SS_INIT && st <= SS_CLOSED);
+	s->state = st;
+}
+
+static void
+tx_free(struct smtp_tx **txp)
+{
+	struct smtp_tx *tx = *txp;
+	if (tx == NULL)
+		return;
+	buf_free(&tx->body);
+	free(tx->rcpt);
+	x_free(txp);
+}
+
+static bool
+use_enh(const struct smtp_server *s)
+{
+	/* RFC 2034 §4: enhanced codes once the extension has been announced. */
+	return s->esmtp && (s->o.ext & EXT_ENHANCEDSTATUSCODES);
+}
+
+static const char *
+default_enh(unsigned code)
+{
+	switch (code / 100) {
+	case 2: return "2.0.0";
+	case 4: return "4.0.0";
+	case 5: return "5.0.0";
+	default: return NULL;
+	}
+}
+
+/* Counts the reply against the current command (for the disconnect line)
+ * and the error limit. */
+static void
+account(struct smtp_server *s, unsigned code)
+{
+	enum smtp_cmd c = s->pending_cmd;
+	if (code < 400) {
+		if (c < CMD_COUNT)
+			s->cmd_ok[c]++;
+	} else {
+		s->errors++;
+	}
+}
+
+static void
+vreply(struct smtp_server *s, unsigned code, const char *enh, const char *fmt, va_list ap)
+{
+	buf_appendf(&s->out, "%03u ", code);
+	if (enh == NULL)
+		enh = default_enh(code);
+	if (enh != NULL && use_enh(s) && code / 100 != 3)
+		buf_appendf(&s->out, "%s ", enh);
+	buf_vappendf(&s->out, fmt, ap);
+	buf_append(&s->out, "\r\n", 2);
+}
+
+static void reply(struct smtp_server *s, unsigned code, const char *enh, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* A final reply to the current command. */
+static void
+reply(struct smtp_server *s, unsigned code, const char *enh, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vreply(s, code, enh, fmt, ap);
+	va_end(ap);
+	account(s, code);
+}
+
+/* After a 4xx/5xx: enforce smtpd_hard_error_limit (421 and close). */
+static bool
+check_error_limit(struct smtp_server *s, enum smtp_event *ev)
+{
+	if (s->o.hard_error_limit == 0 || s->errors < s->o.hard_error_limit)
+		return false;
+	buf_appendf(&s->out, "421 ");
+	if (use_enh(s))
+		buf_appendf(&s->out, "4.7.0 ");
+	buf_appendf(&s->out, "%s Error: too many errors\r\n", s->o.hostname);
+	tx_free(&s->tx);
+	set_state(s, SS_CLOSED);
+	*ev = SRV_EV_CLOSE;
+	return true;
+}
+
+struct smtp_server *
+smtp_server_new(const struct smtp_server_opts *o)
+{
+	struct smtp_server *s = xcalloc(1, sizeof *s);
+	s->o = *o;
+	/* RFC 6531 §3.1: SMTPUTF8 needs 8BITMIME. */
+	if (!(s->o.ext & EXT_8BITMIME))
+		s->o.ext &= ~(unsigned)EXT_SMTPUTF8;
+	if (!s->o.tls_available)
+		s->o.ext &= ~(unsigned)EXT_STARTTLS;
+	s->tls = o->tls_active;
+	if (s->o.max_rcpt == 0)
+		s->o.max_rcpt = 1000;
+	line_reader_init(&s->lr, SMTP_CMD_LINE_MAX);
+	buf_init(&s->out);
+	s->pending = SRV_EV_NONE;
+	s->pending_cmd = CMD_COUNT;
+	set_state(s, SS_INIT);
+	return s;
+}
+
+void
+smtp_server_free(struct smtp_server **sp)
+{
+	struct smtp_server *s = *sp;
+	if (s == NULL)
+		return;
+	tx_free(&s->tx);
+	buf_free(&s->out);
+	x_free(sp);
+}
+
+void
+smtp_server_greeting(struct smtp_server *s)
+{
+	buf_appendf(&s->out, "220 %s\r\n", s->o.greeting);
+}
+
+static unsigned
+offered(const struct smtp_server *s)
+{
+	unsigned ext = s->o.ext;
+	if (s->tls)
+		ext &= ~(unsigned)EXT_STARTTLS;   /* RFC 3207 §4.2 */
+	return ext;
+}
+
+/* The extensions that apply to this session: none after HELO. */
+static unsigned
+active_ext(const struct smtp_server *s)
+{
+	return s->esmtp ? offered(s) : 0;
+}
+
+/* Splits off the first word of an argument (HELO/EHLO name). */
+static size_t
+first_word(const char *arg, size_t n)
+{
+	size_t i = 0;
+	while (i < n && arg[i] != ' ')
+		i++;
+	return i;
+}
+
+static void
+helo_common(struct smtp_server *s, const char *arg, size_t n, bool ehlo)
+{
+	size_t w = first_word(arg, n);
+	if (w == 0) {
+		reply(s, 501, "5.5.4", "Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
+		return;
+	}
+	if (w >= sizeof s->helo_pending) {
+		reply(s, 501, "5.5.4", "Syntax: %s hostname (name too long)", ehlo ? "EHLO" : "HELO");
+		return;
+	}
+	memcpy(s->helo_pending, arg, w);
+	s->helo_pending[w] = '\0';
+	s->helo_pending_ehlo = ehlo;
+	s->pending = SRV_EV_HELO;
+}
+
+static void
+do_ehlo(struct smtp_server *s, const char *arg, size_t n)
+{
+	helo_common(s, arg, n, true);
+}
+
+static void
+do_helo(struct smtp_server *s, const char *arg, size_t n)
+{
+	helo_common(s, arg, n, false);
+}
+
+static void
+ehlo_reply(struct smtp_server *s)
+{
+	unsigned ext = offered(s);
+	char size[32];
+	const char *kw[12];
+	size_t n = 0;
+
+	if (ext & EXT_PIPELINING)
+		kw[n++] = "PIPELINING";
+	if (ext & EXT_SIZE) {
+		/* RFC 1870 §4: no number (or 0) means no fixed maximum. */
+		if (s->o.max_size)
+			snprintf(size, sizeof size, "SIZE %llu", (unsigned long long)s->o.max_size);
+		else
+			snprintf(size, sizeof size, "SIZE");
+		kw[n++] = size;
+	}
+	if (ext & EXT_STARTTLS)
+		kw[n++] = "STARTTLS";
+	if (ext & EXT_ENHANCEDSTATUSCODES)
+		kw[n++] = "ENHANCEDSTATUSCODES";
+	if (ext & EXT_8BITMIME)
+		kw[n++] = "8BITMIME";
+	if (ext & EXT_DSN)
+		kw[n++] = "DSN";
+	if (ext & EXT_SMTPUTF8)
+		kw[n++] = "SMTPUTF8";
+	if (ext & EXT_CHUNKING)
+		kw[n++] = "CHUNKING";
+	/* RFC 5321 §4.1.1.1: "250-" domain, "250-" lines, the last one "250 ". */
+	buf_appendf(&s->out, "250%c%s\r\n", n ? '-' : ' ', s->o.hostname);
+	for (size_t i = 0; i < n; i++)
+		buf_appendf(&s->out, "250%c%s\r\n", i + 1 < n ? '-' : ' ', kw[i]);
+}
+
+static bool
+need_tls(struct smtp_server *s)
+{
+	if (s->o.tls_required && !s->tls) {
+		reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
+		return true;
+	}
+	return false;
+}
+
+static void
+do_starttls(struct smtp_server *s, const char *arg, size_t n)
+{
+	if (n > 0) {
+		reply(s, 501, "5.5.4", "Syntax: STARTTLS");
+		return;
+	}
+	if (s->tls) {
+		reply(s, 503, "5.5.1", "Error: TLS already active");
+		return;
+	}
+	if (!(s->o.ext & EXT_STARTTLS)) {
+		reply(s, 454, "4.7.0", "TLS not available");
+		return;
+	}
+	if (!s->esmtp) {
+		reply(s, 503, "5.5.1", "Error: send EHLO first");
+		return;
+	}
+	reply(s, 220, "2.0.0", "Ready to start TLS");
+	tx_free(&s->tx);
+	set_state(s, SS_TLS);
+	s->pending = SRV_EV_STARTTLS;
+}
+
+static void
+do_auth(struct smtp_server *s, const char *arg, size_t n)
+{
+	reply(s, 503, "5.5.1", "Error: authentication not enabled");
+}
+
+static bool
+need_helo(struct smtp_server *s)
+{
+	if (s->state == SS_INIT) {
+		reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+		return true;
+	}
+	return false;
+}
+
+/* "FROM:" / "TO:" prefix, tolerating spaces after the colon as most servers
+ * do (RFC 5321 has none; many clients send one). Returns the offset of '<',
+ * or -1. */
+static long
+path_start(const char *arg, size_t n, const char *kw)
+{
+	if (!ascii_iprefix(arg, n, kw))
+		return -1;
+	size_t i = strlen(kw);
+	while (i < n && arg[i] == ' ')
+		i++;
+	return (long)i;
+}
+
+static void
+reply_param_err(struct smtp_server *s, enum param_err e, const char *arg, size_t off, size_t len)
+{
+	(void)arg; (void)off; (void)len;
+	switch (e) {
+	case PARAM_ERR_UNKNOWN:
+		reply(s, 555, "5.5.4", "Unsupported option");
+		break;
+	case PARAM_ERR_VALUE:
+		reply(s, 501, "5.5.4", "Bad parameter value");
+		break;
+	default:
+		reply(s, 501, "5.5.4", "Syntax error in parameters");
+		break;
+	}
+}
+
+static void
+do_mail(struct smtp_server *s, const char *arg, size_t n)
+{
+	if (need_helo(s) || need_tls(s))
+		return;
+	if (s->tx != NULL) {
+		reply(s, 503, "5.5.1", "Error: nested MAIL command");
+		return;
+	}
+	long p = path_start(arg, n, "FROM:");
+	if (p < 0) {
+		reply(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
+		return;
+	}
+	unsigned ext = active_ext(s);
+	struct smtp_tx *tx = xcalloc(1, sizeof *tx);
+	buf_init(&tx->body);
+	size_t end = 0;
+	unsigned pflags = PATH_ALLOW_NULL | ((ext & EXT_SMTPUTF8) ? PATH_ALLOW_UTF8 : 0);
+	enum path_err pe = path_parse(arg + p, n - (size_t)p, pflags, &tx->mail, &end);
+	if (pe != PATH_OK) {
+		if (pe == PATH_ERR_UTF8)
+			reply(s, 553, "5.6.7", "Error: non-ASCII sender address not permitted");
+		else if (pe == PATH_ERR_SYNTAX || pe == PATH_ERR_NULL)
+			reply(s, 501, "5.1.7", "Bad sender address syntax");
+		else
+			reply(s, 501, "5.1.7", "Sender address too long");
+		tx_free(&tx);
+		return;
+	}
+	size_t off = 0, len = 0;
+	const char *rest = arg + p + end;
+	size_t restn = n - (size_t)p - end;
+	enum param_err e = params_parse_mail(rest, restn, ext, &tx->mp, &off, &len);
+	if (e != PARAM_OK) {
+		reply_param_err(s, e, rest, off, len);
+		tx_free(&tx);
+		return;
+	}
+	if (tx->mail.utf8 && !tx->mp.smtputf8) {
+		/* RFC 6531 §3.4: UTF-8 addresses only in an SMTPUTF8 transaction. */
+		reply(s, 553, "5.6.7", "Error: non-ASCII sender address requires SMTPUTF8");
+		tx_free(&tx);
+		return;
+	}
+	if (tx->mp.has_size && s->o.max_size && tx->mp.size > s->o.max_size) {
+		/* RFC 1870 §6.2: declared size over the fixed maximum is permanent. */
+		reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
+		tx_free(&tx);
+		return;
+	}
+	s->tx = tx;
+	s->pending = SRV_EV_MAIL;
+}
+
+static void
+do_rcpt(struct smtp_server *s, const char *arg, size_t n)
+{
+	if (need_helo(s) || need_tls(s))
+		return;
+	if (s->tx == NULL) {
+		reply(s, 503, "5.5.1", "Error: need MAIL command");
+		return;
+	}
+	if (s->tx->nrcpt >= s->o.max_rcpt) {
+		reply(s, 452, "4.5.3", "Error: too many recipients");
+		return;
+	}
+	long p = path_start(arg, n, "TO:");
+	if (p < 0) {
+		reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+		return;
+	}
+	struct smtp_rcpt *r = &s->rcpt_pending;
+	memset(r, 0, sizeof *r);
+	size_t end = 0;
+	unsigned pflags = PATH_ALLOW_POSTMASTER | (s->tx->mp.smtputf8 ? PATH_ALLOW_UTF8 : 0);
+	enum path_err pe = path_parse(arg + p, n - (size_t)p, pflags, &r->path, &end);
+	if (pe != PATH_OK) {
+		if (pe == PATH_ERR_UTF8)
+			reply(s, 553, "5.6.7", "Error: non-ASCII recipient address requires SMTPUTF8");
+		else if (pe == PATH_ERR_SYNTAX || pe == PATH_ERR_NULL)
+			reply(s, 501, "5.1.3", "Bad recipient address syntax");
+		else
+			reply(s, 501, "5.1.3", "Recipient address too long");
+		return;
+	}
+	size_t off = 0, len = 0;
+	const char *rest = arg + p + end;
+	enum param_err e = params_parse_rcpt(rest, n - (size_t)p - end, active_ext(s),
+	    &r->params, &off, &len);
+	if (e != PARAM_OK) {
+		reply_param_err(s, e, rest, off, len);
+		return;
+	}
+	s->pending = SRV_EV_RCPT;
+}
+
+/* Shared by DATA and BDAT: is the transaction ready for content? Replies
+ * and returns false if not. */
+static bool
+content_ready(struct smtp_server *s)
+{
+	if (need_helo(s) || need_tls(s))
+		return false;
+	if (s->tx == NULL) {
+		reply(s, 503, "5.5.1", "Error: need RCPT command");
+		return false;
+	}
+	if (s->tx->nrcpt == 0) {
+		reply(s, 554, "5.5.1", "Error: no valid recipients");
+		return false;
+	}
+	return true;
+}
+
+static void
+do_data(struct smtp_server *s, const char *arg, size_t n)
+{
+	if (!content_ready(s))
+		return;
+	if (s->tx->used_bdat) {
+		/* RFC 3030 §3: DATA and BDAT cannot be mixed in one transaction. */
+		reply(s, 503, "5.5.1", "Error: DATA after BDAT in the same transaction");
+		return;
+	}
+	s->tx->used_data = true;
+	data_decoder_init(&s->tx->dd, s->o.bare, true, s->o.max_size);
+	buf_reserve(&s->tx->body, 4096);
+	/* 354 is an intermediate reply: it is not the command's final outcome. */
+	buf_append_str(&s->out, "354 End data with <CR><LF>.<CR><LF>\r\n");
+	set_state(s, SS_DATA);
+}
+
+/* BDAT content we must read and throw away, then answer with the stored
+ * reply (RFC 3030 §2: the server reads exactly the announced octets, also
+ * when it refuses the chunk, or it would take message bytes for commands). */
+struct bdat_discard {
+	unsigned code;
+	const char *enh;
+	const char *text;
+};
+
+static struct bdat_discard discard_reply[] = {
+	{ 503, "5.5.1", "Error: send HELO/EHLO first" },
+	{ 530, "5.7.0", "Must issue a STARTTLS command first" },
+	{ 503, "5.5.1", "Error: need MAIL command" },
+	{ 554, "5.5.1", "Error: no valid recipients" },
+	{ 552, "5.3.4", "Error: message file too big" },
+	{ 502, "5.5.1", "Error: CHUNKING not offered" },
+};
+
+static void
+do_bdat(struct smtp_server *s, const char *arg, size_t n)
+{
+	size_t w = first_word(arg, n);
+	unsigned long long size;
+	bool last = false;
+	if (w == 0 || !parse_u64(arg, w, &size)) {
+		/* Without a size we cannot know where the chunk ends; reading on
+		 * as commands would let chunk content be executed. Close. */
+		reply(s, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+		buf_appendf(&s->out, "421 %s%s Error: lost synchronization after bad BDAT\r\n",
+		    use_enh(s) ? "4.5.0 " : "", s->o.hostname);
+		tx_free(&s->tx);
+		set_state(s, SS_CLOSED);
+		s->pending = SRV_EV_CLOSE;
+		return;
+	}
+	if (w < n) {
+		if (ascii_ieqn(arg + w + 1, n - w - 1, "LAST"))
+			last = true;
+		else {
+			reply(s, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+			buf_appendf(&s->out, "421 %s%s Error: lost synchronization after bad BDAT\r\n",
+			    use_enh(s) ? "4.5.0 " : "", s->o.hostname);
+			tx_free(&s->tx);
+			set_state(s, SS_CLOSED);
+			s->pending = SRV_EV_CLOSE;
+			return;
+		}
+	}
+	int discard = -1;
+	if (!(active_ext(s) & EXT_CHUNKING))
+		discard = 5;
+	else if (s->state == SS_INIT)
+		discard = 0;
+	else if (s->o.tls_required && !s->tls)
+		discard = 1;
+	else if (s->tx == NULL)
+		discard = 2;
+	else if (s->tx->nrcpt == 0)
+		discard = 3;
+	else if (s->o.max_size && (size > s->o.max_size ||
+	    s->tx->bdat_size + size > s->o.max_size))
+		discard = 4;
+	s->bdat_left = size;
+	s->bdat_last = last;
+	if (discard >= 0) {
+		s->bdat_discard = &discard_reply[discard];
+		if (discard == 4)
+			tx_free(&s->tx);   /* RFC 3030 §4: the transaction has failed */
+	} else {
+		s->bdat_discard = NULL;
+		if (!s->tx->used_bdat) {
+			s->tx->used_bdat = true;
+			buf_reserve(&s->tx->body, size < (1u << 20) ? (size_t)size : (1u << 20));
+		}
+	}
+	set_state(s, SS_BDAT);
+}
+
+static void
+do_rset(struct smtp_server *s, const char *arg, size_t n)
+{
+	tx_free(&s->tx);
+	set_state(s, s->helo[0] ? SS_READY : SS_INIT);
+	reply(s, 250, "2.0.0", "Ok");
+}
+
+static void
+do_noop(struct smtp_server *s, const char *arg, size_t n)
+{
+	reply(s, 250, "2.0.0", "Ok");
+}
+
+static void
+do_vrfy(struct smtp_server *s, const char *arg, size_t n)
+{
+	if (n == 0) {
+		reply(s, 501, "5.5.4", "Syntax: VRFY address");
+		return;
+	}
+	/* RFC 5321 §3.5.3: 252 when we will not verify but will accept. */
+	reply(s, 252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void
+do_expn(struct smtp_server *s, const char *arg, size_t n)
+{
+	reply(s, 502, "5.5.1", "Error: command not implemented");
+}
+
+static void
+do_help(struct smtp_server *s, const char *arg, size_t n)
+{
+	reply(s, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP%s",
+	    (offered(s) & EXT_STARTTLS) ? " STARTTLS" : "");
+}
+
+static void
+do_quit(struct smtp_server *s, const char *arg, size_t n)
+{
+	reply(s, 221, "2.0.0", "Bye");
+	tx_free(&s->tx);
+	set_state(s, SS_CLOSED);
+	s->pending = SRV_EV_CLOSE;
+}
+
+static void
+dispatch(struct smtp_server *s, const char *line, size_t len)
+{
+	size_t v = 0;
+	while (v < len && line[v] != ' ')
+		v++;
+	const char *arg = v < len ? line + v + 1 : line + len;
+	size_t arglen = v < len ? len - v - 1 : 0;
+	/* Trailing spaces are not part of the argument (some clients send them). */
+	while (arglen > 0 && arg[arglen - 1] == ' ')
+		arglen--;
+
+	for (size_t i = 0; i < sizeof cmd_table / sizeof cmd_table[0]; i++) {
+		const struct cmd_def *c = &cmd_table[i];
+		if (!ascii_ieqn(line, v, c->verb))
+			continue;
+		s->pending_cmd = c->id;
+		s->cmd_total[c->id]++;
+		if ((c->flags & CF_NO_ARGS) && arglen > 0) {
+			reply(s, 501, "5.5.4", "Syntax: %s", c->verb);
+			return;
+		}
+		c->fn(s, arg, arglen);
+		return;
+	}
+	s->pending_cmd = CMD_UNKNOWN;
+	s->cmd_total[CMD_UNKNOWN]++;
+	for (size_t i = 0; i < sizeof forbidden_verbs / sizeof forbidden_verbs[0]; i++) {
+		if (ascii_ieqn(line, v, forbidden_verbs[i])) {
+			reply(s, 221, "2.7.0", "Error: this is an SMTP server; closing");
+			s->errors++;
+			tx_free(&s->tx);
+			set_state(s, SS_CLOSED);
+			s->pending = SRV_EV_CLOSE;
+			return;
+		}
+	}
+	reply(s, 500, "5.5.2", "Error: command not recognized");
+}
+
+/* Is cmd one that must end a pipelined group (RFC 2920 §3.1)? */
+static bool
+ends_group(enum smtp_cmd c)
+{
+	for (size_t i = 0; i < sizeof cmd_table / sizeof cmd_table[0]; i++)
+		if (cmd_table[i].id == c)
+			return (cmd_table[i].flags & CF_ENDS_GROUP) != 0;
+	return true;
+}
+
+static void
+end_of_data(struct smtp_server *s)
+{
+	struct data_decoder *d = &s->tx->dd;
+	s->pending_cmd = CMD_DATA;
+	set_state(s, SS_RCPT);
+	if (d->overflow) {
+		reply(s, 552, "5.3.4", "Error: message file too big");
+	} else if (data_decoder_bare_violation(d)) {
+		/* RFC 5321 §2.3.8; SMTP smuggling (CVE-2023-51764). */
+		reply(s, 554, "5.5.2", "Error: bare <CR> or <LF> in message content");
+	} else if (d->nul_seen) {
+		reply(s, 554, "5.6.0", "Error: NUL byte in message content");
+	} else if (s->o.reject_long_lines && d->long_lines > 0) {
+		reply(s, 554, "5.6.0", "Error: text line longer than 1000 octets (RFC 5321 §4.5.3.1.6)");
+	} else {
+		s->pending = SRV_EV_MESSAGE;
+		return;
+	}
+	tx_free(&s->tx);
+	set_state(s, SS_READY);
+}
+
+/* Appends a BDAT chunk piece, turning CRLF into LF (Maildir stores LF). A CR
+ * at the end of a piece is held back until the next byte is seen. */
+static void
+bdat_append(struct smtp_tx *tx, const char *p, size_t n, bool *cr_pending)
+{
+	struct buf *b = &tx->body;
+	buf_reserve(b, n + 1);
+	size_t i = 0;
+	if (*cr_pending && n > 0) {
+		if (p[0] != '\n')
+			buf_append_char(b, '\r');
+		*cr_pending = false;
+	}
+	while (i < n) {
+		const char *cr = memchr(p + i, '\r', n - i);
+		if (cr == NULL) {
+			buf_append(b, p + i, n - i);
+			break;
+		}
+		size_t k = (size_t)(cr - (p + i));
+		buf_append(b, p + i, k);
+		i += k + 1;
+		if (i == n) {
+			*cr_pending = true;
+			break;
+		}
+		if (p[i] != '\n')
+			buf_append_char(b, '\r');
+	}
+}
+
+static void
+end_of_chunk(struct smtp_server *s)
+{
+	s->pending_cmd = CMD_BDAT;
+	if (s->bdat_discard != NULL) {
+		const struct bdat_discard *d = s->bdat_discard;
+		s->bdat_discard = NULL;
+		set_state(s, s->tx ? (s->tx->nrcpt ? SS_RCPT : SS_MAIL) : (s->helo[0] ? SS_READY : SS_INIT));
+		reply(s, d->code, d->enh, "%s", d->text);
+		return;
+	}
+	set_state(s, SS_RCPT);
+	if (!s->bdat_last) {
+		reply(s, 250, "2.0.0", "Ok: %llu octets received", (unsigned long long)s->tx->bdat_size);
+		return;
+	}
+	if (s->bdat_cr_pending) {
+		buf_append_char(&s->tx->body, '\r');
+		s->bdat_cr_pending = false;
+	}
+	s->pending = SRV_EV_MESSAGE;
+}
+
+enum smtp_event
+smtp_server_feed(struct smtp_server *s, const char *in, size_t n, size_t *used)
+{
+	assert(s->pending == SRV_EV_NONE);
+	assert(s->state != SS_CLOSED && s->state != SS_TLS);
+	size_t off = 0;
+	enum smtp_event ev = SRV_EV_NONE;
+
+	while (off < n && ev == SRV_EV_NONE) {
+		if (s->state == SS_DATA) {
+			size_t u = 0;
+			bool done = data_decoder_feed(&s->tx->dd, in + off, n - off, &u, &s->tx->body);
+			off += u;
+			if (done)
+				end_of_data(s);
+		} else if (s->state == SS_BDAT) {
+			size_t k = n - off;
+			if (k > s->bdat_left)
+				k = (size_t)s->bdat_left;
+			if (s->bdat_discard == NULL) {
+				bdat_append(s->tx, in + off, k, &s->bdat_cr_pending);
+				s->tx->bdat_size += k;
+			}
+			s->bdat_left -= k;
+			off += k;
+			if (s->bdat_left == 0)
+				end_of_chunk(s);
+		} else {
+			size_t u = 0, len = 0;
+			const char *line = NULL;
+			enum lr_result r = line_reader_feed(&s->lr, in + off, n - off, &u, &line, &len);
+			off += u;
+			if (r == LR_NEED_MORE)
+				break;
+			s->pending_cmd = CMD_UNKNOWN;
+			switch (r) {
+			case LR_LINE:
+				dispatch(s, line, len);
+				/* RFC 2920 §3.1: a group-ending command followed by more
+				 * input in the same read is improper pipelining. Counted,
+				 * not refused: many clients send DATA and content together. */
+				if (off < n && (ends_group(s->pending_cmd) ||
+				    !(active_ext(s) & EXT_PIPELINING)) && s->state != SS_DATA &&
+				    s->state != SS_BDAT)
+					s->improper_pipelining = true;
+				break;
+			case LR_TOO_LONG:
+				/* RFC 5321 §4.5.3.1.4 / §4.2.4: 500 line too long. */
+				reply(s, 500, "5.5.2", "Error: line too long");
+				break;
+			case LR_NUL:
+				reply(s, 500, "5.5.2", "Error: NUL character in command");
+				break;
+			case LR_BARE_LF:
+			case LR_BARE_CR:
+				/* RFC 5321 §2.3.8: CRLF is the only line terminator. */
+				s->bare_lf_commands++;
+				reply(s, 500, "5.5.2", "Error: bare <CR> or <LF> in command");
+				break;
+			default:
+				break;
+			}
+			ev = s->pending;
+		}
+		if (ev == SRV_EV_NONE)
+			ev = s->pending;
+		if (ev == SRV_EV_NONE && s->errors > 0 && s->state != SS_DATA &&
+		    s->state != SS_BDAT && check_error_limit(s, &ev)) {
+			s->pending = ev;
+			break;
+		}
+	}
+	*used = off;
+	return ev;
+}
+
+void
+smtp_server_resolve(struct smtp_server *s, unsigned code, const char *enh, const char *fmt, ...)
+{
+	enum smtp_event ev = s->pending;
+	assert(ev == SRV_EV_HELO || ev == SRV_EV_MAIL || ev == SRV_EV_RCPT || ev == SRV_EV_MESSAGE);
+	s->pending = SRV_EV_NONE;
+	bool ok = code >= 200 && code < 300;
+
+	if (ev == SRV_EV_HELO && ok) {
+		/* RFC 5321 §4.1.4: an accepted EHLO resets like RSET. */
+		tx_free(&s->tx);
+		if (s->helo[0])
+			memcpy(s->prev_helo, s->helo, sizeof s->prev_helo);
+		memcpy(s->helo, s->helo_pending, sizeof s->helo);
+		s->esmtp = s->helo_pending_ehlo;
+		set_state(s, SS_READY);
+		if (s->esmtp)
+			ehlo_reply(s);
+		else
+			buf_appendf(&s->out, "250 %s\r\n", s->o.hostname);
+		account(s, 250);
+		return;
+	}
+	if (fmt == NULL) {
+		fmt = "Ok";
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vreply(s, code, enh, fmt, ap);
+	va_end(ap);
+	account(s, code);
+
+	switch (ev) {
+	case SRV_EV_MAIL:
+		if (ok)
+			set_state(s, SS_MAIL);
+		else
+			tx_free(&s->tx);
+		break;
+	case SRV_EV_RCPT:
+		if (ok) {
+			struct smtp_tx *tx = s->tx;
+			if (tx->nrcpt == tx->rcpt_cap) {
+				tx->rcpt_cap = tx->rcpt_cap ? tx->rcpt_cap * 2 : 4;
+				tx->rcpt = xrealloc(tx->rcpt, tx->rcpt_cap * sizeof *tx->rcpt);
+			}
+			tx->rcpt[tx->nrcpt++] = s->rcpt_pending;
+			set_state(s, SS_RCPT);
+		}
+		break;
+	case SRV_EV_MESSAGE:
+		tx_free(&s->tx);
+		set_state(s, SS_READY);
+		if (ok) {
+			s->messages++;
+			s->errors = 0;   /* the limit is on errors without delivering mail */
+		}
+		break;
+	default:
+		break;
+	}
+	if (code == 421) {
+		tx_free(&s->tx);
+		set_state(s, SS_CLOSED);
+		s->pending = SRV_EV_CLOSE;
+		return;
+	}
+	if (!ok)
+		check_error_limit(s, &s->pending);
+}
+
+void
+smtp_server_tls_started(struct smtp_server *s)
+{
+	assert(s->state == SS_TLS);
+	s->pending = SRV_EV_NONE;
+	s->tls = true;
+	/* RFC 3207 §4.2: discard all knowledge obtained from the client. */
+	tx_free(&s->tx);
+	s->helo[0] = s->prev_helo[0] = s->helo_pending[0] = '\0';
+	s->esmtp = false;
+	line_reader_reset(&s->lr);
+	set_state(s, SS_INIT);
+}
+
+char *
+smtp_server_take_message(struct smtp_server *s, size_t *len)
+{
+	assert(s->pending == SRV_EV_MESSAGE && s->tx != NULL);
+	*len = s->tx->body.len;
+	return buf_steal(&s->tx->body);
+}
+
+const char *
+smtp_server_with_protocol(const struct smtp_server *s)
+{
+	static const char *const names[2][2][2] = {
+		/* [utf8][tls][auth] */
+		{ { "ESMTP", "ESMTPA" }, { "ESMTPS", "ESMTPSA" } },
+		{ { "UTF8SMTP", "UTF8SMTPA" }, { "UTF8SMTPS", "UTF8SMTPSA" } },
+	};
+	if (!s->esmtp)
+		return "SMTP";
+	bool utf8 = s->tx != NULL && s->tx->mp.smtputf8;
+	return names[utf8][s->tls][s->authenticated];
+}
+
+void
+smtp_server_shutdown(struct smtp_server *s, const char *enh, const char *text)
+{
+	buf_appendf(&s->out, "421 ");
+	if (use_enh(s) && enh)
+		buf_appendf(&s->out, "%s ", enh);
+	buf_appendf(&s->out, "%s %s\r\n", s->o.hostname, text);
+	tx_free(&s->tx);
+	set_state(s, SS_CLOSED);
+}
+
+void
+smtp_server_format_counts(const struct smtp_server *s, struct buf *b)
+{
+	unsigned ok = 0, total = 0;
+	for (int c = 0; c < CMD_COUNT; c++) {
+		if (s->cmd_total[c] == 0)
+			continue;
+		ok += s->cmd_ok[c];
+		total += s->cmd_total[c];
+		if (s->cmd_ok[c] == s->cmd_total[c])
+			buf_appendf(b, "%s=%u ", cmd_names[c], s->cmd_total[c]);
+		else
+			buf_appendf(b, "%s=%u/%u ", cmd_names[c], s->cmd_ok[c], s->cmd_total[c]);
+	}
+	if (ok == total)
+		buf_appendf(b, "commands=%u", total);
+	else
+		buf_appendf(b, "commands=%u/%u", ok, total);
+}

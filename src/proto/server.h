@@ -1,0 +1,188 @@
+/*
+ * The SMTP server state machine (pure, I/O-free; STYLE.md lessons 1-5).
+ *
+ * Bytes go in through smtp_server_feed(); replies accumulate in s->out, and
+ * whenever the machine needs something only the session can do (a policy or
+ * mailbox decision, delivering a message, starting TLS, closing) feed()
+ * stops and returns an event. The session performs it and answers with
+ * smtp_server_resolve() (or smtp_server_tls_started()), then feeds the rest
+ * of its input. The machine never blocks, never reads a socket, never looks
+ * at the clock.
+ *
+ * Output contract (RFC 2920 §3.2): replies are produced strictly in command
+ * order. The session writes s->out in one piece when feed() has consumed all
+ * available input (the "input buffer emptied" rule), so a pipelined group
+ * gets one write — and, over TLS, one record (STACK.md §2.1 trap 2).
+ *
+ * Event contract: after feed() returns an event other than SRV_EV_NONE the
+ * machine consumes no more input until the event is resolved; feeding in that
+ * state is an assertion failure. "Failed without a reply" cannot happen: every
+ * event is answered by exactly one resolve() which emits exactly one reply
+ * (RFC 5321 §4.2: every command generates exactly one reply).
+ */
+#ifndef EHLO_PROTO_SERVER_H
+#define EHLO_PROTO_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "proto/data.h"
+#include "proto/line.h"
+#include "proto/params.h"
+#include "proto/path.h"
+
+/* Commands, in the order of the command table and of the disconnect log line. */
+enum smtp_cmd {
+	CMD_EHLO, CMD_HELO, CMD_STARTTLS, CMD_AUTH, CMD_MAIL, CMD_RCPT, CMD_DATA,
+	CMD_BDAT, CMD_RSET, CMD_NOOP, CMD_VRFY, CMD_EXPN, CMD_HELP, CMD_QUIT,
+	CMD_UNKNOWN, CMD_COUNT
+};
+
+enum smtp_state {
+	SS_INIT,          /* greeting sent, no HELO/EHLO yet (also after STARTTLS) */
+	SS_READY,         /* HELO/EHLO accepted, no transaction */
+	SS_MAIL,          /* MAIL accepted */
+	SS_RCPT,          /* at least one RCPT accepted */
+	SS_DATA,          /* reading DATA content */
+	SS_BDAT,          /* reading a BDAT chunk */
+	SS_TLS,           /* 220 to STARTTLS sent; waiting for the handshake */
+	SS_CLOSED,        /* QUIT or 421: nothing more is read */
+};
+
+enum smtp_event {
+	SRV_EV_NONE = 0,  /* all input consumed; flush s->out and wait for more */
+	SRV_EV_HELO,      /* decide on s->helo_pending (resolve 250 = accept) */
+	SRV_EV_MAIL,      /* decide on s->tx->mail / s->tx->mp */
+	SRV_EV_RCPT,      /* decide on s->rcpt_pending / s->rcpt_params_pending */
+	SRV_EV_MESSAGE,   /* deliver: smtp_server_message() gives the content */
+	SRV_EV_STARTTLS,  /* "220 Ready" is in s->out: flush it, discard the rest of
+	                     the input (CVE-2011-0411), handshake, then
+	                     smtp_server_tls_started() */
+	SRV_EV_CLOSE,     /* s->out holds the last reply (221 or 421): flush, close */
+};
+
+/* Per-session settings, copied in at creation; the session derives them from
+ * the configuration and the listener. */
+struct smtp_server_opts {
+	const char *hostname;         /* our name, first word of the EHLO reply */
+	const char *greeting;         /* text after "220 " ("host ESMTP ehlo") */
+	unsigned    ext;              /* extensions offered (enum smtp_ext); STARTTLS
+	                                 is dropped automatically once TLS is active */
+	uint64_t    max_size;         /* message_size_limit, 0 = none */
+	unsigned    max_rcpt;         /* smtpd_recipient_limit */
+	unsigned    hard_error_limit; /* smtpd_hard_error_limit */
+	enum data_bare_policy bare;   /* smtpd_forbid_bare_newline */
+	bool        reject_long_lines;/* smtpd_reject_long_lines */
+	bool        tls_available;    /* a certificate is loaded */
+	bool        tls_required;     /* smtpd_tls_security_level = encrypt */
+	bool        tls_active;       /* implicit TLS listener (submissions) */
+};
+
+struct bdat_discard;
+
+struct smtp_rcpt {
+	struct smtp_path   path;
+	struct rcpt_params params;
+};
+
+/* One mail transaction: created at MAIL, freed at RSET, EHLO, end of
+ * message, STARTTLS and QUIT (lesson 11: free, do not clear field by field). */
+struct smtp_tx {
+	struct smtp_path   mail;
+	struct mail_params mp;
+	struct smtp_rcpt  *rcpt;
+	size_t             nrcpt, rcpt_cap;
+	struct buf         body;          /* unstuffed content, LF line ends */
+	struct data_decoder dd;
+	bool               used_data, used_bdat;
+	uint64_t           bdat_size;     /* total octets received by BDAT */
+};
+
+struct smtp_server {
+	struct smtp_server_opts o;
+	enum smtp_state   state;
+	enum smtp_event   pending;        /* event awaiting resolve(), or NONE */
+	enum smtp_cmd     pending_cmd;
+	struct line_reader lr;
+	struct buf        out;            /* replies not yet written */
+
+	bool              esmtp;          /* EHLO (not HELO) was accepted */
+	bool              tls;            /* TLS is active */
+	bool              authenticated;  /* set by the AUTH layer (later issue) */
+	char              helo[256];      /* accepted HELO/EHLO argument ("" before) */
+	char              helo_pending[256];
+	bool              helo_pending_ehlo;
+	char              prev_helo[256]; /* the argument of the previous HELO/EHLO */
+
+	struct smtp_tx   *tx;
+	struct smtp_rcpt  rcpt_pending;   /* RCPT awaiting decision */
+
+	/* BDAT chunk in progress (RFC 3030): octets still to read, and for a
+	 * refused chunk the reply owed once it has been read and discarded. */
+	uint64_t          bdat_left;
+	bool              bdat_last;
+	bool              bdat_cr_pending;
+	const struct bdat_discard *bdat_discard;
+
+	unsigned          errors;         /* peer errors this session */
+	uint64_t          messages;       /* messages accepted */
+	unsigned          cmd_total[CMD_COUNT], cmd_ok[CMD_COUNT];
+	uint64_t          plaintext_discarded; /* set by the session at STARTTLS */
+	uint64_t          bare_lf_commands;    /* command lines with bare LF/CR */
+	bool              improper_pipelining; /* commands after a group-ending command */
+};
+
+/* Creates a machine in SS_INIT. The strings in o must outlive it. */
+struct smtp_server *smtp_server_new(const struct smtp_server_opts *o);
+void smtp_server_free(struct smtp_server **s);
+
+/* Appends the 220 greeting to s->out. */
+void smtp_server_greeting(struct smtp_server *s);
+
+/*
+ * Consumes input until it is exhausted (returns SRV_EV_NONE, *used == n) or
+ * an event needs the session (*used = bytes consumed so far; feed the rest
+ * after resolving). Must not be called while an event is pending or after
+ * SRV_EV_CLOSE.
+ */
+enum smtp_event smtp_server_feed(struct smtp_server *s, const char *in, size_t n,
+                                 size_t *used);
+
+/*
+ * Answers the pending event with one reply. For SRV_EV_HELO a 2xx code means
+ * "accept": the machine then emits its own EHLO/HELO reply and ignores text.
+ * For MAIL/RCPT/MESSAGE a 2xx commits the command (text defaults to "Ok"
+ * when NULL), anything else refuses it and the state stays as it was
+ * (RFC 5321 §4.1.4). A 421 reply also closes (the next feed is not allowed;
+ * the session flushes and closes). enh may be NULL for "derive from code".
+ * Text is our own, never peer data (callers sanitise).
+ */
+void smtp_server_resolve(struct smtp_server *s, unsigned code, const char *enh,
+                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The TLS handshake after STARTTLS succeeded: forget everything learnt from
+ * the client (RFC 3207 §4.2) and wait for a new EHLO. */
+void smtp_server_tls_started(struct smtp_server *s);
+
+/* The message content for SRV_EV_MESSAGE; ownership moves to the caller
+ * (free()). *len gets its length. Only valid while SRV_EV_MESSAGE is pending. */
+char *smtp_server_take_message(struct smtp_server *s, size_t *len);
+
+/* RFC 5321 §4.4 / RFC 3848 / RFC 6531 §3.7.3 "with" protocol name:
+ * SMTP, ESMTP, ESMTPA, ESMTPS, ESMTPSA, UTF8SMTP, UTF8SMTPA, UTF8SMTPS, UTF8SMTPSA. */
+const char *smtp_server_with_protocol(const struct smtp_server *s);
+
+/* Emits an unsolicited 421 with text (timeouts, shutdown) and moves to
+ * SS_CLOSED. */
+void smtp_server_shutdown(struct smtp_server *s, const char *enh, const char *text);
+
+/* Appends the Postfix-style per-command counts ("ehlo=1 mail=1 rcpt=1/2
+ * data=1 quit=1 commands=5/6") to b. */
+void smtp_server_format_counts(const struct smtp_server *s, struct buf *b);
+
+const char *smtp_cmd_name(enum smtp_cmd c);          /* lower-case verb */
+const char *smtp_state_name(enum smtp_state st);
+
+#endif

@@ -1,0 +1,659 @@
+/*
+ * The ehlod daemon: listeners, worker threads, signals, reload, privilege
+ * drop, and the state shared by sessions (see daemon.h).
+ *
+ * Threads: the main thread owns signals (SIGTERM/SIGINT stop, SIGHUP
+ * reloads) and tells workers through an event it activates on each worker's
+ * base (libevent is in pthreads mode, so event_active is thread-safe). Each
+ * worker owns its sessions outright; nothing about a session is touched from
+ * another thread. Shared state is only: the current generation pointer and
+ * the per-IP table (under d->lock), and atomic counters.
+ */
+#include "session/daemon.h"
+#include "session/session.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "config/addrmap.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "lib/xmalloc.h"
+#include "proto/params.h"
+#include "spool/spool.h"
+#include "tls/tls.h"
+
+/* ---- generations ---- */
+
+struct gen *
+gen_ref(struct gen *g)
+{
+	atomic_fetch_add(&g->refs, 1);
+	return g;
+}
+
+void
+gen_unref(struct gen **gp)
+{
+	struct gen *g = *gp;
+	if (g == NULL)
+		return;
+	*gp = NULL;
+	if (atomic_fetch_sub(&g->refs, 1) != 1)
+		return;
+	tls_server_unref(&g->tls);
+	addrmap_free(&g->vmaps);
+	config_free(&g->cfg);
+	free(g);
+}
+
+struct gen *
+daemon_gen(struct daemon *d)
+{
+	pthread_mutex_lock(&d->lock);
+	struct gen *g = gen_ref(d->gen);
+	pthread_mutex_unlock(&d->lock);
+	return g;
+}
+
+static const struct { const char *kw; unsigned bit; } ehlo_keywords[] = {
+	{ "pipelining", EXT_PIPELINING }, { "size", EXT_SIZE },
+	{ "8bitmime", EXT_8BITMIME }, { "enhancedstatuscodes", EXT_ENHANCEDSTATUSCODES },
+	{ "smtputf8", EXT_SMTPUTF8 }, { "chunking", EXT_CHUNKING }, { "dsn", EXT_DSN },
+	{ "starttls", EXT_STARTTLS }, { "auth", EXT_AUTH },
+};
+
+/* Builds a generation from a loaded configuration (takes ownership of cfg).
+ * NULL with a reason in err if a part (certificates, maps) fails. */
+static struct gen *
+gen_build(struct ehlo_config *cfg, struct buf *err)
+{
+	struct gen *g = xcalloc(1, sizeof *g);
+	atomic_init(&g->refs, 1);
+	g->cfg = cfg;
+
+	unsigned ext = EXT_PIPELINING | EXT_SIZE | EXT_8BITMIME | EXT_ENHANCEDSTATUSCODES |
+	    EXT_SMTPUTF8 | EXT_CHUNKING | EXT_DSN | EXT_STARTTLS;
+	for (size_t i = 0; i < cfg->smtpd_discard_ehlo_keywords.n; i++)
+		for (size_t k = 0; k < sizeof ehlo_keywords / sizeof ehlo_keywords[0]; k++)
+			if (ascii_ieq(cfg->smtpd_discard_ehlo_keywords.v[i], ehlo_keywords[k].kw))
+				ext &= ~ehlo_keywords[k].bit;
+	g->ext = ext;
+	snprintf(g->greeting, sizeof g->greeting, "%s", cfg->smtpd_banner);
+
+	if (cfg->virtual_mailbox_maps[0] != '\0') {
+		g->vmaps = addrmap_load(cfg->virtual_mailbox_maps, err);
+		if (g->vmaps == NULL)
+			goto fail;
+	}
+	if (cfg->smtpd_tls_security_level != TLS_LEVEL_NONE) {
+		struct tls_server_opts to = {
+			.cert_files = (const char *const *)cfg->smtpd_tls_cert_file.v,
+			.key_files = (const char *const *)cfg->smtpd_tls_key_file.v,
+			.ncerts = cfg->smtpd_tls_cert_file.n,
+			.protocols = cfg->smtpd_tls_protocols,
+			.ciphers = cfg->smtpd_tls_ciphers,
+			.sni_map = cfg->tls_server_sni_maps,
+			.ask_ccert = cfg->smtpd_tls_ask_ccert,
+			.session_tickets = cfg->smtpd_tls_session_tickets,
+			.auto_cert_dir = cfg->smtpd_tls_auto_cert ? cfg->smtpd_tls_auto_cert_dir : NULL,
+			.auto_cert_name = cfg->myhostname,
+		};
+		g->tls = tls_server_new(&to, err);
+		if (g->tls == NULL) {
+			if (cfg->smtpd_tls_cert_file.n > 0 || cfg->smtpd_tls_security_level ==
+			    TLS_LEVEL_ENCRYPT)
+				goto fail;
+			/* "may" with no usable certificate: run without STARTTLS. */
+			log_warn("TLS disabled: %s", buf_cstr(err));
+			buf_reset(err);
+		}
+	}
+	return g;
+fail:
+	g->cfg = NULL;   /* the caller still owns cfg on failure */
+	gen_unref(&g);
+	return NULL;
+}
+
+/* ---- per-client connection counts ---- */
+
+struct ipcount {
+	struct ipcount *next;
+	int      family;
+	uint8_t  addr[16];
+	unsigned count;
+};
+
+#define IPC_BUCKETS 4096
+
+static size_t
+ip_key(const struct sockaddr *sa, int *fam, uint8_t addr[16])
+{
+	memset(addr, 0, 16);
+	*fam = sa->sa_family;
+	if (sa->sa_family == AF_INET) {
+		memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		memcpy(addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	}
+	uint32_t h = 2166136261u;
+	for (int i = 0; i < 16; i++)
+		h = (h ^ addr[i]) * 16777619u;
+	return h % IPC_BUCKETS;
+}
+
+unsigned
+daemon_ip_add(struct daemon *d, const struct sockaddr *sa)
+{
+	int fam;
+	uint8_t a[16];
+	size_t h = ip_key(sa, &fam, a);
+	pthread_mutex_lock(&d->lock);
+	struct ipcount **bucket = d->ipc + h, *e;
+	for (e = *bucket; e; e = e->next)
+		if (e->family == fam && memcmp(e->addr, a, 16) == 0)
+			break;
+	if (e == NULL) {
+		e = xcalloc(1, sizeof *e);
+		e->family = fam;
+		memcpy(e->addr, a, 16);
+		e->next = *bucket;
+		*bucket = e;
+	}
+	unsigned n = ++e->count;
+	pthread_mutex_unlock(&d->lock);
+	return n;
+}
+
+void
+daemon_ip_del(struct daemon *d, const struct sockaddr *sa)
+{
+	int fam;
+	uint8_t a[16];
+	size_t h = ip_key(sa, &fam, a);
+	pthread_mutex_lock(&d->lock);
+	struct ipcount **pp = d->ipc + h;
+	for (; *pp; pp = &(*pp)->next) {
+		struct ipcount *e = *pp;
+		if (e->family == fam && memcmp(e->addr, a, 16) == 0) {
+			if (--e->count == 0) {
+				*pp = e->next;
+				free(e);
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* ---- listeners ---- */
+
+static bool
+listener_parse(const char *spec, struct listener_def *l, struct buf *err)
+{
+	struct cfg_listen cl;
+	if (!config_parse_listen(spec, &cl, err))
+		return false;
+	memset(l, 0, sizeof *l);
+	l->kind = cl.kind;
+	snprintf(l->name, sizeof l->name, "%s", spec);
+	if (cl.family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&l->ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(cl.port);
+		inet_pton(AF_INET6, cl.addr, &in6->sin6_addr);
+		l->sslen = sizeof *in6;
+	} else if (cl.family == AF_INET) {
+		struct sockaddr_in *in4 = (struct sockaddr_in *)&l->ss;
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons(cl.port);
+		inet_pton(AF_INET, cl.addr, &in4->sin_addr);
+		l->sslen = sizeof *in4;
+	} else {
+		/* "*": all addresses, IPv6 socket accepting IPv4 too. */
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&l->ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(cl.port);
+		in6->sin6_addr = in6addr_any;
+		l->sslen = sizeof *in6;
+	}
+	return true;
+}
+
+static int
+bind_one(struct listener_def *l, struct buf *err)
+{
+	int fd = socket(l->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		buf_appendf(err, "%s: socket: %s", l->name, strerror(errno));
+		return -1;
+	}
+	int one = 1, zero = 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+	if (l->ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&l->ss;
+		bool any = memcmp(&in6->sin6_addr, &in6addr_any, sizeof in6addr_any) == 0;
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, any ? &zero : &one, sizeof one);
+	}
+	if (bind(fd, (struct sockaddr *)&l->ss, l->sslen) != 0) {
+		buf_appendf(err, "%s: bind: %s", l->name, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (listen(fd, 1024) != 0) {
+		buf_appendf(err, "%s: listen: %s", l->name, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* Port 0 (tests): every worker's socket must share the kernel's choice. */
+	struct sockaddr_storage got;
+	socklen_t gl = sizeof got;
+	if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0) {
+		if (got.ss_family == AF_INET)
+			((struct sockaddr_in *)&l->ss)->sin_port = ((struct sockaddr_in *)&got)->sin_port;
+		else if (got.ss_family == AF_INET6)
+			((struct sockaddr_in6 *)&l->ss)->sin6_port = ((struct sockaddr_in6 *)&got)->sin6_port;
+	}
+	return fd;
+}
+
+struct accept_ctx {
+	struct worker *w;
+	const struct listener_def *l;
+};
+
+static void
+on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen,
+          void *arg)
+{
+	struct accept_ctx *a = arg;
+	session_accept(a->w, fd, sa, (socklen_t)salen, a->l);
+}
+
+static void
+on_accept_error(struct evconnlistener *lis, void *arg)
+{
+	int e = EVUTIL_SOCKET_ERROR();
+	/* EMFILE/ENFILE/ENOBUFS: keep going; libevent retries on the next
+	 * readiness. Log it, since it means a limit is too high for the fds. */
+	log_warn("accept: %s", evutil_socket_error_to_string(e));
+}
+
+/* ---- workers ---- */
+
+static void
+on_stop_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	log_warn("worker %d: %u sessions still busy at shutdown deadline: closing them",
+	    w->index, w->nsessions);
+	event_base_loopbreak(w->base);
+}
+
+static void
+on_ctl(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	int flags = atomic_exchange(&w->ctl_flags, 0);
+	if ((flags & CTL_STOP) && !w->stopping) {
+		w->stopping = true;
+		for (int i = 0; i < w->d->nlisteners; i++) {
+			if (w->ls[i]) {
+				evconnlistener_free(w->ls[i]);
+				w->ls[i] = NULL;
+			}
+		}
+		session_stop_all(w);
+		if (w->nsessions == 0) {
+			event_base_loopexit(w->base, NULL);
+		} else {
+			struct timeval tv = { 30, 0 };
+			event_base_once(w->base, -1, EV_TIMEOUT, on_stop_deadline, w, &tv);
+		}
+	}
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+/* ---- main thread: signals and reload ---- */
+
+struct main_ctx {
+	struct daemon *d;
+	struct event_base *base;
+	const char *config_file;
+};
+
+static void
+tell_workers(struct daemon *d, int flag)
+{
+	for (int i = 0; i < d->nworkers; i++) {
+		atomic_fetch_or(&d->workers[i].ctl_flags, flag);
+		event_active(d->workers[i].ctl, EV_READ, 0);
+	}
+}
+
+static void
+on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct main_ctx *m = arg;
+	log_info("%s received: stopping (sessions in a transaction may finish)",
+	    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	tell_workers(m->d, CTL_STOP);
+	event_base_loopexit(m->base, NULL);
+}
+
+static void
+on_reload_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct main_ctx *m = arg;
+	struct daemon *d = m->d;
+	struct buf err = BUF_INIT;
+	const char *path = m->config_file[0] ? m->config_file : NULL;
+	struct ehlo_config *cfg = config_load(path, &err);
+	if (cfg == NULL) {
+		log_err("reload failed, keeping the running configuration: %s", buf_cstr(&err));
+		buf_free(&err);
+		return;
+	}
+	struct gen *old = daemon_gen(d);
+	if (!config_reload_compatible(old->cfg, cfg, &err))
+		log_warn("reload: these settings need a restart and keep their old values: %s",
+		    buf_cstr(&err));
+	buf_reset(&err);
+	struct gen *g = gen_build(cfg, &err);
+	if (g == NULL) {
+		log_err("reload failed, keeping the running configuration: %s", buf_cstr(&err));
+		config_free(&cfg);
+		gen_unref(&old);
+		buf_free(&err);
+		return;
+	}
+	/* Settings that only take effect at start keep their running values. */
+	g->cfg->smtpd_workers = old->cfg->smtpd_workers;
+	g->cfg->delivery_threads = old->cfg->delivery_threads;
+	gen_unref(&old);
+	pthread_mutex_lock(&d->lock);
+	struct gen *prev = d->gen;
+	d->gen = g;
+	pthread_mutex_unlock(&d->lock);
+	gen_unref(&prev);   /* live sessions keep their own references */
+	if (log_open(g->cfg->maillog_file, "ehlod") != 0)
+		log_warn("reload: cannot open maillog_file %s: %s", g->cfg->maillog_file,
+		    strerror(errno));
+	log_info("reloaded configuration%s%s", m->config_file[0] ? " from " : "",
+	    m->config_file);
+	buf_free(&err);
+}
+
+static int
+drop_privileges(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+	if (pw == NULL) {
+		log_err("mail_owner %s: no such user", user);
+		return -1;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+	    setuid(pw->pw_uid) != 0) {
+		log_err("cannot switch to user %s: %s", user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		log_err("privilege drop to %s did not stick", user);
+		return -1;
+	}
+	return 0;
+}
+
+/* mkdir -p for the Maildir base, and chown to the mail owner. */
+static int
+make_dirs(const char *path, uid_t uid, gid_t gid)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s", path);
+	for (char *p = tmp + 1; ; p++) {
+		if (*p == '/' || *p == '\0') {
+			char c = *p;
+			*p = '\0';
+			if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+				return -1;
+			*p = c;
+			if (c == '\0')
+				break;
+		}
+	}
+	if (uid != (uid_t)-1 && chown(path, uid, gid) != 0)
+		return -1;
+	return 0;
+}
+
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int
+ehlod_run(struct ehlo_config *cfg)
+{
+	struct daemon dd;
+	struct daemon *d = &dd;
+	memset(d, 0, sizeof *d);
+	pthread_mutex_init(&d->lock, NULL);
+	d->ipc = xcalloc(IPC_BUCKETS, sizeof(struct ipcount *));
+	struct buf err = BUF_INIT;
+	int rc = 1;
+
+	evthread_use_pthreads();
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
+
+	if (log_open(cfg->maillog_file, "ehlod") != 0) {
+		fprintf(stderr, "ehlod: cannot open maillog_file %s: %s\n", cfg->maillog_file,
+		    strerror(errno));
+		config_free(&cfg);
+		return 75;
+	}
+	char *config_file = xstrdup(cfg->config_file);
+
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	if (cfg->mail_owner[0]) {
+		struct passwd *pw = getpwnam(cfg->mail_owner);
+		if (pw == NULL)
+			log_fatal(78, "mail_owner %s: no such user", cfg->mail_owner);
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+	}
+	if (make_dirs(cfg->virtual_mailbox_base, uid, gid) != 0)
+		log_fatal(73, "cannot create virtual_mailbox_base %s: %s",
+		    cfg->virtual_mailbox_base, strerror(errno));
+	if (cfg->smtpd_tls_auto_cert && cfg->smtpd_tls_cert_file.n == 0 &&
+	    make_dirs(cfg->smtpd_tls_auto_cert_dir, uid, gid) != 0)
+		log_fatal(73, "cannot create smtpd_tls_auto_cert_dir %s: %s",
+		    cfg->smtpd_tls_auto_cert_dir, strerror(errno));
+
+	struct ehlo_config *cfg_keep = cfg;
+	d->gen = gen_build(cfg, &err);
+	if (d->gen == NULL) {
+		config_free(&cfg_keep);
+		log_fatal(78, "%s", buf_cstr(&err));
+	}
+	cfg = d->gen->cfg;
+
+	/* Listeners: one socket per listener per worker (SO_REUSEPORT). */
+	int nworkers = (int)cfg->smtpd_workers;
+	if (nworkers <= 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		nworkers = n > 0 ? (int)n : 1;
+	}
+	d->nlisteners = (int)cfg->listen.n;
+	d->listeners = xcalloc((size_t)d->nlisteners, sizeof *d->listeners);
+	for (int i = 0; i < d->nlisteners; i++)
+		if (!listener_parse(cfg->listen.v[i], &d->listeners[i], &err))
+			log_fatal(78, "listen: %s", buf_cstr(&err));
+	d->nworkers = nworkers;
+	d->workers = xcalloc((size_t)nworkers, sizeof *d->workers);
+	for (int k = 0; k < nworkers; k++) {
+		struct worker *w = &d->workers[k];
+		w->d = d;
+		w->index = k;
+		w->lfds = xcalloc((size_t)d->nlisteners, sizeof *w->lfds);
+		for (int i = 0; i < d->nlisteners; i++) {
+			w->lfds[i] = bind_one(&d->listeners[i], &err);
+			if (w->lfds[i] < 0)
+				log_fatal(71, "%s", buf_cstr(&err));
+		}
+	}
+
+	if (cfg->mail_owner[0]) {
+		if (drop_privileges(cfg->mail_owner) != 0)
+			log_fatal(77, "refusing to run with the privileges we could not drop");
+	} else if (geteuid() == 0) {
+		log_warn("running as root: set mail_owner to drop privileges after binding");
+	}
+
+	struct spool_opts so = {
+		.base = cfg->virtual_mailbox_base,
+		.threads = (unsigned)cfg->delivery_threads,
+		.hostname = cfg->myhostname,
+	};
+	d->spool = spool_new(&so, &err);
+	if (d->spool == NULL)
+		log_fatal(73, "spool: %s", buf_cstr(&err));
+
+	struct accept_ctx *actx = xcalloc((size_t)(nworkers * d->nlisteners) + 1, sizeof *actx);
+	for (int k = 0; k < nworkers; k++) {
+		struct worker *w = &d->workers[k];
+		w->base = event_base_new();
+		if (w->base == NULL)
+			log_fatal(71, "event_base_new failed");
+		w->ctl = event_new(w->base, -1, EV_PERSIST, on_ctl, w);
+		event_add(w->ctl, NULL);
+		w->ls = xcalloc((size_t)d->nlisteners, sizeof *w->ls);
+		for (int i = 0; i < d->nlisteners; i++) {
+			struct accept_ctx *a = &actx[k * d->nlisteners + i];
+			a->w = w;
+			a->l = &d->listeners[i];
+			w->ls[i] = evconnlistener_new(w->base, on_accept, a,
+			    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, w->lfds[i]);
+			if (w->ls[i] == NULL)
+				log_fatal(71, "evconnlistener_new failed");
+			evconnlistener_set_error_cb(w->ls[i], on_accept_error);
+		}
+	}
+
+	struct buf names = BUF_INIT;
+	for (int i = 0; i < d->nlisteners; i++) {
+		char host[INET6_ADDRSTRLEN] = "";
+		unsigned port = 0;
+		struct sockaddr_storage *ss = &d->listeners[i].ss;
+		if (ss->ss_family == AF_INET) {
+			inet_ntop(AF_INET, &((struct sockaddr_in *)ss)->sin_addr, host, sizeof host);
+			port = ntohs(((struct sockaddr_in *)ss)->sin_port);
+			buf_appendf(&names, "%s%s:%s:%u", i ? " " : "", (const char *[]){"smtp",
+			    "submission", "submissions"}[d->listeners[i].kind], host, port);
+		} else {
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ss)->sin6_addr, host, sizeof host);
+			port = ntohs(((struct sockaddr_in6 *)ss)->sin6_port);
+			buf_appendf(&names, "%s%s:[%s]:%u", i ? " " : "", (const char *[]){"smtp",
+			    "submission", "submissions"}[d->listeners[i].kind], host, port);
+		}
+	}
+	log_info("ehlod ready: listening on %s; myhostname=%s workers=%d tls=%s maildir=%s",
+	    buf_cstr(&names), cfg->myhostname, nworkers, d->gen->tls ? "yes" : "no",
+	    cfg->virtual_mailbox_base);
+	buf_free(&names);
+
+	for (int k = 0; k < nworkers; k++) {
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		int e = pthread_create(&d->workers[k].thread, NULL, worker_main, &d->workers[k]);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (e != 0)
+			log_fatal(71, "pthread_create: %s", strerror(e));
+	}
+
+	struct main_ctx m = { .d = d, .config_file = config_file };
+	m.base = event_base_new();
+	struct event *sterm = evsignal_new(m.base, SIGTERM, on_stop_signal, &m);
+	struct event *sint = evsignal_new(m.base, SIGINT, on_stop_signal, &m);
+	struct event *shup = evsignal_new(m.base, SIGHUP, on_reload_signal, &m);
+	event_add(sterm, NULL);
+	event_add(sint, NULL);
+	event_add(shup, NULL);
+	event_base_dispatch(m.base);
+
+	for (int k = 0; k < nworkers; k++)
+		pthread_join(d->workers[k].thread, NULL);
+	/* Sessions left after the deadline are still in the lists: the worker
+	 * loops have stopped, so free what remains from here. */
+	for (int k = 0; k < nworkers; k++) {
+		struct worker *w = &d->workers[k];
+		w->stopping = false;   /* no loopexit from session_free now */
+		session_free_all(w);
+		for (int i = 0; i < d->nlisteners; i++)
+			if (w->ls[i])
+				evconnlistener_free(w->ls[i]);
+		free(w->ls);
+		free(w->lfds);
+	}
+	spool_free(&d->spool);
+	for (int k = 0; k < nworkers; k++) {
+		event_free(d->workers[k].ctl);
+		event_base_free(d->workers[k].base);
+	}
+	event_free(sterm);
+	event_free(sint);
+	event_free(shup);
+	event_base_free(m.base);
+	log_info("ehlod stopped: %llu connections, %llu messages accepted",
+	    (unsigned long long)atomic_load(&d->stats.connects),
+	    (unsigned long long)atomic_load(&d->stats.messages_accepted));
+	gen_unref(&d->gen);
+	for (size_t i = 0; i < IPC_BUCKETS; i++) {
+		struct ipcount *e = d->ipc[i];
+		while (e) {
+			struct ipcount *n = e->next;
+			free(e);
+			e = n;
+		}
+	}
+	free(d->ipc);
+	free(actx);
+	free(d->listeners);
+	free(d->workers);
+	free(config_file);
+	buf_free(&err);
+	pthread_mutex_destroy(&d->lock);
+	rc = 0;
+	return rc;
+}

@@ -1,0 +1,794 @@
+/*
+ * One inbound SMTP session: a connection, a pure smtp_server machine, and
+ * the decisions and I/O the machine asks for.
+ *
+ * Life cycle: session_accept -> greeting (after an optional pause) ->
+ * process_input() feeds every complete piece of input to the machine and
+ * performs each event it returns -> session_free(), reached only through
+ * close_after_flush() or a connection error. A session marks itself closing
+ * and is freed from a callback that touches nothing else afterwards
+ * (STYLE.md lesson 9; STACK.md §2.1 traps 1, 3 and 4).
+ *
+ * Writes: replies accumulate in the machine's output buffer and are written
+ * in one bufferevent_write when the input is drained (RFC 2920 §3.2), which
+ * over TLS is one record per reply group (STACK.md §2.1 trap 2).
+ */
+#include "session/daemon.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "config/addrmap.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "lib/xmalloc.h"
+#include "proto/server.h"
+#include "spool/spool.h"
+#include "tls/tls.h"
+
+#define SESSION_INPUT_HIGHWATER (256 * 1024)
+
+struct session {
+	struct session     *next, *prev;
+	struct worker      *w;
+	struct gen         *g;
+	const struct ehlo_config *cfg;
+	char                sid[20];
+	struct bufferevent *bev;            /* top: socket or TLS filter */
+	struct smtp_server *srv;
+	struct sockaddr_storage peer;
+	socklen_t           peerlen;
+	char                ip[INET6_ADDRSTRLEN];
+	unsigned            port;
+	char                client[300];    /* "name[ip]" for log lines */
+	const struct listener_def *listener;
+	struct event       *greet_timer;
+	struct spool_job   *job;
+	char                qid[24];
+	uint64_t            msg_size;
+	struct bev_flush    flush;
+	struct tls_info     tlsinfo;
+	bool                greeted;
+	bool                pregreet_logged;
+	bool                busy;           /* an asynchronous decision is pending */
+	bool                closing;        /* last reply queued; freed after flush */
+	bool                in_handshake;
+	bool                tls_active;
+	bool                data_timeouts;  /* timeouts currently set for DATA */
+	bool                counted_ip;
+	enum smtp_cmd       last_cmd;
+};
+
+static void process_input(struct session *s);
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+static void session_free(struct session *s);
+static void close_after_flush(struct session *s);
+
+static struct timeval
+ms_tv(long long ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	return tv;
+}
+
+static void
+set_timeouts(struct session *s, bool data)
+{
+	struct timeval rd = ms_tv(data ? s->cfg->smtpd_data_timeout : s->cfg->smtpd_timeout);
+	struct timeval wr = ms_tv(s->cfg->smtpd_timeout);
+	bufferevent_set_timeouts(s->bev, &rd, &wr);
+	s->data_timeouts = data;
+}
+
+static void
+flush_out(struct session *s)
+{
+	struct buf *o = &s->srv->out;
+	if (o->len == 0)
+		return;
+	bufferevent_write(s->bev, o->data, o->len);
+	buf_reset(o);
+}
+
+static void
+on_flushed(void *arg)
+{
+	session_free(arg);
+}
+
+/* Queue the pending output and free the session once the kernel has it. */
+static void
+close_after_flush(struct session *s)
+{
+	if (s->closing)
+		return;
+	s->closing = true;
+	flush_out(s);
+	bufferevent_disable(s->bev, EV_READ);
+	/* A peer that stops reading cannot hold the session: the write
+	 * timeout still applies and frees it (on_event). */
+	bev_when_flushed(&s->flush, s->bev, on_flushed, s);
+}
+
+static void
+session_log_disconnect(struct session *s)
+{
+	struct buf b = BUF_INIT;
+	smtp_server_format_counts(s->srv, &b);
+	log_info("%s disconnect from %s %s", s->sid, s->client, buf_cstr(&b));
+	buf_free(&b);
+}
+
+static void
+session_free(struct session *s)
+{
+	struct worker *w = s->w;
+	struct daemon *d = w->d;
+	session_log_disconnect(s);
+	if (s->job != NULL)
+		spool_job_abandon(s->job);
+	bev_flush_cancel(&s->flush);
+	if (s->greet_timer)
+		event_free(s->greet_timer);
+	if (s->bev)
+		bufferevent_free(s->bev);
+	smtp_server_free(&s->srv);
+	if (s->counted_ip)
+		daemon_ip_del(d, (struct sockaddr *)&s->peer);
+	gen_unref(&s->g);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		w->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	w->nsessions--;
+	atomic_fetch_add(&d->stats.disconnects, 1);
+	atomic_fetch_sub(&d->stats.sessions_active, 1);
+	free(s);
+	if (w->stopping && w->nsessions == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+/* ---- message delivery ---- */
+
+/* A header-safe rendering of peer text for Received: (no CR/LF can reach
+ * here, but a header must also not get parentheses, backslashes or
+ * non-ASCII that would change its structure). */
+static void
+header_safe(struct buf *b, const char *p)
+{
+	for (; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c > 0x20 && c < 0x7f && c != '(' && c != ')' && c != '\\' && c != ';')
+			buf_append_char(b, (char)c);
+		else
+			buf_appendf(b, "\\x%02x", c);
+	}
+}
+
+static void
+build_received(struct session *s, struct buf *h)
+{
+	struct smtp_server *m = s->srv;
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+
+	/* RFC 5321 §4.4: the EHLO name and an address literal of the client. */
+	buf_append_str(h, "Received: from ");
+	header_safe(h, m->helo);
+	buf_appendf(h, " (%s [%s])\n\tby %s (ehlo) with %s id %s", "unknown", s->ip,
+	    s->cfg->myhostname, smtp_server_with_protocol(m), s->qid);
+	if (m->tx->nrcpt == 1) {
+		char a[PATH_LOCAL_MAX * 2 + PATH_DOMAIN_MAX + 8];
+		if (path_format(&m->tx->rcpt[0].path, a, sizeof a) >= 0) {
+			buf_append_str(h, "\n\tfor <");
+			header_safe(h, a);
+			buf_append_str(h, ">");
+		}
+	}
+	if (s->tls_active) {
+		/* RFC 8314 §4.3: the "tls" clause names the cipher suite. */
+		buf_appendf(h, "\n\ttls %s (%s, %d/%d bits)", s->tlsinfo.cipher,
+		    s->tlsinfo.version, s->tlsinfo.bits, s->tlsinfo.alg_bits);
+	}
+	buf_appendf(h, ";\n\t%s\n", date);
+}
+
+static const char *
+fmt_path(const struct smtp_path *p, char *out, size_t outlen, struct buf *tmp)
+{
+	char a[PATH_LOCAL_MAX * 2 + PATH_DOMAIN_MAX + 8];
+	buf_reset(tmp);
+	if (path_format(p, a, sizeof a) < 0)
+		a[0] = '\0';
+	log_sanitize(tmp, a, strlen(a), 300);
+	snprintf(out, outlen, "%s", buf_cstr(tmp));
+	return out;
+}
+
+static void
+on_delivered(struct spool_job *job, int status, void *arg)
+{
+	struct session *s = arg;
+	struct daemon *d = s->w->d;
+	s->job = NULL;
+	s->busy = false;
+	if (status == 0) {
+		smtp_server_resolve(s->srv, 250, "2.0.0", "Ok: queued as %s", s->qid);
+		atomic_fetch_add(&d->stats.messages_accepted, 1);
+		atomic_fetch_add(&d->stats.bytes_accepted, s->msg_size);
+	} else if (status == ENOSPC || status == EDQUOT) {
+		log_warn("%s %s: delivery failed: %s", s->sid, s->qid, strerror(status));
+		smtp_server_resolve(s->srv, 452, "4.3.1", "Error: insufficient system storage");
+	} else {
+		log_warn("%s %s: delivery failed: %s", s->sid, s->qid, strerror(status));
+		smtp_server_resolve(s->srv, 451, "4.3.0", "Error: local delivery failed, try again later");
+	}
+	if (s->srv->pending == SRV_EV_CLOSE) {
+		close_after_flush(s);
+		return;
+	}
+	if (s->w->stopping) {
+		smtp_server_shutdown(s->srv, "4.3.2", "Service shutting down");
+		close_after_flush(s);
+		return;
+	}
+	bufferevent_enable(s->bev, EV_READ);
+	process_input(s);
+}
+
+/* Recipient -> Maildir; false if it is not ours or not deliverable. */
+static bool
+mailbox_for(struct session *s, const struct smtp_path *p, struct buf *out)
+{
+	char local[sizeof p->local];
+	snprintf(local, sizeof local, "%s", p->local);
+	const char *domain = p->domain;
+	if (domain[0] == '\0') {
+		/* "<postmaster>" (RFC 5321 §4.5.1): the first local domain's. */
+		if (s->cfg->virtual_mailbox_domains.n == 0)
+			return false;
+		domain = s->cfg->virtual_mailbox_domains.v[0];
+	}
+	return spool_mailbox_path(s->cfg->virtual_mailbox_base, local, domain, out);
+}
+
+static void
+deliver(struct session *s)
+{
+	struct smtp_server *m = s->srv;
+	struct smtp_tx *tx = m->tx;
+	struct buf tmp = BUF_INIT;
+	spool_queue_id(s->qid);
+
+	struct buf hdr = BUF_INIT;
+	build_received(s, &hdr);
+	size_t blen = 0;
+	char *body = smtp_server_take_message(m, &blen);
+	s->msg_size = blen;
+	/* One allocation: header then body; the spool takes ownership. */
+	char *msg = xmalloc(hdr.len + blen + 1);
+	memcpy(msg, hdr.data, hdr.len);
+	memcpy(msg + hdr.len, body, blen);
+	size_t mlen = hdr.len + blen;
+	free(body);
+
+	/* Mailboxes, each once even if named by several RCPTs. */
+	const char **boxes = xcalloc(tx->nrcpt, sizeof *boxes);
+	size_t nbox = 0;
+	struct buf to = BUF_INIT;
+	for (size_t i = 0; i < tx->nrcpt; i++) {
+		char a[600];
+		buf_appendf(&to, "%s<%s>", i ? "," : "", fmt_path(&tx->rcpt[i].path, a, sizeof a, &tmp));
+		struct buf p = BUF_INIT;
+		if (!mailbox_for(s, &tx->rcpt[i].path, &p)) {
+			buf_free(&p);
+			continue;   /* cannot happen: checked at RCPT */
+		}
+		bool dup = false;
+		for (size_t j = 0; j < nbox; j++)
+			if (strcmp(boxes[j], p.data) == 0)
+				dup = true;
+		if (dup)
+			buf_free(&p);
+		else
+			boxes[nbox++] = buf_steal(&p);
+	}
+	char from[600];
+	log_info("%s %s: client=%s, from=<%s>, to=%s, size=%zu, nrcpt=%zu, proto=%s%s%s, "
+	    "long_lines=%llu", s->sid, s->qid, s->client,
+	    fmt_path(&tx->mail, from, sizeof from, &tmp), buf_cstr(&to), mlen, tx->nrcpt,
+	    smtp_server_with_protocol(m), s->tls_active ? ", tls=" : "",
+	    s->tls_active ? s->tlsinfo.version : "", (unsigned long long)tx->dd.long_lines);
+	buf_free(&to);
+	buf_free(&tmp);
+	buf_free(&hdr);
+
+	s->busy = true;
+	/* Backpressure while the spool works: stop reading. */
+	bufferevent_disable(s->bev, EV_READ);
+	s->job = spool_submit(s->w->d->spool, s->w->base, msg, mlen,
+	    (const char *const *)boxes, nbox, s->qid, on_delivered, s);
+	for (size_t i = 0; i < nbox; i++)
+		free((void *)boxes[i]);
+	free(boxes);
+}
+
+/* ---- decisions ---- */
+
+static void log_reject(struct session *s, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Postfix-style reject line: "NOQUEUE: reject: RCPT from name[ip]: 554 ...;
+ * from=<...> proto=ESMTP helo=<...>" (log parsers and fail2ban expect it). */
+static void
+log_reject(struct session *s, const char *what, const char *fmt, ...)
+{
+	char detail[1400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	struct buf tmp = BUF_INIT;
+	char from[600] = "";
+	if (s->srv->tx)
+		fmt_path(&s->srv->tx->mail, from, sizeof from, &tmp);
+	buf_reset(&tmp);
+	struct buf helo = BUF_INIT;
+	log_sanitize(&helo, s->srv->helo, strlen(s->srv->helo), 255);
+	log_info("%s NOQUEUE: reject: %s from %s: %s; from=<%s> proto=%s helo=<%s>",
+	    s->sid, what, s->client, detail, from, s->srv->esmtp ? "ESMTP" : "SMTP",
+	    buf_cstr(&helo));
+	buf_free(&helo);
+	buf_free(&tmp);
+}
+
+static bool
+domain_is_local(const struct ehlo_config *cfg, const char *domain)
+{
+	for (size_t i = 0; i < cfg->virtual_mailbox_domains.n; i++)
+		if (ascii_ieq(cfg->virtual_mailbox_domains.v[i], domain))
+			return true;
+	return false;
+}
+
+static void
+decide_rcpt(struct session *s)
+{
+	const struct smtp_path *p = &s->srv->rcpt_pending.path;
+	struct buf tmp = BUF_INIT;
+	char addr[600];
+	fmt_path(p, addr, sizeof addr, &tmp);
+	buf_free(&tmp);
+
+	if (p->domain[0] != '\0' && !domain_is_local(s->cfg, p->domain)) {
+		/* Relaying arrives with AUTH (a later issue). */
+		smtp_server_resolve(s->srv, 554, "5.7.1", "<%s>: Relay access denied", addr);
+		log_reject(s, "RCPT", "554 5.7.1 <%s>: Relay access denied; to=<%s>", addr, addr);
+		return;
+	}
+	struct buf box = BUF_INIT;
+	if (!mailbox_for(s, p, &box)) {
+		buf_free(&box);
+		smtp_server_resolve(s->srv, 550, "5.1.3",
+		    "<%s>: Recipient address rejected: not a deliverable mailbox name", addr);
+		log_reject(s, "RCPT", "550 5.1.3 <%s>: bad mailbox name; to=<%s>", addr, addr);
+		return;
+	}
+	buf_free(&box);
+	if (s->g->vmaps != NULL && p->domain[0] != '\0') {
+		char key[sizeof p->local + sizeof p->domain + 2];
+		snprintf(key, sizeof key, "%s@%s", p->local, p->domain);
+		if (!addrmap_contains(s->g->vmaps, key)) {
+			smtp_server_resolve(s->srv, 550, "5.1.1",
+			    "<%s>: Recipient address rejected: User unknown in virtual mailbox table", addr);
+			log_reject(s, "RCPT", "550 5.1.1 <%s>: User unknown; to=<%s>", addr, addr);
+			return;
+		}
+	}
+	smtp_server_resolve(s->srv, 250, "2.1.5", "Ok");
+}
+
+static void
+start_tls(struct session *s)
+{
+	struct daemon *d = s->w->d;
+	flush_out(s);   /* the 220 goes out in plaintext, before the handshake */
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t left = evbuffer_get_length(in);
+	if (left > 0) {
+		/* CVE-2011-0411: plaintext pipelined after STARTTLS must not be
+		 * executed inside the TLS session. Discard, log, count. */
+		log_warn("%s %zu bytes of plaintext pipelined after STARTTLS from %s: discarded",
+		    s->sid, left, s->client);
+		evbuffer_drain(in, left);
+		s->srv->plaintext_discarded += left;
+		atomic_fetch_add(&d->stats.starttls_injection, 1);
+	}
+	s->bev = tls_server_start(s->g->tls, s->w->base, s->bev);
+	s->in_handshake = true;
+	bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
+	struct timeval hs = ms_tv(s->cfg->smtpd_tls_handshake_timeout);
+	bufferevent_set_timeouts(s->bev, &hs, &hs);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* Performs one machine event. */
+static void
+handle_event(struct session *s, enum smtp_event ev)
+{
+	switch (ev) {
+	case SRV_EV_HELO:
+		smtp_server_resolve(s->srv, 250, NULL, NULL);
+		break;
+	case SRV_EV_MAIL:
+		smtp_server_resolve(s->srv, 250, "2.1.0", "Ok");
+		break;
+	case SRV_EV_RCPT:
+		decide_rcpt(s);
+		break;
+	case SRV_EV_MESSAGE:
+		deliver(s);
+		break;
+	case SRV_EV_STARTTLS:
+		start_tls(s);
+		break;
+	case SRV_EV_CLOSE:
+		close_after_flush(s);
+		break;
+	case SRV_EV_NONE:
+		break;
+	}
+	if (!s->closing && s->srv->pending == SRV_EV_CLOSE)
+		close_after_flush(s);
+}
+
+static void
+process_input(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	while (!s->busy && !s->closing && !s->in_handshake) {
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			break;
+		size_t used = 0;
+		enum smtp_event ev = smtp_server_feed(s->srv, v.iov_base, v.iov_len, &used);
+		evbuffer_drain(in, used);
+		if (s->srv->pending_cmd < CMD_COUNT)
+			s->last_cmd = s->srv->pending_cmd;
+		if (ev != SRV_EV_NONE)
+			handle_event(s, ev);
+	}
+	if (s->closing || s->in_handshake)
+		return;
+	/* RFC 2920 §3.2: the input is drained (or we wait): send what we have. */
+	flush_out(s);
+	bool data = s->srv->state == SS_DATA || s->srv->state == SS_BDAT;
+	if (data != s->data_timeouts)
+		set_timeouts(s, data);
+}
+
+/* ---- greeting and connection events ---- */
+
+static void
+send_greeting(struct session *s)
+{
+	s->greeted = true;
+	smtp_server_greeting(s->srv);
+	flush_out(s);
+	process_input(s);   /* a pre-greeting talker's bytes, if logged only */
+}
+
+static void
+pregreet(struct session *s, size_t n)
+{
+	struct daemon *d = s->w->d;
+	if (!s->pregreet_logged) {
+		struct evbuffer *in = bufferevent_get_input(s->bev);
+		unsigned char *p = evbuffer_pullup(in, n < 64 ? (ev_ssize_t)n : 64);
+		struct buf b = BUF_INIT;
+		log_sanitize(&b, p, n < 64 ? n : 64, 64);
+		log_info("%s PREGREET %zu bytes from %s: %s", s->sid, n, s->client, buf_cstr(&b));
+		buf_free(&b);
+		s->pregreet_logged = true;
+		atomic_fetch_add(&d->stats.pregreet, 1);
+	}
+	if (s->cfg->smtpd_pregreet_action == PREGREET_REJECT) {
+		/* RFC 5321 §4.2.2 / RFC 7504: 554 greeting; the client spoke
+		 * before we did (an SMTP client must wait for the greeting). */
+		evbuffer_drain(bufferevent_get_input(s->bev), n);
+		buf_appendf(&s->srv->out, "554 5.5.1 %s Error: talked before greeting\r\n",
+		    s->cfg->myhostname);
+		s->greeted = true;
+		close_after_flush(s);
+	}
+}
+
+static void
+on_greet_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	if (s->closing)
+		return;
+	send_greeting(s);
+}
+
+static void
+on_read(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+	if (s->closing || s->in_handshake)
+		return;
+	if (!s->greeted) {
+		pregreet(s, evbuffer_get_length(bufferevent_get_input(bev)));
+		return;
+	}
+	process_input(s);
+}
+
+static const char *
+lost_after(const struct session *s)
+{
+	switch (s->srv->state) {
+	case SS_DATA: return "DATA";
+	case SS_BDAT: return "BDAT";
+	case SS_TLS:  return "STARTTLS";
+	default: break;
+	}
+	if (s->last_cmd >= CMD_COUNT || s->srv->cmd_total[s->last_cmd] == 0)
+		return "CONNECT";
+	static const char *const up[CMD_COUNT] = {
+		"EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "BDAT",
+		"RSET", "NOOP", "VRFY", "EXPN", "HELP", "QUIT", "UNKNOWN",
+	};
+	return up[s->last_cmd];
+}
+
+static void
+on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+	struct daemon *d = s->w->d;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		/* TLS handshake finished (STARTTLS or implicit TLS). */
+		s->in_handshake = false;
+		s->tls_active = true;
+		tls_info_get(bev, &s->tlsinfo);
+		atomic_fetch_add(&d->stats.tls_handshakes, 1);
+		log_info("%s TLS established from %s: %s with cipher %s (%d/%d bits)%s%s%s%s%s",
+		    s->sid, s->client, s->tlsinfo.version, s->tlsinfo.cipher, s->tlsinfo.bits,
+		    s->tlsinfo.alg_bits, s->tlsinfo.sni[0] ? " sni=" : "", s->tlsinfo.sni,
+		    s->tlsinfo.peer_fingerprint[0] ? " client_fingerprint=" : "",
+		    s->tlsinfo.peer_fingerprint, s->tlsinfo.resumed ? " resumed" : "");
+		set_timeouts(s, false);
+		if (s->srv->state == SS_TLS) {
+			smtp_server_tls_started(s->srv);
+			process_input(s);
+		} else if (!s->greeted) {
+			send_greeting(s);
+		}
+		return;
+	}
+	if (s->closing && !(what & BEV_EVENT_TIMEOUT)) {
+		/* The peer went away while we flushed the last reply. */
+		bev_flush_cancel(&s->flush);
+		session_free(s);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (s->closing || s->in_handshake) {
+			if (s->in_handshake)
+				log_info("%s TLS handshake timeout from %s", s->sid, s->client);
+			bev_flush_cancel(&s->flush);
+			session_free(s);
+			return;
+		}
+		atomic_fetch_add(&d->stats.timeouts, 1);
+		log_info("%s timeout after %s from %s", s->sid, lost_after(s), s->client);
+		if (s->busy) {
+			/* Waiting for the spool is not the client's fault; only a
+			 * write timeout gets here while busy. */
+			bev_flush_cancel(&s->flush);
+			session_free(s);
+			return;
+		}
+		smtp_server_shutdown(s->srv, "4.4.2", "Error: timeout exceeded");
+		close_after_flush(s);
+		return;
+	}
+	if (s->in_handshake && (what & BEV_EVENT_ERROR)) {
+		char reason[256];
+		tls_error_reason(bev, reason, sizeof reason);
+		atomic_fetch_add(&d->stats.tls_failures, 1);
+		log_info("%s TLS handshake failed from %s: %s", s->sid, s->client, reason);
+		session_free(s);
+		return;
+	}
+	/* EOF or error. */
+	if (s->srv->state != SS_CLOSED) {
+		atomic_fetch_add(&d->stats.lost_connections, 1);
+		log_info("%s lost connection after %s from %s", s->sid, lost_after(s), s->client);
+	}
+	session_free(s);
+}
+
+/* ---- accept ---- */
+
+static void
+reject_connection(struct worker *w, int fd, const char *client, const char *why)
+{
+	struct daemon *d = w->d;
+	char line[512];
+	struct gen *g = daemon_gen(d);
+	int n = snprintf(line, sizeof line, "421 4.7.0 %s Error: %s\r\n", g->cfg->myhostname, why);
+	gen_unref(&g);
+	/* Best effort, non-blocking: the reply fits in an empty socket buffer. */
+	if (write(fd, line, (size_t)n) < 0) {
+		/* nothing to do: the peer is gone */
+	}
+	close(fd);
+	atomic_fetch_add(&d->stats.rejected_connections, 1);
+	log_info("NOQUEUE: reject: CONNECT from %s: 421 4.7.0 %s", client, why);
+}
+
+void
+session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
+               const struct listener_def *l)
+{
+	struct daemon *d = w->d;
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in4->sin_addr, ip, sizeof ip);
+		port = ntohs(in4->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+		port = ntohs(in6->sin6_port);
+	}
+	char client[300];
+	snprintf(client, sizeof client, "unknown[%s]", ip);
+
+	struct gen *g = daemon_gen(d);
+	const struct ehlo_config *cfg = g->cfg;
+	long long active = atomic_load(&d->stats.sessions_active);
+	if (w->stopping || active >= cfg->smtpd_max_connections) {
+		gen_unref(&g);
+		reject_connection(w, fd, client, w->stopping ? "service shutting down" :
+		    "too many connections");
+		return;
+	}
+	unsigned per_ip = daemon_ip_add(d, sa);
+	if (cfg->smtpd_client_connection_count_limit > 0 &&
+	    per_ip > (unsigned long long)cfg->smtpd_client_connection_count_limit) {
+		daemon_ip_del(d, sa);
+		gen_unref(&g);
+		reject_connection(w, fd, client, "too many connections from your address");
+		return;
+	}
+
+	struct session *s = xcalloc(1, sizeof *s);
+	s->w = w;
+	s->g = g;
+	s->cfg = cfg;
+	s->counted_ip = true;
+	s->listener = l;
+	memcpy(&s->peer, sa, salen);
+	s->peerlen = salen;
+	snprintf(s->ip, sizeof s->ip, "%s", ip);
+	s->port = port;
+	snprintf(s->client, sizeof s->client, "%s", client);
+	s->last_cmd = CMD_COUNT;
+	/* Session id: worker index, then a per-worker counter (unique per run). */
+	snprintf(s->sid, sizeof s->sid, "%02X%014llX", (unsigned)w->index & 0xff,
+	    (unsigned long long)(++w->next_sid & 0xffffffffffffffULL));
+
+	struct smtp_server_opts o = {
+		.hostname = cfg->myhostname,
+		.greeting = g->greeting,
+		.ext = g->ext,
+		.max_size = cfg->message_size_limit,
+		.max_rcpt = (unsigned)cfg->smtpd_recipient_limit,
+		.hard_error_limit = (unsigned)cfg->smtpd_hard_error_limit,
+		.bare = cfg->smtpd_forbid_bare_newline == BARE_NL_NORMALIZE ?
+		    DATA_BARE_NORMALIZE : DATA_BARE_REJECT,
+		.reject_long_lines = cfg->smtpd_reject_long_lines,
+		.tls_available = g->tls != NULL && l->kind != LISTEN_SUBMISSIONS,
+		.tls_required = cfg->smtpd_tls_security_level == TLS_LEVEL_ENCRYPT,
+		.tls_active = l->kind == LISTEN_SUBMISSIONS,
+	};
+	s->srv = smtp_server_new(&o);
+
+	s->next = w->sessions;
+	if (w->sessions)
+		w->sessions->prev = s;
+	w->sessions = s;
+	w->nsessions++;
+	atomic_fetch_add(&d->stats.connects, 1);
+	atomic_fetch_add(&d->stats.sessions_active, 1);
+
+	log_info("%s connect from %s:%u to %s", s->sid, s->client, port, l->name);
+
+	evutil_make_socket_nonblocking(fd);
+	s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGHWATER);
+	bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
+	set_timeouts(s, false);
+
+	if (l->kind == LISTEN_SUBMISSIONS) {
+		if (g->tls == NULL) {
+			log_warn("%s implicit-TLS listener %s has no certificate: closing", s->sid, l->name);
+			session_free(s);
+			return;
+		}
+		/* RFC 8314 §3: TLS first, the greeting inside it. */
+		s->bev = tls_server_start(g->tls, w->base, s->bev);
+		s->in_handshake = true;
+		bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
+		struct timeval hs = ms_tv(cfg->smtpd_tls_handshake_timeout);
+		bufferevent_set_timeouts(s->bev, &hs, &hs);
+		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	if (cfg->smtpd_greet_pause > 0) {
+		s->greet_timer = evtimer_new(w->base, on_greet_timer, s);
+		struct timeval tv = ms_tv(cfg->smtpd_greet_pause);
+		evtimer_add(s->greet_timer, &tv);
+		return;
+	}
+	/* No pause: still notice a client whose bytes beat our greeting. */
+	int pending = 0;
+	if (ioctl(fd, FIONREAD, &pending) == 0 && pending > 0) {
+		pregreet(s, (size_t)pending);
+		if (s->closing)
+			return;
+	}
+	send_greeting(s);
+}
+
+void
+session_stop_all(struct worker *w)
+{
+	struct session *s = w->sessions;
+	while (s != NULL) {
+		struct session *next = s->next;
+		if (!s->closing && !s->busy && !s->in_handshake &&
+		    s->srv->state != SS_DATA && s->srv->state != SS_BDAT) {
+			smtp_server_shutdown(s->srv, "4.3.2", "Service shutting down");
+			close_after_flush(s);
+		}
+		s = next;
+	}
+}
+
+void
+session_free_all(struct worker *w)
+{
+	while (w->sessions != NULL) {
+		struct session *s = w->sessions;
+		log_info("%s closing at shutdown deadline (state %s)", s->sid,
+		    smtp_state_name(s->srv->state));
+		session_free(s);
+	}
+}
