@@ -1,0 +1,381 @@
+/*
+ * Public Suffix List parser and matcher (see psl.h).
+ *
+ * Rules are kept in one open-addressing hash table keyed by the rule's
+ * name without its "!" or "*." prefix; each key carries flags saying
+ * which kinds of rule exist for it, so a lookup costs two probes per label
+ * of the name and never allocates.
+ */
+#include "identity/psl.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "identity/hostname.h"
+#include "lib/util.h"
+#include "lib/xmalloc.h"
+
+enum {
+	R_NORMAL    = 1u << 0,   /* "a.b" */
+	R_WILDCARD  = 1u << 1,   /* "*.a.b" (stored under "a.b") */
+	R_EXCEPTION = 1u << 2,   /* "!a.b" */
+};
+
+struct slot {
+	uint32_t off;     /* into arena */
+	uint16_t len;     /* 0 = empty slot */
+	uint8_t  flags;
+};
+
+struct psl {
+	char        *arena;
+	size_t       arena_len, arena_cap;
+	struct slot *slots;
+	size_t       cap;       /* power of two */
+	size_t       keys;
+	size_t       rules;
+	size_t       skipped;
+};
+
+static uint64_t
+hash(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+static struct slot *
+find(const struct psl *psl, const char *s, size_t n)
+{
+	if (psl == NULL || psl->cap == 0)
+		return NULL;
+	size_t mask = psl->cap - 1;
+	for (size_t i = (size_t)hash(s, n) & mask;; i = (i + 1) & mask) {
+		struct slot *sl = &psl->slots[i];
+		if (sl->len == 0)
+			return NULL;
+		if (sl->len == n && memcmp(psl->arena + sl->off, s, n) == 0)
+			return sl;
+	}
+}
+
+static void
+grow(struct psl *psl)
+{
+	size_t ncap = psl->cap ? psl->cap * 2 : 1024;
+	struct slot *old = psl->slots;
+	size_t ocap = psl->cap;
+	psl->slots = xcalloc(ncap, sizeof(*psl->slots));
+	psl->cap = ncap;
+	for (size_t i = 0; i < ocap; i++) {
+		if (old[i].len == 0)
+			continue;
+		size_t j = (size_t)hash(psl->arena + old[i].off, old[i].len) &
+		    (ncap - 1);
+		while (psl->slots[j].len != 0)
+			j = (j + 1) & (ncap - 1);
+		psl->slots[j] = old[i];
+	}
+	free(old);
+}
+
+static void
+insert(struct psl *psl, const char *s, size_t n, uint8_t flags)
+{
+	struct slot *sl = find(psl, s, n);
+	if (sl != NULL) {
+		sl->flags |= flags;
+		return;
+	}
+	if ((psl->keys + 1) * 2 > psl->cap)
+		grow(psl);
+	if (psl->arena_len + n > psl->arena_cap) {
+		size_t ncap = psl->arena_cap ? psl->arena_cap * 2 : 65536;
+		while (ncap < psl->arena_len + n)
+			ncap *= 2;
+		psl->arena = xrealloc(psl->arena, ncap);
+		psl->arena_cap = ncap;
+	}
+	memcpy(psl->arena + psl->arena_len, s, n);
+	size_t j = (size_t)hash(s, n) & (psl->cap - 1);
+	while (psl->slots[j].len != 0)
+		j = (j + 1) & (psl->cap - 1);
+	psl->slots[j].off = (uint32_t)psl->arena_len;
+	psl->slots[j].len = (uint16_t)n;
+	psl->slots[j].flags = flags;
+	psl->arena_len += n;
+	psl->keys++;
+}
+
+/* Decodes one UTF-8 code point at s[*i]; rejects overlongs, surrogates and
+ * values above U+10FFFF. */
+static bool
+utf8_next(const unsigned char *s, size_t n, size_t *i, uint32_t *cp)
+{
+	unsigned char c = s[*i];
+	size_t need;
+	uint32_t v, min;
+	if (c < 0x80) {
+		*cp = c;
+		(*i)++;
+		return true;
+	} else if ((c & 0xe0) == 0xc0) {
+		need = 1; v = c & 0x1f; min = 0x80;
+	} else if ((c & 0xf0) == 0xe0) {
+		need = 2; v = c & 0x0f; min = 0x800;
+	} else if ((c & 0xf8) == 0xf0) {
+		need = 3; v = c & 0x07; min = 0x10000;
+	} else {
+		return false;
+	}
+	if (n - *i <= need)
+		return false;
+	for (size_t k = 1; k <= need; k++) {
+		unsigned char cc = s[*i + k];
+		if ((cc & 0xc0) != 0x80)
+			return false;
+		v = (v << 6) | (cc & 0x3f);
+	}
+	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+		return false;
+	*cp = v;
+	*i += need + 1;
+	return true;
+}
+
+/* RFC 3492 §5 parameters. */
+enum { PC_BASE = 36, PC_TMIN = 1, PC_TMAX = 26, PC_SKEW = 38, PC_DAMP = 700,
+       PC_BIAS = 72, PC_N = 128 };
+
+static uint32_t
+adapt(uint32_t delta, uint32_t numpoints, bool first)
+{
+	delta = first ? delta / PC_DAMP : delta / 2;
+	delta += delta / numpoints;
+	uint32_t k = 0;
+	while (delta > ((PC_BASE - PC_TMIN) * PC_TMAX) / 2) {
+		delta /= PC_BASE - PC_TMIN;
+		k += PC_BASE;
+	}
+	return k + (PC_BASE - PC_TMIN + 1) * delta / (delta + PC_SKEW);
+}
+
+static char
+pc_digit(uint32_t d)
+{
+	return (char)(d < 26 ? 'a' + d : '0' + (d - 26));
+}
+
+size_t
+psl_punycode_label(const char *in, size_t n, char *out, size_t outlen)
+{
+	uint32_t cps[ID_LABEL_MAX + 1];
+	size_t ncp = 0;
+	bool ascii = true;
+	for (size_t i = 0; i < n;) {
+		if (ncp == sizeof(cps) / sizeof(cps[0]))
+			return 0;
+		if (!utf8_next((const unsigned char *)in, n, &i, &cps[ncp]))
+			return 0;
+		if (cps[ncp] >= 0x80)
+			ascii = false;
+		ncp++;
+	}
+	size_t k = 0;
+#define PUT(ch) do { if (k + 1 >= outlen) return 0; out[k++] = (ch); } while (0)
+	if (ascii) {
+		for (size_t i = 0; i < ncp; i++)
+			PUT((char)cps[i]);
+		out[k] = '\0';
+		return k;
+	}
+	PUT('x'); PUT('n'); PUT('-'); PUT('-');
+	uint32_t b = 0;
+	for (size_t i = 0; i < ncp; i++)
+		if (cps[i] < 0x80) {
+			PUT((char)cps[i]);
+			b++;
+		}
+	if (b > 0)
+		PUT('-');
+	uint32_t nn = PC_N, delta = 0, bias = PC_BIAS, h = b;
+	while (h < ncp) {
+		uint32_t m = UINT32_MAX;
+		for (size_t i = 0; i < ncp; i++)
+			if (cps[i] >= nn && cps[i] < m)
+				m = cps[i];
+		/* At most 64 code points below U+110000: no overflow. */
+		delta += (m - nn) * (h + 1);
+		nn = m;
+		for (size_t i = 0; i < ncp; i++) {
+			if (cps[i] < nn)
+				delta++;
+			if (cps[i] != nn)
+				continue;
+			uint32_t q = delta;
+			for (uint32_t kk = PC_BASE;; kk += PC_BASE) {
+				uint32_t t = kk <= bias ? PC_TMIN :
+				    kk >= bias + PC_TMAX ? PC_TMAX : kk - bias;
+				if (q < t)
+					break;
+				PUT(pc_digit(t + (q - t) % (PC_BASE - t)));
+				q = (q - t) / (PC_BASE - t);
+			}
+			PUT(pc_digit(q));
+			bias = adapt(delta, h + 1, h == b);
+			delta = 0;
+			h++;
+		}
+		delta++;
+		nn++;
+	}
+#undef PUT
+	out[k] = '\0';
+	return k;
+}
+
+/* Converts a rule's name to lowercase ASCII (A-labels) in out; false if it
+ * is not a valid host name afterwards. */
+static bool
+rule_to_ascii(const char *s, size_t n, char *out)
+{
+	char tmp[ID_NAME_MAX + 1];
+	size_t k = 0, start = 0;
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && s[i] != '.')
+			continue;
+		char label[ID_LABEL_MAX + 1];
+		size_t ln = psl_punycode_label(s + start, i - start, label,
+		    sizeof(label));
+		if (ln == 0 || k + ln + 1 > sizeof(tmp))
+			return false;
+		if (k > 0)
+			tmp[k++] = '.';
+		memcpy(tmp + k, label, ln);
+		k += ln;
+		start = i + 1;
+	}
+	return id_hostname_check(tmp, k, 0, out) == NULL;
+}
+
+struct psl *
+psl_parse(const char *text, size_t len)
+{
+	struct psl *psl = xcalloc(1, sizeof(*psl));
+	size_t i = 0;
+	while (i < len) {
+		size_t eol = i;
+		while (eol < len && text[eol] != '\n')
+			eol++;
+		size_t a = i;
+		while (a < eol && (text[a] == ' ' || text[a] == '\t'))
+			a++;
+		/* The rule is the line's first whitespace-delimited word. */
+		size_t b = a;
+		while (b < eol && text[b] != ' ' && text[b] != '\t' &&
+		    text[b] != '\r')
+			b++;
+		i = eol + 1;
+		if (a == b || (b - a >= 2 && text[a] == '/' && text[a + 1] == '/'))
+			continue;
+		const char *r = text + a;
+		size_t rn = b - a;
+		uint8_t flag = R_NORMAL;
+		if (r[0] == '!') {
+			flag = R_EXCEPTION;
+			r++, rn--;
+		} else if (rn >= 2 && r[0] == '*' && r[1] == '.') {
+			flag = R_WILDCARD;
+			r += 2, rn -= 2;
+		}
+		char key[ID_NAME_MAX + 1];
+		if (rn == 0 || memchr(r, '*', rn) != NULL ||
+		    !rule_to_ascii(r, rn, key) ||
+		    (flag == R_EXCEPTION && strchr(key, '.') == NULL)) {
+			psl->skipped++;
+			continue;
+		}
+		insert(psl, key, strlen(key), flag);
+		psl->rules++;
+	}
+	return psl;
+}
+
+void
+psl_free(struct psl **pp)
+{
+	if (*pp == NULL)
+		return;
+	free((*pp)->arena);
+	free((*pp)->slots);
+	x_free(pp);
+}
+
+size_t
+psl_rule_count(const struct psl *psl)
+{
+	return psl ? psl->rules : 0;
+}
+
+size_t
+psl_skipped(const struct psl *psl)
+{
+	return psl ? psl->skipped : 0;
+}
+
+static uint8_t
+flags_of(const struct psl *psl, const char *s, size_t n)
+{
+	const struct slot *sl = find(psl, s, n);
+	return sl ? sl->flags : 0;
+}
+
+void
+psl_lookup(const struct psl *psl, const char *name, size_t len,
+           struct psl_match *m)
+{
+	size_t off[ID_NAME_MAX / 2 + 2];
+	size_t nl = 0;
+	memset(m, 0, sizeof(*m));
+	if (len == 0)
+		return;
+	off[nl++] = 0;
+	for (size_t i = 0; i < len && nl < sizeof(off) / sizeof(off[0]); i++)
+		if (name[i] == '.')
+			off[nl++] = i + 1;
+
+	size_t exc = SIZE_MAX, best = SIZE_MAX;
+	for (size_t k = 0; k < nl; k++) {
+		uint8_t f = flags_of(psl, name + off[k], len - off[k]);
+		if ((f & R_EXCEPTION) && exc == SIZE_MAX && k + 1 < nl)
+			exc = k;
+		if (best == SIZE_MAX) {
+			if (f & R_NORMAL)
+				best = k;
+			else if (k + 1 < nl &&
+			    (flags_of(psl, name + off[k + 1],
+			     len - off[k + 1]) & R_WILDCARD))
+				best = k;
+		}
+	}
+	size_t ps;
+	if (exc != SIZE_MAX) {
+		ps = exc + 1;
+		m->listed = true;
+	} else if (best != SIZE_MAX) {
+		ps = best;
+		m->listed = true;
+	} else {
+		ps = nl - 1;
+	}
+	m->suffix_off = off[ps];
+	if (ps > 0) {
+		m->has_regdom = true;
+		m->regdom_off = off[ps - 1];
+	}
+}

@@ -1,0 +1,61 @@
+/*
+ * The Public Suffix List (https://publicsuffix.org/list/), our own parser
+ * and matcher (pure; the file is read by psl_load_file() in load.c).
+ *
+ * Matching follows the list's published algorithm: a rule matches a name
+ * when its labels equal the name's rightmost labels, "*" matching any one
+ * label; an exception rule ("!x.y") prevails over everything and its
+ * public suffix is the rule minus its leftmost label; otherwise the rule
+ * with the most labels prevails; when none matches the implicit rule "*"
+ * does (the top-level label alone is the public suffix). The registrable
+ * ("organisational") domain is the public suffix plus one more label.
+ *
+ * Both the ICANN and the PRIVATE sections are used: two hosts under
+ * compute-1.amazonaws.com belong to different customers and must not count
+ * as one organisation. Rules in Unicode are converted to A-labels
+ * (RFC 3492 Punycode) at load, since names from EHLO and DNS are ASCII.
+ */
+#ifndef EHLO_IDENTITY_PSL_H
+#define EHLO_IDENTITY_PSL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct psl;
+
+/*
+ * Parses the list's text. Never NULL (allocation failure aborts). Lines
+ * that are not rules the algorithm supports (a "*" not as the leftmost
+ * label, bad UTF-8, invalid labels) are skipped and counted in
+ * psl_skipped(). The caller owns the result; free it with psl_free().
+ */
+struct psl *psl_parse(const char *text, size_t len);
+void        psl_free(struct psl **pp);
+size_t      psl_rule_count(const struct psl *psl);
+size_t      psl_skipped(const struct psl *psl);
+
+struct psl_match {
+	size_t suffix_off;   /* name + suffix_off is the public suffix */
+	bool   listed;       /* a rule of the list prevailed (not implicit "*") */
+	bool   has_regdom;   /* the name is longer than its public suffix */
+	size_t regdom_off;   /* name + regdom_off is the registrable domain */
+};
+
+/*
+ * Looks name[0..len) up. name must be a valid, lowercase host name without
+ * a trailing dot (id_hostname_check output). psl may be NULL: then only
+ * the implicit rule "*" applies and listed is false.
+ */
+void psl_lookup(const struct psl *psl, const char *name, size_t len,
+                struct psl_match *m);
+
+/*
+ * Encodes one label of UTF-8 into its A-label "xn--..." (RFC 3492, no
+ * further IDNA mapping: the list is already lowercase NFC). Returns the
+ * length written to out (at most outlen - 1, NUL-terminated), or 0 if the
+ * input is not valid UTF-8 or the result does not fit. An all-ASCII label
+ * is copied unchanged.
+ */
+size_t psl_punycode_label(const char *in, size_t n, char *out, size_t outlen);
+
+#endif
