@@ -88,19 +88,23 @@ scan_flags(struct data_decoder *d, const unsigned char *p, size_t k)
 }
 
 /*
- * Appends p[0..k) to out, which counts as `counted` octets of content, unless
- * the size limit has been passed.
+ * Output under the size limit: while the content still fits, size <=
+ * max_size. The text octet or line end that first makes it exceed sets
+ * overflow; text is appended up to the exact limit, a line end only whole.
+ * So what reaches out depends on the content alone, never on how the input
+ * was cut into chunks.
  */
 static void
-emit(struct data_decoder *d, const char *p, size_t k, uint64_t counted, struct buf *out)
+emit_text(struct data_decoder *d, const char *p, size_t k, struct buf *out)
 {
-	uint64_t size = sat_add(d->size, counted);
-
-	if (!d->overflow && d->max_size != 0 && size > d->max_size)
-		d->overflow = true;
-	if (!d->overflow && k > 0)
-		buf_append(out, p, k);
-	d->size = size;
+	if (!d->overflow) {
+		if (d->max_size != 0 && k > d->max_size - d->size) {
+			buf_append(out, p, (size_t)(d->max_size - d->size));
+			d->overflow = true;
+		} else
+			buf_append(out, p, k);
+	}
+	d->size = sat_add(d->size, k);
 }
 
 /* Octets of line text (no CR, no LF) p[0..k). */
@@ -115,19 +119,24 @@ text(struct data_decoder *d, const char *p, size_t k, struct buf *out)
 	d->line_len = k > SIZE_MAX - old ? SIZE_MAX : old + k;
 	if (old <= TEXT_MAX && d->line_len > TEXT_MAX)
 		d->long_lines++;
-	emit(d, p, k, k, out);
+	emit_text(d, p, k, out);
 }
 
-/* The current line ends (CRLF, or a normalised bare LF). */
+/* The current line ends (CRLF, or a normalised bare LF); it counts as CRLF. */
 static void
 line_end(struct data_decoder *d, struct buf *out)
 {
 	d->lines++;
 	d->line_len = 0;
-	if (d->lf_out)
-		emit(d, "\n", 1, 2, out);
-	else
-		emit(d, "\r\n", 2, 2, out);
+	if (!d->overflow) {
+		if (d->max_size != 0 && d->max_size - d->size < 2)
+			d->overflow = true;
+		else if (d->lf_out)
+			buf_append(out, "\n", 1);
+		else
+			buf_append(out, "\r\n", 2);
+	}
+	d->size = sat_add(d->size, 2);
 }
 
 bool

@@ -34,7 +34,9 @@
  * Output: the unstuffed content is appended to `out` with line ends written
  * as "\n" (lf_out, for Maildir) or "\r\n". Once the content exceeds
  * max_size octets (counted on the unstuffed content with CRLF line ends),
- * nothing more is appended and `overflow` is set, but decoding continues to
+ * `overflow` is set and out holds exactly the content that fit (text cut at
+ * the limit, a line end only whole; independent of how the input was
+ * chunked), nothing more is appended, but decoding continues to
  * the end so that the session stays in sync (552 5.3.4 comes after the end).
  * Text lines longer than SMTP_TEXT_LINE_MAX (1000 incl. CRLF, §4.5.3.1.6)
  * are kept unchanged and counted in long_lines; the caller decides.
