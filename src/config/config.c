@@ -1435,6 +1435,16 @@ config_print_nondefault(const struct ehlo_config *cfg, FILE *out)
 	buf_free(&b);
 }
 
+bool
+config_get(const struct ehlo_config *cfg, const char *name, struct buf *out)
+{
+	int si = setting_index(name);
+	if (si < 0)
+		return false;
+	field_format(&settings[si], (const char *)cfg + settings[si].off, out);
+	return true;
+}
+
 /* man(7) text: escape backslashes, and protect a leading '.' or '\''. */
 static void
 man_text(FILE *out, const char *s)

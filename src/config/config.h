@@ -160,6 +160,12 @@ bool config_reload_compatible(const struct ehlo_config *old,
 void config_print_nondefault(const struct ehlo_config *cfg, FILE *out);
 
 /*
+ * Append the canonical text of setting NAME's value to out (the form
+ * config_print_nondefault prints). False if NAME is not a setting.
+ */
+bool config_get(const struct ehlo_config *cfg, const char *name, struct buf *out);
+
+/*
  * Print every setting with its type, default and doc string, sorted by
  * name. man_format: as man(7) markup for the SETTINGS section of
  * ehlod.conf(5); otherwise as a commented "name = default" file.
