@@ -98,14 +98,20 @@ check_keywords(const void *field, struct buf *msg)
 	return true;
 }
 
+static bool cidr_ok(const char *s);
+
 static bool
 check_cidrs(const void *field, struct buf *msg)
 {
 	const struct cfg_list *l = field;
-	struct cfg_cidr tmp;
 	for (size_t i = 0; i < l->n; i++)
-		if (!config_parse_cidr(l->v[i], &tmp, msg))
+		if (!cidr_ok(l->v[i])) {
+			buf_append_str(msg, "bad address or network \"");
+			log_sanitize(msg, l->v[i], strlen(l->v[i]), 80);
+			buf_append_str(msg, "\" (expected e.g. 192.0.2.0/24, 2001:db8::/32, "
+			    "[2001:db8::1] or 127.0.0.1, with no host bits after the prefix)");
 			return false;
+		}
 	return true;
 }
 
@@ -1629,44 +1635,44 @@ config_parse_listen(const char *s, struct cfg_listen *out, struct buf *err)
 	return false;
 }
 
-bool
-config_parse_cidr(const char *s, struct cfg_cidr *out, struct buf *err)
+/*
+ * Validate one entry of helo_checks_exempt / smtpd_upstream_proxy_hosts
+ * with exactly the rules of net/cidr.h's cidr_parse() (which does the
+ * matching at run time; lib_config cannot link lib_net, and a test checks
+ * that both accept the same entries): an address, optionally in [], with
+ * an optional /prefix, and no host bits set after the prefix.
+ */
+static bool
+cidr_ok(const char *s)
 {
 	const char *slash = strchr(s, '/');
-	size_t an = slash ? (size_t)(slash - s) : strlen(s);
-	unsigned long long plen;
-	memset(out, 0, sizeof(*out));
-	if (!parse_ip(s, an, &out->family, out->addr))
-		goto bad;
-	unsigned max = out->family == AF_INET ? 32 : 128;
-	if (slash == NULL)
-		plen = max;
-	else if (!parse_u64(slash + 1, strlen(slash + 1), &plen) || plen > max)
-		goto bad;
-	out->prefix = (unsigned)plen;
-	for (unsigned bit = out->prefix; bit < max; bit++)
-		out->addr[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
-	return true;
-bad:
-	buf_append_str(err, "bad address or network \"");
-	log_sanitize(err, s, strlen(s), 80);
-	buf_append_str(err, "\" (expected e.g. 192.0.2.0/24, 2001:db8::/32 or 127.0.0.1)");
-	return false;
-}
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	const char *a = s;
+	uint8_t bin[16];
+	int fam;
+	unsigned max;
 
-bool
-config_cidr_match(const struct cfg_cidr *net, int family, const void *addr)
-{
-	const uint8_t *a = addr;
-	if (family != net->family)
+	if (alen >= 2 && a[0] == '[' && a[alen - 1] == ']') {
+		a++;
+		alen -= 2;
+	}
+	if (!parse_ip(a, alen, &fam, bin))
 		return false;
-	unsigned full = net->prefix / 8, rest = net->prefix % 8;
-	if (memcmp(a, net->addr, full) != 0)
+	if ((fam == AF_INET6) != (memchr(a, ':', alen) != NULL))
 		return false;
-	if (rest == 0)
-		return true;
-	uint8_t mask = (uint8_t)(0xffu << (8 - rest));
-	return (a[full] & mask) == net->addr[full];
+	max = fam == AF_INET ? 32 : 128;
+	unsigned prefix = max;
+	if (slash != NULL) {
+		unsigned long long v;
+		size_t pn = strlen(slash + 1);
+		if (pn == 0 || pn > 3 || !parse_u64(slash + 1, pn, &v) || v > max)
+			return false;
+		prefix = (unsigned)v;
+	}
+	for (unsigned bit = prefix; bit < max; bit++)
+		if (bin[bit / 8] & (0x80u >> (bit % 8)))
+			return false;
+	return true;
 }
 
 static int

@@ -191,18 +191,6 @@ struct cfg_listen {
  */
 bool config_parse_listen(const char *s, struct cfg_listen *out, struct buf *err);
 
-/* An address or network: 192.0.2.0/24, 2001:db8::/32, 127.0.0.1, ::1. */
-struct cfg_cidr {
-	int      family;          /* AF_INET or AF_INET6 */
-	uint8_t  addr[16];        /* network byte order; host bits cleared */
-	unsigned prefix;          /* 0..32 or 0..128 */
-};
-
-bool config_parse_cidr(const char *s, struct cfg_cidr *out, struct buf *err);
-
-/* True if addr (4 or 16 bytes of family) lies inside net. */
-bool config_cidr_match(const struct cfg_cidr *net, int family, const void *addr);
-
 /*
  * Parse a Postfix smtpd_tls_protocols value (">=TLSv1.2", "<=TLSv1.3",
  * "!SSLv2, !SSLv3, !TLSv1", "TLSv1.2 TLSv1.3") into the lowest and highest
