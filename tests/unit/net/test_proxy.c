@@ -31,6 +31,8 @@ struct pcase {
 };
 
 #define S(x) x, sizeof(x) - 1
+#define BAD(n, lit, st) \
+	{ .name = n, .in = lit, .inlen = sizeof(lit) - 1, .want = st }
 
 static const struct pcase cases[] = {
 	/* v1 good */
@@ -39,9 +41,9 @@ static const struct pcase cases[] = {
 	{ "v1 tcp4 max", S("PROXY TCP4 255.255.255.255 255.255.255.255 65535 65535\r\n"),
 	  PROXY_DONE, 56, false, AF_INET, "255.255.255.255", "255.255.255.255", 65535, 65535 },
 	{ "v1 tcp4 zeros", S("PROXY TCP4 0.0.0.0 10.0.0.1 0 0\r\n"),
-	  PROXY_DONE, 32, false, AF_INET, "0.0.0.0", "10.0.0.1", 0, 0 },
+	  PROXY_DONE, 33, false, AF_INET, "0.0.0.0", "10.0.0.1", 0, 0 },
 	{ "v1 tcp6", S("PROXY TCP6 2001:db8::1 2001:db8::2 4000 25\r\n"),
-	  PROXY_DONE, 43, false, AF_INET6, "2001:db8::1", "2001:db8::2", 4000, 25 },
+	  PROXY_DONE, 44, false, AF_INET6, "2001:db8::1", "2001:db8::2", 4000, 25 },
 	{ "v1 tcp6 full", S("PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n"),
 	  PROXY_DONE, 104, false, AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535, 65535 },
 	{ "v1 unknown short", S("PROXY UNKNOWN\r\n"), PROXY_DONE, 15, true, 0, NULL, NULL, 0, 0 },
@@ -49,36 +51,36 @@ static const struct pcase cases[] = {
 	  PROXY_DONE, 107, true, 0, NULL, NULL, 0, 0 },
 	{ "v1 unknown junk ignored", S("PROXY UNKNOWN whatever here\r\n"), PROXY_DONE, 29, true, 0, NULL, NULL, 0, 0 },
 	/* v1 bad */
-	{ "v1 too long", S("PROXY UNKNOWN ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 655355\r\n"),
-	  PROXY_ERROR },
-	{ "v1 bare LF", S("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n"), PROXY_ERROR },
-	{ "v1 bare CR", S("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\rX\n"), PROXY_ERROR },
-	{ "v1 NUL byte", S("PROXY TCP4 1.2.3.4\0 5.6.7.8 1 2\r\n"), PROXY_ERROR },
-	{ "v1 tcp5", S("PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n"), PROXY_ERROR },
-	{ "v1 lower case", S("PROXY tcp4 1.2.3.4 5.6.7.8 1 2\r\n"), PROXY_ERROR },
-	{ "v1 unknownx", S("PROXY UNKNOWNX\r\n"), PROXY_ERROR },
-	{ "v1 missing port", S("PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n"), PROXY_ERROR },
-	{ "v1 extra field", S("PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3\r\n"), PROXY_ERROR },
-	{ "v1 double space", S("PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n"), PROXY_ERROR },
-	{ "v1 trailing space", S("PROXY TCP4 1.2.3.4 5.6.7.8 1 2 \r\n"), PROXY_ERROR },
-	{ "v1 port too big", S("PROXY TCP4 1.2.3.4 5.6.7.8 65536 25\r\n"), PROXY_ERROR },
-	{ "v1 port leading zero", S("PROXY TCP4 1.2.3.4 5.6.7.8 025 25\r\n"), PROXY_ERROR },
-	{ "v1 octet leading zero", S("PROXY TCP4 1.2.3.04 5.6.7.8 1 25\r\n"), PROXY_ERROR },
-	{ "v1 octet 256", S("PROXY TCP4 1.2.3.256 5.6.7.8 1 25\r\n"), PROXY_ERROR },
-	{ "v1 three octets", S("PROXY TCP4 1.2.3 5.6.7.8 1 25\r\n"), PROXY_ERROR },
-	{ "v1 five octets", S("PROXY TCP4 1.2.3.4.5 5.6.7.8 1 25\r\n"), PROXY_ERROR },
-	{ "v1 tcp4 with ipv6", S("PROXY TCP4 ::1 5.6.7.8 1 25\r\n"), PROXY_ERROR },
-	{ "v1 tcp6 with ipv4", S("PROXY TCP6 1.2.3.4 ::1 1 25\r\n"), PROXY_ERROR },
-	{ "v1 tcp6 bad", S("PROXY TCP6 1:::2 ::1 1 25\r\n"), PROXY_ERROR },
-	{ "v1 empty", S("PROXY \r\n"), PROXY_ERROR },
-	{ "v1 negative port", S("PROXY TCP4 1.2.3.4 5.6.7.8 -1 25\r\n"), PROXY_ERROR },
+	BAD("v1 too long", "PROXY UNKNOWN ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 655355\r\n",
+	  PROXY_ERROR),
+	BAD("v1 bare LF", "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n", PROXY_ERROR),
+	BAD("v1 bare CR", "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\rX\n", PROXY_ERROR),
+	BAD("v1 NUL byte", "PROXY TCP4 1.2.3.4\0 5.6.7.8 1 2\r\n", PROXY_ERROR),
+	BAD("v1 tcp5", "PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n", PROXY_ERROR),
+	BAD("v1 lower case", "PROXY tcp4 1.2.3.4 5.6.7.8 1 2\r\n", PROXY_ERROR),
+	BAD("v1 unknownx", "PROXY UNKNOWNX\r\n", PROXY_ERROR),
+	BAD("v1 missing port", "PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n", PROXY_ERROR),
+	BAD("v1 extra field", "PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3\r\n", PROXY_ERROR),
+	BAD("v1 double space", "PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n", PROXY_ERROR),
+	BAD("v1 trailing space", "PROXY TCP4 1.2.3.4 5.6.7.8 1 2 \r\n", PROXY_ERROR),
+	BAD("v1 port too big", "PROXY TCP4 1.2.3.4 5.6.7.8 65536 25\r\n", PROXY_ERROR),
+	BAD("v1 port leading zero", "PROXY TCP4 1.2.3.4 5.6.7.8 025 25\r\n", PROXY_ERROR),
+	BAD("v1 octet leading zero", "PROXY TCP4 1.2.3.04 5.6.7.8 1 25\r\n", PROXY_ERROR),
+	BAD("v1 octet 256", "PROXY TCP4 1.2.3.256 5.6.7.8 1 25\r\n", PROXY_ERROR),
+	BAD("v1 three octets", "PROXY TCP4 1.2.3 5.6.7.8 1 25\r\n", PROXY_ERROR),
+	BAD("v1 five octets", "PROXY TCP4 1.2.3.4.5 5.6.7.8 1 25\r\n", PROXY_ERROR),
+	BAD("v1 tcp4 with ipv6", "PROXY TCP4 ::1 5.6.7.8 1 25\r\n", PROXY_ERROR),
+	BAD("v1 tcp6 with ipv4", "PROXY TCP6 1.2.3.4 ::1 1 25\r\n", PROXY_ERROR),
+	BAD("v1 tcp6 bad", "PROXY TCP6 1:::2 ::1 1 25\r\n", PROXY_ERROR),
+	BAD("v1 empty", "PROXY \r\n", PROXY_ERROR),
+	BAD("v1 negative port", "PROXY TCP4 1.2.3.4 5.6.7.8 -1 25\r\n", PROXY_ERROR),
 	/* not PROXY at all: direct SMTP clients */
-	{ "smtp EHLO", S("EHLO client.example\r\n"), PROXY_NOT_PROXY },
-	{ "smtp QUIT", S("QUIT\r\n"), PROXY_NOT_PROXY },
-	{ "PROXX", S("PROXX TCP4\r\n"), PROXY_NOT_PROXY },
-	{ "PROXY without space", S("PROXY\r\n"), PROXY_NOT_PROXY },
-	{ "empty line", S("\r\n\r\nEHLO x\r\n"), PROXY_NOT_PROXY },
-	{ "bad signature", S("\r\n\r\n\0\r\nQUIX\n\x21\x11\0\x0c"), PROXY_NOT_PROXY },
+	BAD("smtp EHLO", "EHLO client.example\r\n", PROXY_NOT_PROXY),
+	BAD("smtp QUIT", "QUIT\r\n", PROXY_NOT_PROXY),
+	BAD("PROXX", "PROXX TCP4\r\n", PROXY_NOT_PROXY),
+	BAD("PROXY without space", "PROXY\r\n", PROXY_NOT_PROXY),
+	BAD("empty line", "\r\n\r\nEHLO x\r\n", PROXY_NOT_PROXY),
+	BAD("bad signature", "\r\n\r\n\0\r\nQUIX\n\x21\x11\0\x0c", PROXY_NOT_PROXY),
 	/* v2 good */
 	{ "v2 tcp4", S(SIG "\x21\x11\x00\x0c" "\xc0\x00\x02\x01" "\xc6\x33\x64\x02" "\xdc\x04" "\x00\x19"),
 	  PROXY_DONE, 28, false, AF_INET, "192.0.2.1", "198.51.100.2", 56324, 25 },
@@ -98,20 +100,20 @@ static const struct pcase cases[] = {
 	{ "v2 proxy unspec", S(SIG "\x21\x00\x00\x00"), PROXY_DONE, 16, true, 0, NULL, NULL, 0, 0 },
 	{ "v2 proxy inet unspec transport", S(SIG "\x21\x10\x00\x02" "ab"), PROXY_DONE, 18, true, 0, NULL, NULL, 0, 0 },
 	/* v2 bad */
-	{ "v2 version 1", S(SIG "\x11\x11\x00\x0c" "\x7f\x00\x00\x02" "\x7f\x00\x00\x01" "\x30\x39" "\x00\x19"), PROXY_ERROR },
-	{ "v2 version 3", S(SIG "\x31\x11\x00\x00"), PROXY_ERROR },
-	{ "v2 command 2", S(SIG "\x22\x11\x00\x00"), PROXY_ERROR },
-	{ "v2 family 4", S(SIG "\x21\x41\x00\x00"), PROXY_ERROR },
-	{ "v2 transport 3", S(SIG "\x21\x13\x00\x0c"), PROXY_ERROR },
-	{ "v2 udp", S(SIG "\x21\x12\x00\x0c" "\x7f\x00\x00\x02" "\x7f\x00\x00\x01" "\x30\x39" "\x00\x19"), PROXY_ERROR },
-	{ "v2 length short of ipv4 block", S(SIG "\x21\x11\x00\x0b" "\x7f\x00\x00\x02" "\x7f\x00\x00\x01" "\x30\x39" "\x00"), PROXY_ERROR },
-	{ "v2 length short of ipv6 block", S(SIG "\x21\x21\x00\x0c" "\x7f\x00\x00\x02" "\x7f\x00\x00\x01" "\x30\x39" "\x00\x19"), PROXY_ERROR },
-	{ "v2 TLV overruns length", S(SIG "\x21\x11\x00\x10" "\x7f\x00\x00\x02" "\x7f\x00\x00\x01" "\x30\x39" "\x00\x19"
-	    "\x02\x00\x05" "x"), PROXY_ERROR },
-	{ "v2 TLV length 0xffff", S(SIG "\x21\x11\x00\x10" "\x7f\x00\x00\x02" "\x7f\x00\x00\x01" "\x30\x39" "\x00\x19"
-	    "\x02\xff\xff" "x"), PROXY_ERROR },
-	{ "v2 truncated TLV header", S(SIG "\x21\x11\x00\x0e" "\x7f\x00\x00\x02" "\x7f\x00\x00\x01" "\x30\x39" "\x00\x19"
-	    "\x02\x00"), PROXY_ERROR },
+	BAD("v2 version 1", SIG "\x11\x11\x00\x0c" "\x7f\x00\x00\x02" "\x7f\x00\x00\x01" "\x30\x39" "\x00\x19", PROXY_ERROR),
+	BAD("v2 version 3", SIG "\x31\x11\x00\x00", PROXY_ERROR),
+	BAD("v2 command 2", SIG "\x22\x11\x00\x00", PROXY_ERROR),
+	BAD("v2 family 4", SIG "\x21\x41\x00\x00", PROXY_ERROR),
+	BAD("v2 transport 3", SIG "\x21\x13\x00\x0c", PROXY_ERROR),
+	BAD("v2 udp", SIG "\x21\x12\x00\x0c" "\x7f\x00\x00\x02" "\x7f\x00\x00\x01" "\x30\x39" "\x00\x19", PROXY_ERROR),
+	BAD("v2 length short of ipv4 block", SIG "\x21\x11\x00\x0b" "\x7f\x00\x00\x02" "\x7f\x00\x00\x01" "\x30\x39" "\x00", PROXY_ERROR),
+	BAD("v2 length short of ipv6 block", SIG "\x21\x21\x00\x0c" "\x7f\x00\x00\x02" "\x7f\x00\x00\x01" "\x30\x39" "\x00\x19", PROXY_ERROR),
+	BAD("v2 TLV overruns length", SIG "\x21\x11\x00\x10" "\x7f\x00\x00\x02" "\x7f\x00\x00\x01" "\x30\x39" "\x00\x19"
+	    "\x02\x00\x05" "x", PROXY_ERROR),
+	BAD("v2 TLV length 0xffff", SIG "\x21\x11\x00\x10" "\x7f\x00\x00\x02" "\x7f\x00\x00\x01" "\x30\x39" "\x00\x19"
+	    "\x02\xff\xff" "x", PROXY_ERROR),
+	BAD("v2 truncated TLV header", SIG "\x21\x11\x00\x0e" "\x7f\x00\x00\x02" "\x7f\x00\x00\x01" "\x30\x39" "\x00\x19"
+	    "\x02\x00", PROXY_ERROR),
 };
 
 static void
