@@ -1,0 +1,82 @@
+/*
+ * Fuzz the command-line tokenizer. Byte 0 picks the line limit, byte 1 the
+ * chunk size; the rest is the stream. Invariants: the same transcript of
+ * results whatever the chunking; one result per LF in the input; *used
+ * never exceeds what was offered and is all of it on LR_NEED_MORE; the
+ * reader never keeps more than limit - 2 octets; a good line has no CR, LF
+ * or NUL and fits the limit.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/buf.h"
+#include "proto/line.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct line_reader lr;   /* 12 KiB: keep it off the stack */
+
+static size_t
+run(const char *in, size_t n, size_t limit, size_t chunk, struct buf *t)
+{
+	size_t off = 0, results = 0;
+
+	line_reader_init(&lr, limit);
+	while (off < n) {
+		size_t len = n - off < chunk ? n - off : chunk;
+		size_t used = 0, linelen = 0;
+		const char *line = NULL;
+		enum lr_result r = line_reader_feed(&lr, in + off, len, &used, &line, &linelen);
+
+		if (used == 0 || used > len || lr.len > limit - 2)
+			abort();
+		if (r == LR_NEED_MORE && used != len)
+			abort();
+		if (r != LR_NEED_MORE) {
+			results++;
+			buf_append_char(t, (char)('0' + r));
+			if (in[off + used - 1] != '\n')
+				abort();
+		}
+		if (r == LR_LINE) {
+			if (linelen > limit - 2 || line[linelen] != '\0' ||
+			    memchr(line, '\0', linelen) || memchr(line, '\r', linelen) ||
+			    memchr(line, '\n', linelen))
+				abort();
+			buf_append(t, line, linelen);
+			buf_append_char(t, '\n');
+		} else if (r != LR_NEED_MORE && line != NULL)
+			abort();
+		off += used;
+	}
+	return results;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const size_t limits[] = { 3, 4, 16, SMTP_CMD_LINE_MAX, LINE_READER_MAX };
+	struct buf a = BUF_INIT, b = BUF_INIT;
+	size_t limit, chunk, lfs = 0;
+	const char *in;
+
+	if (size < 2)
+		return 0;
+	limit = limits[data[0] % (sizeof limits / sizeof limits[0])];
+	chunk = 1 + data[1] % 64;
+	in = (const char *)data + 2;
+	size -= 2;
+	for (size_t i = 0; i < size; i++)
+		lfs += in[i] == '\n';
+
+	if (run(in, size, limit, size, &a) != lfs)
+		abort();
+	if (run(in, size, limit, chunk, &b) != lfs)
+		abort();
+	if (a.len != b.len || memcmp(buf_cstr(&a), buf_cstr(&b), a.len) != 0)
+		abort();
+	buf_free(&a);
+	buf_free(&b);
+	return 0;
+}
