@@ -76,6 +76,7 @@ generic_parse(const char *text, size_t len, struct buf *err)
 			    lineno);
 			goto fail;
 		}
+		ascii_lower_str(kind);
 		ascii_lower_str(val);
 		if (strcmp(kind, "format") == 0) {
 			if (strcmp(val, "1") != 0) {

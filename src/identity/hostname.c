@@ -174,6 +174,10 @@ id_literal_parse(const char *s, size_t n, struct id_addr *out)
 	const char *colon = memchr(in, ':', len);
 	if (colon == NULL || colon == in)
 		return IDL_BAD;
+	/* "[2001:db8::1]" fits the general grammar with tag "2001", but it is
+	 * an IPv6 address that lacks its tag: malformed, not unknown. */
+	if (parse_v6(in, len, &a))
+		return IDL_BAD;
 	for (const char *p = in; p < colon; p++)
 		if (!is_ldh((unsigned char)*p))
 			return IDL_BAD;
