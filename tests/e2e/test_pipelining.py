@@ -1,0 +1,141 @@
+#!/usr/bin/python3
+"""
+PIPELINING (RFC 2920) and CHUNKING/BDAT (RFC 3030) over a raw socket: replies
+come back in the order of the commands, one per command, and every accepted
+message lands in the Maildir exactly as sent.
+"""
+from ehlotest import Server, Client, check, eq, main, strip_received, to_lf, stuff, DOMAIN
+
+
+def codes(c, n):
+    return [c.reply()[0] for _ in range(n)]
+
+
+def body(tag):
+    return (b"Subject: %s\r\n\r\n.starts with a dot\r\nline two of %s\r\n" % (tag, tag))
+
+
+def test_pipelined_groups():
+    """Command groups as RFC 2920 allows them: MAIL, RCPTs and DATA in one
+    write; the content, the end of data and the next group in one write."""
+    srv = Server()
+    c = Client(srv.port)
+    lines = c.ehlo()
+    check("250-PIPELINING" in lines, "PIPELINING not announced: %r" % lines)
+    c.send(b"MAIL FROM:<a@sender.test>\r\n"
+           b"RCPT TO:<p1@example.test>\r\n"
+           b"RCPT TO:<someone@elsewhere.test>\r\n"
+           b"RCPT TO:<p2@example.test>\r\n"
+           b"DATA\r\n")
+    eq(codes(c, 5), [250, 250, 554, 250, 354], "replies to the first group")
+    c.send(stuff(body(b"one")) + b".\r\n"
+           b"MAIL FROM:<a@sender.test>\r\n"
+           b"RCPT TO:<p3@example.test>\r\n"
+           b"DATA\r\n")
+    eq(codes(c, 4), [250, 250, 250, 354], "replies to the second group")
+    c.send(stuff(body(b"two")) + b".\r\nQUIT\r\n")
+    eq(codes(c, 2), [250, 221], "replies to the last group")
+    check(c.closed(), "connection not closed after QUIT")
+    for rcpt, tag in (("p1", b"one"), ("p2", b"one"), ("p3", b"two")):
+        msgs = srv.messages("%s@%s" % (rcpt, DOMAIN))
+        eq(len(msgs), 1, "messages for %s" % rcpt)
+        eq(strip_received(msgs[0]), to_lf(body(tag)), "message for %s" % rcpt)
+
+
+def test_pipelined_whole_transactions():
+    """An aggressive client: three complete transactions (content included)
+    and QUIT in a single write.  Every reply comes, in order."""
+    srv = Server()
+    c = Client(srv.port)
+    c.ehlo()
+    blob = b""
+    n = 3
+    for i in range(n):
+        blob += (b"MAIL FROM:<a@sender.test>\r\nRCPT TO:<w%d@example.test>\r\nDATA\r\n" % i +
+                 stuff(body(b"w%d" % i)) + b".\r\n")
+    blob += b"RSET\r\nNOOP\r\nQUIT\r\n"
+    c.send(blob)
+    got = codes(c, 4 * n + 3)
+    eq(got, [250, 250, 354, 250] * n + [250, 250, 221], "replies in order")
+    check(c.closed(), "connection not closed after QUIT")
+    for i in range(n):
+        msgs = srv.messages("w%d@%s" % (i, DOMAIN))
+        eq(len(msgs), 1, "messages for w%d" % i)
+        eq(strip_received(msgs[0]), to_lf(body(b"w%d" % i)), "message w%d" % i)
+    # The disconnect line counts every command (asserted here once).
+    line = srv.wait_log(" disconnect from unknown[127.0.0.1] ehlo=")
+    check(line.endswith("ehlo=1 mail=3 rcpt=3 data=3 rset=1 noop=1 quit=1 commands=13"),
+          "disconnect line: %r" % line)
+
+
+def test_bdat():
+    srv = Server()
+    c = Client(srv.port)
+    lines = c.ehlo()
+    check("250-CHUNKING" in lines or "250 CHUNKING" in lines, "CHUNKING not announced: %r" % lines)
+
+    # BDAT n, then BDAT n LAST.  No dot-unstuffing in BDAT content, and
+    # bytes that look like commands are content.
+    part1 = b"Subject: bdat\r\n\r\n..two dots stay\r\n"
+    part2 = b"QUIT\r\n.\r\nlast\r\n"
+    c.cmd("MAIL FROM:<a@sender.test>", 250)
+    c.cmd("RCPT TO:<b1@example.test>", 250)
+    c.send(b"BDAT %d\r\n" % len(part1) + part1)
+    c.expect(250)
+    c.send(b"BDAT %d LAST\r\n" % len(part2) + part2)
+    c.expect(250, "queued")
+
+    # A chunk, then BDAT 0 LAST; all pipelined in one write.
+    part = b"Subject: zero\r\n\r\nbody\r\n"
+    c.send(b"MAIL FROM:<a@sender.test>\r\nRCPT TO:<b2@example.test>\r\n" +
+           b"BDAT %d\r\n" % len(part) + part + b"BDAT 0 LAST\r\n")
+    eq(codes(c, 4), [250, 250, 250, 250], "replies to BDAT n, BDAT 0 LAST")
+
+    # DATA after BDAT in the same transaction: 503; the transaction goes on.
+    c.cmd("MAIL FROM:<a@sender.test>", 250)
+    c.cmd("RCPT TO:<b3@example.test>", 250)
+    c.send(b"BDAT 4\r\nab\r\n")
+    c.expect(250)
+    c.cmd("DATA", 503)
+    c.send(b"BDAT 4 LAST\r\ncd\r\n")
+    c.expect(250, "queued")
+
+    # BDAT without a transaction: 503, and its octets are still consumed
+    # (the QUIT inside is not a command).
+    c.send(b"BDAT 6\r\nQUIT\r\n")
+    c.expect(503)
+    c.cmd("NOOP", 250)
+    c.cmd("QUIT", 221)
+
+    eq([strip_received(m) for m in srv.messages("b1@" + DOMAIN)], [to_lf(part1 + part2)], "b1")
+    eq([strip_received(m) for m in srv.messages("b2@" + DOMAIN)], [to_lf(part)], "b2")
+    eq([strip_received(m) for m in srv.messages("b3@" + DOMAIN)], [b"ab\ncd\n"], "b3")
+    rec = srv.messages("b1@" + DOMAIN)[0].split(b"\n")[2]
+    check(b" with ESMTP id " in rec, "Received: %r" % rec)
+
+
+def test_bdat_oversize():
+    """BDAT beyond message_size_limit: 552, the octets are read anyway
+    (RFC 3030 §4), nothing is delivered and the session continues."""
+    srv = Server({"message_size_limit": "1000"})
+    c = Client(srv.port)
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@sender.test>", 250)
+    c.cmd("RCPT TO:<big@example.test>", 250)
+    chunk = b"x" * 78 + b"\r\n"
+    c.send(b"BDAT 800\r\n" + chunk * 10)
+    c.expect(250)
+    c.send(b"BDAT 800 LAST\r\n" + chunk * 10)
+    c.expect(552, "5.3.4")
+    c.cmd("NOOP", 250)
+    c.cmd("MAIL FROM:<a@sender.test>", 250)
+    c.cmd("RCPT TO:<small@example.test>", 250)
+    c.send(b"BDAT 5 LAST\r\nsmall")
+    c.expect(250)
+    c.cmd("QUIT", 221)
+    eq(srv.new_files("big@" + DOMAIN), [], "oversize BDAT message delivered")
+    eq(len(srv.messages("small@" + DOMAIN)), 1, "small message after oversize")
+
+
+if __name__ == "__main__":
+    main(globals())
