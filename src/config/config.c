@@ -1096,6 +1096,8 @@ static void
 dedupe(struct loader *L)
 {
 	size_t w = 0;
+	if (L->nent == 0)
+		return;
 	qsort(L->ent, L->nent, sizeof(*L->ent), entry_cmp);
 	for (size_t r = 0; r < L->nent; r++) {
 		if (r + 1 < L->nent && strcmp(L->ent[r].name, L->ent[r + 1].name) == 0) {
