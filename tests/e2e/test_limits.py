@@ -1,0 +1,230 @@
+#!/usr/bin/python3
+"""
+Command-level behaviour over a raw socket: line limits (RFC 5321
+§4.5.3.1.4), NUL and bare line ends in commands, the error limit, the
+per-client connection limit, the command timeout, HELO versus EHLO, the EHLO
+keyword list and smtpd_discard_ehlo_keywords, 503 sequencing, and which
+recipients are accepted (local domains, virtual_mailbox_maps, postmaster).
+"""
+import os
+import time
+
+from ehlotest import Server, Client, check, eq, fail, main, strip_received, wait_until, DOMAIN
+
+
+def test_command_line_length():
+    srv = Server()
+    c = Client(srv.port)
+    c.ehlo()
+    # 512 octets including CRLF is the limit; NOOP takes an argument.
+    c.send(b"NOOP " + b"x" * (512 - 5 - 2) + b"\r\n")
+    c.expect(250)
+    c.send(b"NOOP " + b"x" * (513 - 5 - 2) + b"\r\n")
+    c.expect(500, "5.5.2")
+    c.cmd("NOOP", 250)
+    # A 100 KiB line: one 500, consumed to its CRLF, nothing of it executed.
+    c.send(b"NOOP " + b"QUIT\r\n".replace(b"\r\n", b" ") * (100 * 1024 // 5) + b"\r\n")
+    c.expect(500, "5.5.2")
+    c.cmd("NOOP", 250)
+    # A long MAIL line is refused and leaves no transaction behind.
+    c.send(b"MAIL FROM:<" + b"a" * 600 + b"@sender.test>\r\n")
+    c.expect(500, "5.5.2")
+    c.cmd("RCPT TO:<bob@%s>" % DOMAIN, 503)
+    c.cmd("QUIT", 221)
+
+
+def test_nul_and_bare_line_ends_in_commands():
+    srv = Server()
+    c = Client(srv.port)
+    c.ehlo()
+    c.send(b"NOOP a\x00b\r\n")
+    c.expect(500, "5.5.2")
+    c.send(b"NOOP\n")
+    c.expect(500, "5.5.2")
+    # The line a bare LF ends is refused, not executed: the RCPT after it
+    # finds no transaction.
+    c.send(b"MAIL FROM:<a@sender.test>\nRCPT TO:<b@example.test>\r\n")
+    c.expect(500, "5.5.2")
+    c.expect(503, "5.5.1")
+    c.cmd("NOOP", 250)
+    c.cmd("QUIT", 221)
+
+
+def test_error_limit():
+    srv = Server({"smtpd_hard_error_limit": "3"})
+    c = Client(srv.port)
+    c.ehlo()
+    for _ in range(2):
+        c.cmd("BOGUS", 500)
+    c.send(b"BOGUS\r\nNOOP\r\n")
+    # The third error: its own 500 may or may not come first; then 421 and close.
+    code, lines = c.reply()
+    if code == 500:
+        code, lines = c.reply()
+    eq(code, 421, "reply after the error limit")
+    check("4.7.0" in lines[0], "421 without 4.7.0: %r" % lines)
+    check(c.closed(), "connection not closed after the error limit")
+    check(b"250" not in c.buf, "NOOP after the error limit was answered: %r" % c.buf)
+
+
+def test_connection_limit_per_client():
+    srv = Server({"smtpd_client_connection_count_limit": "2"})
+    a = Client(srv.port)
+    b = Client(srv.port)
+    d = Client(srv.port, greeting=False)
+    d.expect(421, "4.7.0")
+    check(d.closed(), "over-limit connection not closed")
+    # The two admitted sessions work; once one ends, a new one is admitted.
+    a.ehlo()
+    b.ehlo()
+    a.cmd("QUIT", 221)
+    check(a.closed(), "QUIT did not close")
+
+    def admitted():
+        e = Client(srv.port, greeting=False)
+        code, _ = e.reply()
+        e.close()
+        return code == 220
+    wait_until(admitted, 10, step=0.2, what="a new session once one of two ended")
+    b.cmd("NOOP", 250)
+
+
+def test_command_timeout():
+    srv = Server({"smtpd_timeout": "1s"})
+    c = Client(srv.port)
+    c.ehlo()
+    t0 = time.monotonic()
+    c.expect(421, "4.4.2")
+    elapsed = time.monotonic() - t0
+    check(0.8 <= elapsed <= 5, "timeout after %.2fs, configured 1s" % elapsed)
+    check(c.closed(), "connection not closed after the timeout")
+    srv.wait_log("timeout after EHLO from unknown[127.0.0.1]")
+
+
+def test_helo_and_esmtp_parameters():
+    srv = Server()
+    c = Client(srv.port)
+    lines = c.cmd("HELO client.example.test", 250)
+    eq(lines, ["250 " + "mx.example.test"], "HELO reply (one line, no extensions)")
+    c.cmd("MAIL FROM:<a@sender.test> BODY=8BITMIME", 555)
+    c.cmd("MAIL FROM:<a@sender.test> SIZE=10", 555)
+    c.cmd("MAIL FROM:<a@sender.test>", 250)
+    c.cmd("RCPT TO:<helo@%s> NOTIFY=NEVER" % DOMAIN, 555)
+    c.cmd("RCPT TO:<helo@%s>" % DOMAIN, 250)
+    c.cmd("DATA", 354)
+    c.send(b"Subject: helo\r\n\r\nx\r\n.\r\n")
+    c.expect(250)
+    c.cmd("QUIT", 221)
+    msg = srv.messages("helo@" + DOMAIN)
+    eq(len(msg), 1, "messages after HELO")
+    check(b" with SMTP id " in msg[0], "Received: not 'with SMTP' after HELO: %r" % msg[0][:300])
+    # After EHLO an unknown parameter is 555 5.5.4 too.
+    c = Client(srv.port)
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@sender.test> FOO=BAR", 555, "5.5.4")
+    c.cmd("QUIT", 221)
+
+
+EHLO_KEYWORDS = ["PIPELINING", "SIZE 10240000", "8BITMIME", "ENHANCEDSTATUSCODES",
+                 "SMTPUTF8", "CHUNKING", "DSN"]
+
+
+def test_ehlo_keywords_and_discard():
+    srv = Server()
+    c = Client(srv.port)
+    lines = c.ehlo("kw.client.test")
+    eq(lines[0], "250-mx.example.test", "first EHLO line")
+    check(lines[-1].startswith("250 "), "last EHLO line: %r" % lines)
+    kws = [l[4:] for l in lines[1:]]
+    for k in EHLO_KEYWORDS:
+        check(k in kws, "EHLO lacks %s: %r" % (k, kws))
+    c.cmd("QUIT", 221)
+    srv.stop()
+
+    srv = Server({"smtpd_discard_ehlo_keywords": "pipelining, CHUNKING, dsn, size"})
+    c = Client(srv.port)
+    lines = c.ehlo("kw.client.test")
+    kws = [l[4:].split(" ")[0].upper() for l in lines[1:]]
+    for k in ("PIPELINING", "CHUNKING", "DSN", "SIZE"):
+        check(k not in kws, "%s announced although discarded: %r" % (k, lines))
+    for k in ("8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"):
+        check(k in kws, "%s missing: %r" % (k, lines))
+    # A discarded extension is not usable either.
+    c.cmd("MAIL FROM:<a@sender.test>", 250)
+    c.cmd("RCPT TO:<kw@%s>" % DOMAIN, 250)
+    c.send(b"BDAT 3 LAST\r\nabc")
+    code, lines = c.reply()
+    check(500 <= code < 600, "BDAT with CHUNKING discarded got %r" % lines)
+    c.cmd("NOOP", 250)
+    c.cmd("QUIT", 221)
+    eq(srv.all_files("new"), [], "message delivered through a discarded CHUNKING")
+
+
+def test_sequencing_503():
+    srv = Server()
+    c = Client(srv.port)
+    c.cmd("MAIL FROM:<a@sender.test>", 503)          # before EHLO
+    c.ehlo()
+    c.cmd("RCPT TO:<bob@%s>" % DOMAIN, 503, "5.5.1")   # before MAIL
+    c.cmd("DATA", 503, "5.5.1")                        # before MAIL
+    c.cmd("MAIL FROM:<a@sender.test>", 250)
+    c.cmd("MAIL FROM:<a@sender.test>", 503, "5.5.1")   # nested MAIL
+    # DATA in a transaction without recipients: RFC 5321 §3.3 allows 503 or
+    # 554; like Postfix, 554 5.5.1 "no valid recipients".
+    c.cmd("DATA", 554, "5.5.1")
+    c.cmd("RCPT TO:<bob@%s>" % DOMAIN, 250)
+    # A second EHLO resets the transaction (RFC 5321 §4.1.4).
+    c.ehlo()
+    c.cmd("DATA", 503, "5.5.1")
+    c.cmd("MAIL FROM:<a@sender.test>", 250)
+    c.cmd("RCPT TO:<bob@%s>" % DOMAIN, 250)
+    c.cmd("RSET", 250)
+    c.cmd("DATA", 503, "5.5.1")
+    c.cmd("VRFY bob", 252)
+    c.cmd("QUIT", 221)
+    eq(srv.all_files("new"), [], "messages delivered")
+
+
+def test_recipients():
+    srv = Server()
+    c = Client(srv.port)
+    c.ehlo()
+    c.cmd("MAIL FROM:<>", 250)
+    c.cmd("RCPT TO:<someone@elsewhere.test>", 554, "5.7.1")
+    c.cmd("RCPT TO:<postmaster>", 250)
+    c.cmd("RCPT TO:<anyone@%s>" % DOMAIN, 250)
+    c.cmd("DATA", 354)
+    c.send(b"Subject: to postmaster\r\n\r\nhi\r\n.\r\n")
+    c.expect(250)
+    c.cmd("QUIT", 221)
+    eq(len(srv.messages("postmaster@" + DOMAIN)), 1, "messages for <postmaster>")
+    eq(len(srv.messages("anyone@" + DOMAIN)), 1, "messages for anyone@")
+    eq(os.listdir(os.path.join(srv.mailbase)), [DOMAIN], "domains in the Maildir base")
+    srv.wait_log("NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 554 5.7.1 <someone@elsewhere.test>")
+
+
+def test_virtual_mailbox_maps():
+    srv = Server(start=False)
+    maps = os.path.join(srv.dir, "vmailbox")
+    with open(maps, "w") as f:
+        f.write("# a Postfix virtual_mailbox_maps source file\n"
+                "known@example.test    example.test/known/\n"
+                "other@example.test\n")
+    srv.settings["virtual_mailbox_maps"] = maps
+    srv.start()
+    c = Client(srv.port)
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@sender.test>", 250)
+    c.cmd("RCPT TO:<unknown@%s>" % DOMAIN, 550, "5.1.1")
+    c.cmd("RCPT TO:<known@%s>" % DOMAIN, 250)
+    c.cmd("RCPT TO:<Other@Example.TEST>", 250)
+    c.cmd("DATA", 354)
+    c.send(b"Subject: maps\r\n\r\nhi\r\n.\r\n")
+    c.expect(250)
+    c.cmd("QUIT", 221)
+    eq(len(srv.messages("known@" + DOMAIN)), 1, "messages for known@")
+    eq(srv.new_files("unknown@" + DOMAIN), [], "messages for unknown@")
+
+
+if __name__ == "__main__":
+    main(globals())
