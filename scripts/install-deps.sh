@@ -11,7 +11,7 @@ PKGS=(
   clang-14 libclang-rt-14-dev llvm-14
   libevent-dev libssl-dev libunbound-dev libcrypt-dev libcmocka-dev
   openssl unbound ldnsutils dnsutils publicsuffix
-  swaks curl msmtp postfix dovecot-core dovecot-lmtpd
+  swaks libnet-ssleay-perl libio-socket-ssl-perl curl msmtp postfix dovecot-core dovecot-lmtpd
   python3 python3-prometheus-client
   hyperfine time procps iproute2
 )

@@ -34,6 +34,7 @@ struct cmd_def {
 	cmd_fn *fn;
 };
 
+static void end_of_chunk(struct smtp_server *s);
 static cmd_fn do_ehlo, do_helo, do_starttls, do_auth, do_mail, do_rcpt, do_data,
     do_bdat, do_rset, do_noop, do_vrfy, do_expn, do_help, do_quit;
 
@@ -596,6 +597,8 @@ do_bdat(struct smtp_server *s, const char *arg, size_t n)
 		}
 	}
 	set_state(s, SS_BDAT);
+	if (size == 0)
+		end_of_chunk(s);   /* "BDAT 0 LAST" has no octets to wait for */
 }
 
 static void

@@ -31,6 +31,8 @@
 #include <event2/thread.h>
 
 #include "config/addrmap.h"
+#include "dns/dns.h"
+#include "identity/load.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/xmalloc.h"
@@ -58,6 +60,12 @@ gen_unref(struct gen **gp)
 		return;
 	tls_server_unref(&g->tls);
 	addrmap_free(&g->vmaps);
+	psl_free(&g->psl);
+	generic_free(&g->gp);
+	cidr_list_clear(&g->ienv.exempt_nets);
+	for (size_t i = 0; i < g->ienv.n_exempt_names; i++)
+		free(g->ienv.exempt_names[i]);
+	free(g->ienv.exempt_names);
 	config_free(&g->cfg);
 	free(g);
 }
@@ -78,6 +86,55 @@ static const struct { const char *kw; unsigned bit; } ehlo_keywords[] = {
 	{ "starttls", EXT_STARTTLS }, { "auth", EXT_AUTH },
 };
 
+/* The generic-patterns file shipped with ehlo: installed, else the source
+ * tree's copy (running from a build directory). */
+static const char *
+default_patterns_file(void)
+{
+	if (access(EHLO_DATADIR "/generic-patterns", R_OK) == 0)
+		return EHLO_DATADIR "/generic-patterns";
+	return EHLO_SRCDIR "/data/generic-patterns";
+}
+
+static bool
+ident_env_build(struct gen *g, struct buf *err)
+{
+	const struct ehlo_config *cfg = g->cfg;
+	struct ident_env *e = &g->ienv;
+	policy_opts_from_config(&e->po, cfg);
+	e->checks = policy_checks(&e->po);
+	e->myhostname = cfg->myhostname;
+	e->timeout_ms = cfg->dns_timeout;
+	e->ptr_match_exact = cfg->helo_ptr_match_exact;
+	if (e->checks == 0)
+		return true;
+	g->psl = psl_load_file(cfg->public_suffix_file, err);
+	if (g->psl == NULL)
+		return false;
+	const char *gpf = cfg->helo_generic_patterns_file[0] ? cfg->helo_generic_patterns_file :
+	    default_patterns_file();
+	g->gp = generic_load_file(gpf, err);
+	if (g->gp == NULL)
+		return false;
+	e->psl = g->psl;
+	e->gp = g->gp;
+	e->exempt_names = xcalloc(cfg->helo_checks_exempt.n + 1, sizeof *e->exempt_names);
+	for (size_t i = 0; i < cfg->helo_checks_exempt.n; i++) {
+		const char *x = cfg->helo_checks_exempt.v[i];
+		struct buf tmp = BUF_INIT;
+		/* An address or network, else a name (".example.com" = subdomains). */
+		if (cidr_list_add(&e->exempt_nets, x, &tmp)) {
+			buf_free(&tmp);
+			continue;
+		}
+		buf_free(&tmp);
+		char *n = xstrdup(x);
+		ascii_lower_str(n);
+		e->exempt_names[e->n_exempt_names++] = n;
+	}
+	return true;
+}
+
 /* Builds a generation from a loaded configuration (takes ownership of cfg).
  * NULL with a reason in err if a part (certificates, maps) fails. */
 static struct gen *
@@ -96,6 +153,8 @@ gen_build(struct ehlo_config *cfg, struct buf *err)
 	g->ext = ext;
 	snprintf(g->greeting, sizeof g->greeting, "%s", cfg->smtpd_banner);
 
+	if (!ident_env_build(g, err))
+		goto fail;
 	if (cfg->virtual_mailbox_maps[0] != '\0') {
 		g->vmaps = addrmap_load(cfg->virtual_mailbox_maps, err);
 		if (g->vmaps == NULL)
@@ -334,7 +393,29 @@ static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
+	if (w->need_dns) {
+		/* Created on the loop's own thread: a libunbound context is used
+		 * only from the thread that owns it (NLnetLabs/unbound#100). */
+		struct gen *g = daemon_gen(w->d);
+		const struct ehlo_config *cfg = g->cfg;
+		struct dns_opts dop = {
+			.forwarders = (const char *const *)cfg->dns_forwarders.v,
+			.nforwarders = cfg->dns_forwarders.n,
+			.timeout_ms = cfg->dns_timeout,
+			.cache_size = (size_t)cfg->dns_cache_size,
+		};
+		struct buf err = BUF_INIT;
+		w->dns = dns_new(w->base, &dop, &err);
+		if (w->dns == NULL)
+			log_fatal(78, "dns: %s", buf_cstr(&err));
+		buf_free(&err);
+		gen_unref(&g);
+	}
 	event_base_dispatch(w->base);
+	/* Sessions left at the shutdown deadline are freed here, on their own
+	 * thread, so their DNS queries are cancelled by the resolver's owner. */
+	session_free_all(w);
+	dns_free(&w->dns);
 	return NULL;
 }
 
@@ -549,6 +630,12 @@ ehlod_run(struct ehlo_config *cfg)
 	if (d->spool == NULL)
 		log_fatal(73, "spool: %s", buf_cstr(&err));
 
+	/* One resolver per worker loop (libunbound contexts are not shared
+	 * between threads: NLnetLabs/unbound#100). */
+	bool need_dns = (d->gen->ienv.checks & (IDC_BIT(IDC_RESOLVES) | IDC_BIT(IDC_FORWARD_MATCH) |
+	    IDC_BIT(IDC_PTR) | IDC_BIT(IDC_FCRDNS) | IDC_BIT(IDC_PTR_MATCH) |
+	    IDC_BIT(IDC_GENERIC))) != 0;
+
 	struct accept_ctx *actx = xcalloc((size_t)(nworkers * d->nlisteners) + 1, sizeof *actx);
 	for (int k = 0; k < nworkers; k++) {
 		struct worker *w = &d->workers[k];
@@ -556,6 +643,7 @@ ehlod_run(struct ehlo_config *cfg)
 		if (w->base == NULL)
 			log_fatal(71, "event_base_new failed");
 		w->ctl = event_new(w->base, -1, EV_PERSIST, on_ctl, w);
+		w->need_dns = need_dns;
 		event_add(w->ctl, NULL);
 		w->ls = xcalloc((size_t)d->nlisteners, sizeof *w->ls);
 		for (int i = 0; i < d->nlisteners; i++) {
@@ -618,8 +706,6 @@ ehlod_run(struct ehlo_config *cfg)
 	 * loops have stopped, so free what remains from here. */
 	for (int k = 0; k < nworkers; k++) {
 		struct worker *w = &d->workers[k];
-		w->stopping = false;   /* no loopexit from session_free now */
-		session_free_all(w);
 		for (int i = 0; i < d->nlisteners; i++)
 			if (w->ls[i])
 				evconnlistener_free(w->ls[i]);

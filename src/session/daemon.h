@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "config/config.h"
+#include "session/ident.h"
 
 struct addrmap;
 struct spool;
@@ -35,6 +36,10 @@ struct gen {
 	struct addrmap     *vmaps;        /* NULL: every local part exists */
 	unsigned            ext;          /* EHLO keywords after discards */
 	char                greeting[512];
+	/* identity checks (issue 4) */
+	struct psl         *psl;
+	struct generic_patterns *gp;
+	struct ident_env    ienv;
 };
 
 struct gen *gen_ref(struct gen *g);
@@ -61,6 +66,8 @@ struct worker {
 	unsigned            nsessions;
 	bool                stopping;
 	uint64_t            next_sid;
+	struct dns         *dns;          /* this loop's resolver; NULL if unused */
+	bool                need_dns;
 };
 
 enum { CTL_STOP = 1, CTL_RELOAD = 2 };
@@ -71,6 +78,7 @@ struct daemon_stats {
 	atomic_ullong tls_handshakes, tls_failures, starttls_injection;
 	atomic_ullong timeouts, lost_connections, pregreet;
 	atomic_ullong smuggling_rejects;
+	atomic_ullong helo_rejects, helo_tempfails, helo_shadow_rejects;
 	atomic_llong  sessions_active;
 };
 

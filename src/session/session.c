@@ -32,6 +32,7 @@
 #include <event2/listener.h>
 
 #include "config/addrmap.h"
+#include "session/ident.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/xmalloc.h"
@@ -70,6 +71,10 @@ struct session {
 	bool                data_timeouts;  /* timeouts currently set for DATA */
 	bool                counted_ip;
 	enum smtp_cmd       last_cmd;
+	struct ident       *id;             /* identity checks; NULL if all off */
+	enum smtp_event     waiting_ev;     /* event parked until DNS answers */
+	bool                ident_logged;
+	bool                shadow_logged;
 };
 
 static void process_input(struct session *s);
@@ -141,6 +146,7 @@ session_free(struct session *s)
 	session_log_disconnect(s);
 	if (s->job != NULL)
 		spool_job_abandon(s->job);
+	ident_free(&s->id);
 	bev_flush_cancel(&s->flush);
 	if (s->greet_timer)
 		event_free(s->greet_timer);
@@ -194,7 +200,7 @@ build_received(struct session *s, struct buf *h)
 	/* RFC 5321 §4.4: the EHLO name and an address literal of the client. */
 	buf_append_str(h, "Received: from ");
 	header_safe(h, m->helo);
-	buf_appendf(h, " (%s [%s])\n\tby %s (ehlo) with %s id %s", "unknown", s->ip,
+	buf_appendf(h, " (%s [%s])\n\tby %s (ehlo) with %s id %s", ident_client_name(s->id), s->ip,
 	    s->cfg->myhostname, smtp_server_with_protocol(m), s->qid);
 	if (m->tx->nrcpt == 1) {
 		char a[PATH_LOCAL_MAX * 2 + PATH_DOMAIN_MAX + 8];
@@ -280,6 +286,9 @@ deliver(struct session *s)
 	spool_queue_id(s->qid);
 
 	struct buf hdr = BUF_INIT;
+	/* RFC 8601: identity results for "tag" checks, above the trace field. */
+	if (s->id != NULL)
+		ident_auth_results(s->id, &hdr);
 	build_received(s, &hdr);
 	size_t blen = 0;
 	char *body = smtp_server_take_message(m, &blen);
@@ -407,6 +416,96 @@ decide_rcpt(struct session *s)
 	smtp_server_resolve(s->srv, 250, "2.1.5", "Ok");
 }
 
+/* Applies an identity decision to the pending HELO or RCPT. Returns true if
+ * it answered the command (a refusal), false if the command may proceed. */
+static bool
+apply_identity(struct session *s, const struct policy_decision *d, const char *what)
+{
+	struct daemon *dm = s->w->d;
+	if (!s->ident_logged) {
+		struct buf b = BUF_INIT;
+		ident_summary(s->id, &b);
+		struct buf h = BUF_INIT;
+		const char *hn = s->srv->helo_pending[0] ? s->srv->helo_pending : s->srv->helo;
+		log_sanitize(&h, hn, strlen(hn), 255);
+		log_info("%s identity client=%s helo=<%s> %s decision=%s%s", s->sid, s->client,
+		    buf_cstr(&h), buf_cstr(&b), policy_outcome_name(d->would),
+		    d->exempt ? " (exempt)" : "");
+		buf_free(&b);
+		buf_free(&h);
+		s->ident_logged = true;
+		/* The PTR is known now: use the confirmed name in later lines. */
+		snprintf(s->client, sizeof s->client, "%s[%s]", ident_client_name(s->id), s->ip);
+	}
+	if (d->outcome == POL_ACCEPT) {
+		if ((d->would == POL_REJECT || d->would == POL_TEMPFAIL) && !s->shadow_logged) {
+			atomic_fetch_add(&dm->stats.helo_shadow_rejects, 1);
+			log_info("%s shadow: would %s %s from %s: %u %s %s (check=%s)", s->sid,
+			    d->would == POL_REJECT ? "reject" : "tempfail", what, s->client, d->code,
+			    d->enh, d->text, id_check_name(d->check));
+			s->shadow_logged = true;
+		}
+		return false;
+	}
+	atomic_fetch_add(d->outcome == POL_REJECT ? &dm->stats.helo_rejects :
+	    &dm->stats.helo_tempfails, 1);
+	smtp_server_resolve(s->srv, d->code, d->enh, "%s", d->text);
+	log_reject(s, what, "%u %s %s (check=%s)", d->code, d->enh, d->text,
+	    id_check_name(d->check));
+	return true;
+}
+
+static void
+on_ident_ready(void *arg)
+{
+	struct session *s = arg;
+	if (!s->busy || s->closing)
+		return;
+	s->busy = false;
+	enum smtp_event ev = s->waiting_ev;
+	s->waiting_ev = SRV_EV_NONE;
+	struct policy_decision d;
+	bool decided = ident_decide(s->id, &d);
+	if (!decided) {
+		/* Cannot happen: ready means no enforcing answer is pending. */
+		d.outcome = POL_ACCEPT;
+	}
+	if (ev == SRV_EV_HELO) {
+		if (!apply_identity(s, &d, "HELO"))
+			smtp_server_resolve(s->srv, 250, NULL, NULL);
+	} else if (ev == SRV_EV_RCPT) {
+		if (!apply_identity(s, &d, "RCPT"))
+			decide_rcpt(s);
+	}
+	if (s->srv->pending == SRV_EV_CLOSE) {
+		close_after_flush(s);
+		return;
+	}
+	bufferevent_enable(s->bev, EV_READ);
+	process_input(s);
+}
+
+/* HELO/EHLO or RCPT needs the identity verdict; waits for DNS if needed. */
+static void
+identity_gate(struct session *s, enum smtp_event ev)
+{
+	struct policy_decision d;
+	if (ident_decide(s->id, &d)) {
+		if (apply_identity(s, &d, ev == SRV_EV_HELO ? "HELO" : "RCPT"))
+			return;
+		if (ev == SRV_EV_HELO)
+			smtp_server_resolve(s->srv, 250, NULL, NULL);
+		else
+			decide_rcpt(s);
+		return;
+	}
+	/* Park the command; the session stops reading until the answers are in
+	 * or the DNS deadline passes (ident guarantees one of the two). */
+	s->busy = true;
+	s->waiting_ev = ev;
+	bufferevent_disable(s->bev, EV_READ);
+}
+
 static void
 start_tls(struct session *s)
 {
@@ -437,13 +536,24 @@ handle_event(struct session *s, enum smtp_event ev)
 {
 	switch (ev) {
 	case SRV_EV_HELO:
-		smtp_server_resolve(s->srv, 250, NULL, NULL);
+		if (s->id == NULL) {
+			smtp_server_resolve(s->srv, 250, NULL, NULL);
+			break;
+		}
+		ident_helo(s->id, s->srv->helo_pending, s->srv->helo_pending_ehlo);
+		if (s->cfg->smtpd_delay_reject)
+			smtp_server_resolve(s->srv, 250, NULL, NULL);
+		else
+			identity_gate(s, SRV_EV_HELO);
 		break;
 	case SRV_EV_MAIL:
 		smtp_server_resolve(s->srv, 250, "2.1.0", "Ok");
 		break;
 	case SRV_EV_RCPT:
-		decide_rcpt(s);
+		if (s->id != NULL)
+			identity_gate(s, SRV_EV_RCPT);
+		else
+			decide_rcpt(s);
 		break;
 	case SRV_EV_MESSAGE:
 		deliver(s);
@@ -728,6 +838,13 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	atomic_fetch_add(&d->stats.sessions_active, 1);
 
 	log_info("%s connect from %s:%u to %s", s->sid, s->client, port, l->name);
+
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof local;
+	bool have_local = getsockname(fd, (struct sockaddr *)&local, &llen) == 0;
+	/* The PTR lookup starts now; the greeting does not wait for it. */
+	s->id = ident_new(&g->ienv, w->dns, w->base, sa,
+	    have_local ? (struct sockaddr *)&local : NULL, on_ident_ready, s);
 
 	evutil_make_socket_nonblocking(fd);
 	s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);

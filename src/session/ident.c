@@ -1,0 +1,429 @@
+/*
+ * Per-session identity state: DNS answers gathered so far, the lookups in
+ * flight, and the wait for a decision. See ident.h.
+ *
+ * Answer storage is sized to each answer (heap), since a server keeps
+ * thousands of sessions and most PTR sets are one name.
+ */
+#include "session/ident.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "dns/dns.h"
+#include "lib/util.h"
+#include "lib/xmalloc.h"
+
+struct qctx {
+	struct ident      *id;
+	struct dns_query  *q;
+	struct id_lookup   lk;
+	bool               both;   /* one addr lookup fills helo A and AAAA */
+};
+
+/* Heap storage behind one struct id_dns_answer. */
+struct ans_store {
+	char           **names;
+	struct id_addr  *addrs;
+	size_t           n;
+};
+
+struct ident {
+	const struct ident_env *env;
+	struct dns          *dns;
+	struct event_base   *base;
+	struct sockaddr_storage client;
+	struct id_input      in;
+	char                 helo[256], prev[256];
+	struct ans_store     st_ptr, st_a, st_aaaa, st_mx, st_paddr[ID_MAX_PTR];
+	struct qctx         *q[ID_MAX_LOOKUPS];
+	struct event        *timer;
+	ident_ready_fn      *ready;
+	void                *arg;
+	bool                 waiting;
+	bool                 expired;
+	bool                 exempt_ip;
+	struct id_verdict    v;
+	bool                 v_valid;
+};
+
+static void store_free(struct ans_store *s)
+{
+	for (size_t i = 0; i < s->n && s->names; i++)
+		free(s->names[i]);
+	free(s->names);
+	free(s->addrs);
+	memset(s, 0, sizeof *s);
+}
+
+static struct id_dns_answer *
+slot_answer(struct ident *id, enum id_lookup_slot slot, size_t index, struct ans_store **st)
+{
+	switch (slot) {
+	case ID_SLOT_PTR: *st = &id->st_ptr; return &id->in.ptr;
+	case ID_SLOT_HELO_A: *st = &id->st_a; return &id->in.helo_a;
+	case ID_SLOT_HELO_AAAA: *st = &id->st_aaaa; return &id->in.helo_aaaa;
+	case ID_SLOT_HELO_MX: *st = &id->st_mx; return &id->in.helo_mx;
+	case ID_SLOT_PTR_ADDR: *st = &id->st_paddr[index]; return &id->in.ptr_addr[index];
+	}
+	abort();
+}
+
+static enum id_dns_status
+map_status(enum dns_status s)
+{
+	switch (s) {
+	case DNS_OK: return ID_DNS_OK;
+	case DNS_NXDOMAIN: return ID_DNS_NXDOMAIN;
+	case DNS_NODATA: return ID_DNS_NODATA;
+	case DNS_TIMEOUT: return ID_DNS_TIMEOUT;
+	default: return ID_DNS_SERVFAIL;
+	}
+}
+
+/* Fills one answer slot from a DNS result; family 0 = names (PTR, MX). */
+static void
+fill(struct id_dns_answer *a, struct ans_store *st, const struct dns_result *r, int family)
+{
+	store_free(st);
+	a->status = map_status(r->status);
+	a->n = 0;
+	a->names = NULL;
+	a->addrs = NULL;
+	if (r->status != DNS_OK)
+		return;
+	if (family == 0) {
+		st->names = xcalloc(r->n ? r->n : 1, sizeof *st->names);
+		for (size_t i = 0; i < r->n; i++)
+			if (r->rr[i].name)
+				st->names[st->n++] = xstrdup(r->rr[i].name);
+		a->names = (const char *const *)st->names;
+		a->n = st->n;
+	} else {
+		st->addrs = xcalloc(r->n ? r->n : 1, sizeof *st->addrs);
+		for (size_t i = 0; i < r->n; i++)
+			if (r->rr[i].addr.ss_family == family &&
+			    id_addr_from_sockaddr((const struct sockaddr *)&r->rr[i].addr,
+			    sizeof r->rr[i].addr, &st->addrs[st->n]))
+				st->n++;
+		a->addrs = st->addrs;
+		a->n = st->n;
+		/* One family answered and this one failed: not NODATA. */
+		if (st->n == 0)
+			a->status = r->partial ? ID_DNS_SERVFAIL : ID_DNS_NODATA;
+	}
+	if (a->n == 0 && a->status == ID_DNS_OK)
+		a->status = ID_DNS_NODATA;
+}
+
+static void start_lookups(struct ident *id);
+static void reevaluate(struct ident *id);
+
+static void
+on_answer(const struct dns_result *r, void *arg)
+{
+	struct qctx *c = arg;
+	struct ident *id = c->id;
+	struct ans_store *st;
+	struct id_dns_answer *a = slot_answer(id, c->lk.slot, c->lk.index, &st);
+	if (c->both) {
+		fill(&id->in.helo_a, &id->st_a, r, AF_INET);
+		fill(&id->in.helo_aaaa, &id->st_aaaa, r, AF_INET6);
+	} else if (c->lk.type == ID_LOOKUP_A) {
+		fill(a, st, r, AF_INET);
+	} else if (c->lk.type == ID_LOOKUP_AAAA) {
+		fill(a, st, r, AF_INET6);
+	} else {
+		fill(a, st, r, 0);
+	}
+	for (size_t i = 0; i < ID_MAX_LOOKUPS; i++)
+		if (id->q[i] == c)
+			id->q[i] = NULL;
+	free(c);
+	id->v_valid = false;
+	if (!id->expired)
+		start_lookups(id);
+	reevaluate(id);
+}
+
+static void
+start_lookups(struct ident *id)
+{
+	if (id->dns == NULL || id->exempt_ip)
+		return;
+	struct id_lookup lk[ID_MAX_LOOKUPS];
+	size_t n = identity_lookups(&id->in, id->env->checks, lk, ID_MAX_LOOKUPS);
+	bool helo_pair = false;
+	for (size_t i = 0; i < n; i++) {
+		if (lk[i].slot == ID_SLOT_HELO_AAAA && helo_pair)
+			continue;   /* already covered by the merged A+AAAA lookup */
+		size_t k;
+		for (k = 0; k < ID_MAX_LOOKUPS && id->q[k] != NULL; k++)
+			;
+		if (k == ID_MAX_LOOKUPS)
+			break;
+		struct qctx *c = xcalloc(1, sizeof *c);
+		c->id = id;
+		c->lk = lk[i];
+		struct ans_store *st;
+		struct id_dns_answer *a = slot_answer(id, lk[i].slot, lk[i].index, &st);
+		a->status = ID_DNS_PENDING;
+		if (lk[i].slot == ID_SLOT_HELO_A) {
+			for (size_t j = 0; j < n; j++)
+				if (lk[j].slot == ID_SLOT_HELO_AAAA) {
+					c->both = true;
+					helo_pair = true;
+					id->in.helo_aaaa.status = ID_DNS_PENDING;
+				}
+		}
+		id->q[k] = c;
+		switch (lk[i].type) {
+		case ID_LOOKUP_PTR:
+			c->q = dns_lookup_ptr(id->dns, (struct sockaddr *)&id->client, on_answer, c);
+			break;
+		case ID_LOOKUP_A:
+		case ID_LOOKUP_AAAA:
+			c->q = dns_lookup_addr(id->dns, lk[i].qname, on_answer, c);
+			break;
+		case ID_LOOKUP_MX:
+			c->q = dns_lookup_mx(id->dns, lk[i].qname, on_answer, c);
+			break;
+		}
+	}
+}
+
+static bool
+name_exempt(const struct ident_env *env, const char *name)
+{
+	if (name == NULL || name[0] == '\0')
+		return false;
+	size_t n = strlen(name);
+	for (size_t i = 0; i < env->n_exempt_names; i++) {
+		const char *e = env->exempt_names[i];
+		size_t en = strlen(e);
+		if (e[0] == '.') {
+			if (n > en && ascii_ieq(name + n - en, e))
+				return true;
+		} else if (ascii_ieq(name, e)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static void
+evaluate(struct ident *id)
+{
+	if (id->v_valid)
+		return;
+	identity_evaluate(&id->in, id->env->psl, id->env->gp, &id->v);
+	id->v_valid = true;
+}
+
+static bool
+exempt(struct ident *id)
+{
+	if (id->exempt_ip)
+		return true;
+	evaluate(id);
+	if (name_exempt(id->env, id->v.helo))
+		return true;
+	for (size_t i = 0; i < id->v.n_ptr; i++)
+		if (id->v.ptr_confirmed[i] && name_exempt(id->env, id->v.ptr_names[i]))
+			return true;
+	return false;
+}
+
+static void
+reevaluate(struct ident *id)
+{
+	if (!id->waiting)
+		return;
+	struct policy_decision d;
+	evaluate(id);
+	policy_decide(&id->env->po, &id->v, exempt(id), &d);
+	if (d.would == POL_PENDING)
+		return;
+	id->waiting = false;
+	if (id->timer)
+		evtimer_del(id->timer);
+	id->ready(id->arg);
+}
+
+/* The deadline: every answer not in by now is a timeout (temperror). */
+static void
+on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct ident *id = arg;
+	id->expired = true;
+	for (size_t i = 0; i < ID_MAX_LOOKUPS; i++) {
+		struct qctx *c = id->q[i];
+		if (c == NULL)
+			continue;
+		dns_cancel(&c->q);
+		struct ans_store *st;
+		struct id_dns_answer *a = slot_answer(id, c->lk.slot, c->lk.index, &st);
+		a->status = ID_DNS_TIMEOUT;
+		if (c->both)
+			id->in.helo_aaaa.status = ID_DNS_TIMEOUT;
+		free(c);
+		id->q[i] = NULL;
+	}
+	id->v_valid = false;
+	reevaluate(id);
+}
+
+struct ident *
+ident_new(const struct ident_env *env, struct dns *dns, struct event_base *base,
+          const struct sockaddr *client, const struct sockaddr *local,
+          ident_ready_fn *ready, void *arg)
+{
+	if (env->checks == 0)
+		return NULL;
+	struct ident *id = xcalloc(1, sizeof *id);
+	id->env = env;
+	id->dns = dns;
+	id->base = base;
+	id->ready = ready;
+	id->arg = arg;
+	socklen_t len = client->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+	memcpy(&id->client, client, len);
+	id_addr_from_sockaddr(client, len, &id->in.client);
+	id->in.our_names = &env->myhostname;
+	id->in.n_our_names = 1;
+	static struct id_addr none;
+	(void)none;
+	if (local != NULL) {
+		struct id_addr *ours = xcalloc(1, sizeof *ours);
+		if (id_addr_from_sockaddr(local, local->sa_family == AF_INET6 ?
+		    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in), ours)) {
+			id->in.our_addrs = ours;
+			id->in.n_our_addrs = 1;
+		} else {
+			free(ours);
+		}
+	}
+	id->in.ptr_match_exact = env->ptr_match_exact;
+	id->exempt_ip = cidr_list_match(&env->exempt_nets, client);
+	if (dns == NULL) {
+		/* No resolver: DNS-based checks cannot be answered. */
+		id->in.ptr.status = ID_DNS_SERVFAIL;
+	}
+	start_lookups(id);
+	return id;
+}
+
+void
+ident_free(struct ident **ip)
+{
+	struct ident *id = *ip;
+	if (id == NULL)
+		return;
+	for (size_t i = 0; i < ID_MAX_LOOKUPS; i++) {
+		if (id->q[i]) {
+			dns_cancel(&id->q[i]->q);
+			free(id->q[i]);
+		}
+	}
+	if (id->timer)
+		event_free(id->timer);
+	store_free(&id->st_ptr);
+	store_free(&id->st_a);
+	store_free(&id->st_aaaa);
+	store_free(&id->st_mx);
+	for (size_t i = 0; i < ID_MAX_PTR; i++)
+		store_free(&id->st_paddr[i]);
+	free((void *)id->in.our_addrs);
+	x_free(ip);
+}
+
+void
+ident_helo(struct ident *id, const char *helo, bool is_ehlo)
+{
+	if (id->helo[0]) {
+		memcpy(id->prev, id->helo, sizeof id->prev);
+		id->in.prev_helo = id->prev;
+	}
+	snprintf(id->helo, sizeof id->helo, "%s", helo);
+	id->in.helo = id->helo;
+	id->in.is_ehlo = is_ehlo;
+	/* A new name needs its own forward lookups. */
+	for (size_t i = 0; i < ID_MAX_LOOKUPS; i++) {
+		struct qctx *c = id->q[i];
+		if (c && (c->lk.slot == ID_SLOT_HELO_A || c->lk.slot == ID_SLOT_HELO_AAAA ||
+		    c->lk.slot == ID_SLOT_HELO_MX)) {
+			dns_cancel(&c->q);
+			free(c);
+			id->q[i] = NULL;
+		}
+	}
+	store_free(&id->st_a);
+	store_free(&id->st_aaaa);
+	store_free(&id->st_mx);
+	memset(&id->in.helo_a, 0, sizeof id->in.helo_a);
+	memset(&id->in.helo_aaaa, 0, sizeof id->in.helo_aaaa);
+	memset(&id->in.helo_mx, 0, sizeof id->in.helo_mx);
+	if (id->dns == NULL) {
+		id->in.helo_a.status = id->in.helo_aaaa.status = ID_DNS_SERVFAIL;
+		id->in.helo_mx.status = ID_DNS_SERVFAIL;
+	}
+	id->v_valid = false;
+	id->expired = false;
+	start_lookups(id);
+}
+
+bool
+ident_decide(struct ident *id, struct policy_decision *d)
+{
+	evaluate(id);
+	policy_decide(&id->env->po, &id->v, exempt(id), d);
+	if (d->would != POL_PENDING)
+		return true;
+	id->waiting = true;
+	if (id->timer == NULL)
+		id->timer = evtimer_new(id->base, on_deadline, id);
+	long long ms = id->env->timeout_ms > 0 ? id->env->timeout_ms : 2000;
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	evtimer_add(id->timer, &tv);
+	return false;
+}
+
+const char *
+ident_client_name(const struct ident *id)
+{
+	if (id == NULL || !id->v_valid)
+		return "unknown";
+	for (size_t i = 0; i < id->v.n_ptr; i++)
+		if (id->v.ptr_confirmed[i])
+			return id->v.ptr_names[i];
+	return "unknown";
+}
+
+bool
+ident_auth_results(struct ident *id, struct buf *out)
+{
+	struct policy_decision d;
+	evaluate(id);
+	policy_decide(&id->env->po, &id->v, exempt(id), &d);
+	if (!d.tag || d.exempt)
+		return false;
+	bool ok = identity_auth_results(out, id->env->myhostname, &id->in, &id->v, "\n");
+	if (ok)
+		buf_append_char(out, '\n');
+	return ok;
+}
+
+void
+ident_summary(struct ident *id, struct buf *out)
+{
+	evaluate(id);
+	for (int c = 0; c < IDC_COUNT; c++) {
+		if (id->env->po.action[c] == ACT_OFF)
+			continue;
+		buf_appendf(out, "%s%s=%s", out->len ? " " : "", id_check_name((enum id_check)c),
+		    id_result_name(id->v.c[c].r));
+	}
+}

@@ -1,0 +1,163 @@
+/* Policy decisions: actions x results, precedence, temperror never 5xx,
+ * pending, shadow mode, exemption. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "policy/policy.h"
+
+static void
+verdict(struct id_verdict *v, const char *helo)
+{
+	memset(v, 0, sizeof *v);
+	for (int c = 0; c < IDC_COUNT; c++)
+		v->c[c].r = ID_PASS;
+	strcpy(v->helo, helo);
+}
+
+static void
+opts(struct policy_opts *o, enum check_action all)
+{
+	memset(o, 0, sizeof *o);
+	for (int c = 0; c < IDC_COUNT; c++)
+		o->action[c] = all;
+}
+
+static void
+test_all_pass(void **st)
+{
+	struct policy_opts o;
+	struct id_verdict v;
+	struct policy_decision d;
+	opts(&o, ACT_REJECT);
+	verdict(&v, "mx.good.test");
+	policy_decide(&o, &v, false, &d);
+	assert_int_equal(d.outcome, POL_ACCEPT);
+	assert_int_equal(d.failed_mask, 0);
+	assert_false(d.tag);
+}
+
+static void
+test_codes(void **st)
+{
+	static const struct { enum id_check c; unsigned code; const char *enh; } t[] = {
+		{ IDC_SYNTAX, 501, "5.5.2" }, { IDC_FQDN, 504, "5.5.2" },
+		{ IDC_PTR, 550, "5.7.25" }, { IDC_FCRDNS, 550, "5.7.25" },
+		{ IDC_GENERIC, 550, "5.7.25" }, { IDC_SELF_CLAIM, 550, "5.7.1" },
+		{ IDC_RESOLVES, 550, "5.7.1" },
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		struct policy_opts o;
+		struct id_verdict v;
+		struct policy_decision d;
+		opts(&o, ACT_REJECT);
+		verdict(&v, "localhost");
+		v.c[t[i].c].r = ID_FAIL;
+		policy_decide(&o, &v, false, &d);
+		assert_int_equal(d.outcome, POL_REJECT);
+		assert_int_equal(d.check, t[i].c);
+		assert_int_equal(d.code, t[i].code);
+		assert_string_equal(d.enh, t[i].enh);
+		/* The same check under tempfail: 450 and the 4.x.x twin. */
+		o.action[t[i].c] = ACT_TEMPFAIL;
+		policy_decide(&o, &v, false, &d);
+		assert_int_equal(d.outcome, POL_TEMPFAIL);
+		assert_int_equal(d.code, 450);
+		assert_int_equal(d.enh[0], '4');
+		assert_string_equal(d.enh + 1, t[i].enh + 1);
+	}
+}
+
+static void
+test_temperror_never_5xx(void **st)
+{
+	struct policy_opts o;
+	struct id_verdict v;
+	struct policy_decision d;
+	opts(&o, ACT_REJECT);
+	verdict(&v, "mx.good.test");
+	v.c[IDC_FCRDNS].r = ID_TEMPERROR;
+	policy_decide(&o, &v, false, &d);
+	assert_int_equal(d.outcome, POL_TEMPFAIL);
+	assert_int_equal(d.code, 450);
+	assert_string_equal(d.enh, "4.7.25");
+	v.c[IDC_FCRDNS].r = ID_PASS;
+	v.c[IDC_RESOLVES].r = ID_TEMPERROR;
+	policy_decide(&o, &v, false, &d);
+	assert_int_equal(d.code, 450);
+	assert_string_equal(d.enh, "4.7.1");
+}
+
+static void
+test_pending_and_precedence(void **st)
+{
+	struct policy_opts o;
+	struct id_verdict v;
+	struct policy_decision d;
+	opts(&o, ACT_LOG);
+	o.action[IDC_PTR] = ACT_TEMPFAIL;
+	o.action[IDC_GENERIC] = ACT_REJECT;
+	verdict(&v, "mx.good.test");
+	v.c[IDC_PTR].r = ID_TEMPERROR;
+	v.c[IDC_PTR].pending = true;
+	v.c[IDC_GENERIC].r = ID_FAIL;
+	policy_decide(&o, &v, false, &d);
+	/* An earlier enforcing check is still waiting: no decision yet. */
+	assert_int_equal(d.outcome, POL_PENDING);
+	v.c[IDC_PTR].r = ID_PASS;
+	v.c[IDC_PTR].pending = false;
+	policy_decide(&o, &v, false, &d);
+	assert_int_equal(d.outcome, POL_REJECT);
+	assert_int_equal(d.check, IDC_GENERIC);
+	/* A log-only failure is recorded, never enforced. */
+	v.c[IDC_GENERIC].r = ID_PASS;
+	v.c[IDC_FQDN].r = ID_FAIL;
+	policy_decide(&o, &v, false, &d);
+	assert_int_equal(d.outcome, POL_ACCEPT);
+	assert_int_equal(d.failed_mask, IDC_BIT(IDC_FQDN));
+}
+
+static void
+test_shadow_and_exempt(void **st)
+{
+	struct policy_opts o;
+	struct id_verdict v;
+	struct policy_decision d;
+	opts(&o, ACT_REJECT);
+	o.shadow = true;
+	o.action[IDC_CONSISTENCY] = ACT_TAG;
+	verdict(&v, "localhost");
+	v.c[IDC_FQDN].r = ID_FAIL;
+	policy_decide(&o, &v, false, &d);
+	assert_int_equal(d.outcome, POL_ACCEPT);
+	assert_int_equal(d.would, POL_REJECT);
+	assert_int_equal(d.check, IDC_FQDN);
+	assert_true(d.tag);
+	policy_decide(&o, &v, true, &d);
+	assert_true(d.exempt);
+	assert_int_equal(d.outcome, POL_ACCEPT);
+	assert_int_equal(d.would, POL_ACCEPT);
+	/* permerror counts as failing. */
+	o.shadow = false;
+	v.c[IDC_FQDN].r = ID_PASS;
+	v.c[IDC_RESOLVES].r = ID_PERMERROR;
+	policy_decide(&o, &v, false, &d);
+	assert_int_equal(d.outcome, POL_REJECT);
+	assert_int_equal(d.check, IDC_RESOLVES);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_all_pass),
+		cmocka_unit_test(test_codes),
+		cmocka_unit_test(test_temperror_never_5xx),
+		cmocka_unit_test(test_pending_and_precedence),
+		cmocka_unit_test(test_shadow_and_exempt),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,538 @@
+/*
+ * Golden transcripts for the pure server machine (STYLE.md lesson 15).
+ * Each transcript is a list of (client bytes, expected server bytes) steps;
+ * every transcript runs twice: each step's input fed whole, and fed one
+ * byte at a time. Events are answered by a scripted "session":
+ *   HELO -> accept; MAIL -> 250; RCPT -> 554 5.7.1 for domain bad.test,
+ *   else 250; MESSAGE -> 250 and the content is recorded; STARTTLS ->
+ *   handshake "succeeds" at once; CLOSE -> the transcript ends.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "proto/server.h"
+
+struct step {
+	const char *in;
+	const char *out;
+};
+
+struct opts_override {
+	unsigned ext_off;
+	uint64_t max_size;
+	unsigned max_rcpt;
+	unsigned errors;
+	bool tls_required;
+	bool no_tls;
+	enum data_bare_policy bare;
+};
+
+struct run {
+	struct smtp_server *s;
+	struct buf out;
+	struct buf messages;   /* each message followed by "<END>\n" */
+	bool closed;
+	bool drop_rest;        /* STARTTLS: the rest of this read is discarded */
+	unsigned nmsg;
+};
+
+#define ALL_EXT (EXT_PIPELINING | EXT_SIZE | EXT_8BITMIME | EXT_ENHANCEDSTATUSCODES | \
+    EXT_SMTPUTF8 | EXT_CHUNKING | EXT_DSN | EXT_STARTTLS)
+
+static struct smtp_server *
+mk(const struct opts_override *ov)
+{
+	struct smtp_server_opts o = {
+		.hostname = "mx.test",
+		.greeting = "mx.test ESMTP ehlo",
+		.ext = ALL_EXT & ~(ov ? ov->ext_off : 0),
+		.max_size = ov && ov->max_size ? ov->max_size : 10240000,
+		.max_rcpt = ov && ov->max_rcpt ? ov->max_rcpt : 1000,
+		.hard_error_limit = ov && ov->errors ? ov->errors : 20,
+		.bare = ov ? ov->bare : DATA_BARE_REJECT,
+		.tls_available = !(ov && ov->no_tls),
+		.tls_required = ov && ov->tls_required,
+	};
+	return smtp_server_new(&o);
+}
+
+static void
+answer(struct run *r, enum smtp_event ev)
+{
+	struct smtp_server *s = r->s;
+	switch (ev) {
+	case SRV_EV_HELO:
+		smtp_server_resolve(s, 250, NULL, NULL);
+		break;
+	case SRV_EV_MAIL:
+		smtp_server_resolve(s, 250, "2.1.0", "Ok");
+		break;
+	case SRV_EV_RCPT:
+		if (strcmp(s->rcpt_pending.path.domain, "bad.test") == 0)
+			smtp_server_resolve(s, 554, "5.7.1", "Relay access denied");
+		else
+			smtp_server_resolve(s, 250, "2.1.5", "Ok");
+		break;
+	case SRV_EV_MESSAGE: {
+		size_t len;
+		char *m = smtp_server_take_message(s, &len);
+		buf_append(&r->messages, m, len);
+		buf_append_str(&r->messages, "<END>\n");
+		free(m);
+		r->nmsg++;
+		smtp_server_resolve(s, 250, "2.0.0", "Ok: queued as Q%u", r->nmsg);
+		break;
+	}
+	case SRV_EV_STARTTLS:
+		smtp_server_tls_started(s);
+		break;
+	case SRV_EV_CLOSE:
+		r->closed = true;
+		break;
+	case SRV_EV_NONE:
+		break;
+	}
+}
+
+static void
+feed(struct run *r, const char *in, size_t n)
+{
+	size_t off = 0;
+	while (off < n && !r->closed) {
+		size_t used = 0;
+		enum smtp_event ev = smtp_server_feed(r->s, in + off, n - off, &used);
+		off += used;
+		if (ev == SRV_EV_STARTTLS) {
+			/* CVE-2011-0411: the session discards what was pipelined. */
+			answer(r, ev);
+			r->drop_rest = true;
+			return;
+		}
+		answer(r, ev);
+	}
+}
+
+static void
+run_transcript(const struct step *steps, const struct opts_override *ov, bool bytewise,
+               struct run *r)
+{
+	memset(r, 0, sizeof *r);
+	r->s = mk(ov);
+	smtp_server_greeting(r->s);
+	for (const struct step *st = steps; st->in != NULL; st++) {
+		buf_reset(&r->s->out);
+		r->drop_rest = false;
+		size_t n = strlen(st->in);
+		if (bytewise) {
+			for (size_t i = 0; i < n && !r->closed && !r->drop_rest; i++)
+				feed(r, st->in + i, 1);
+		} else {
+			feed(r, st->in, n);
+		}
+		if (strcmp(buf_cstr(&r->s->out), st->out) != 0) {
+			print_error("step %zu (%s): input <%s>\nexpected <%s>\ngot      <%s>\n",
+			    (size_t)(st - steps), bytewise ? "bytewise" : "whole", st->in, st->out,
+			    buf_cstr(&r->s->out));
+			fail();
+		}
+	}
+}
+
+static void
+check(const struct step *steps, const struct opts_override *ov, const char *messages)
+{
+	for (int mode = 0; mode < 2; mode++) {
+		struct run r;
+		run_transcript(steps, ov, mode == 1, &r);
+		if (messages != NULL && strcmp(buf_cstr(&r.messages), messages) != 0) {
+			print_error("messages (%s):\nexpected <%s>\ngot      <%s>\n",
+			    mode ? "bytewise" : "whole", messages, buf_cstr(&r.messages));
+			fail();
+		}
+		smtp_server_free(&r.s);
+		buf_free(&r.out);
+		buf_free(&r.messages);
+	}
+}
+
+#define EHLO_REPLY \
+	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-STARTTLS\r\n" \
+	"250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"
+
+static void
+test_basic(void **state)
+{
+	static const struct step t[] = {
+		{ "EHLO client.test\r\n", EHLO_REPLY },
+		{ "MAIL FROM:<a@x.test>\r\n", "250 2.1.0 Ok\r\n" },
+		{ "RCPT TO:<b@y.test>\r\n", "250 2.1.5 Ok\r\n" },
+		{ "DATA\r\n", "354 End data with <CR><LF>.<CR><LF>\r\n" },
+		{ "Subject: x\r\n\r\nhello\r\n..dot\r\n.\r\n", "250 2.0.0 Ok: queued as Q1\r\n" },
+		{ "QUIT\r\n", "221 2.0.0 Bye\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, NULL, "Subject: x\n\nhello\n.dot\n<END>\n");
+}
+
+static void
+test_helo(void **state)
+{
+	static const struct step t[] = {
+		{ "HELO client.test\r\n", "250 mx.test\r\n" },
+		/* No enhanced codes after HELO; ESMTP parameters refused. */
+		{ "MAIL FROM:<a@x.test> SIZE=10\r\n", "555 Unsupported option\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\n", "250 Ok\r\n" },
+		{ "RCPT TO:<b@y.test> NOTIFY=NEVER\r\n", "555 Unsupported option\r\n" },
+		{ "BDAT 3 LAST\r\nabc", "502 Error: CHUNKING not offered\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, NULL, "");
+}
+
+static void
+test_sequencing(void **state)
+{
+	static const struct step t[] = {
+		{ "MAIL FROM:<a@x.test>\r\n", "503 Error: send HELO/EHLO first\r\n" },
+		{ "NOOP\r\n", "250 Ok\r\n" },
+		{ "EHLO c.test\r\n", EHLO_REPLY },
+		{ "RCPT TO:<b@y.test>\r\n", "503 5.5.1 Error: need MAIL command\r\n" },
+		{ "DATA\r\n", "503 5.5.1 Error: need RCPT command\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\n", "250 2.1.0 Ok\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\n", "503 5.5.1 Error: nested MAIL command\r\n" },
+		{ "DATA\r\n", "554 5.5.1 Error: no valid recipients\r\n" },
+		{ "RCPT TO:<b@bad.test>\r\n", "554 5.7.1 Relay access denied\r\n" },
+		{ "RSET extra\r\n", "501 5.5.4 Syntax: RSET\r\n" },
+		{ "RSET\r\n", "250 2.0.0 Ok\r\n" },
+		{ "RCPT TO:<b@y.test>\r\n", "503 5.5.1 Error: need MAIL command\r\n" },
+		{ "DATA x\r\n", "501 5.5.4 Syntax: DATA\r\n" },
+		{ "VRFY\r\n", "501 5.5.4 Syntax: VRFY address\r\n" },
+		{ "VRFY bob\r\n", "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery\r\n" },
+		{ "EXPN list\r\n", "502 5.5.1 Error: command not implemented\r\n" },
+		{ "NOOP with argument\r\n", "250 2.0.0 Ok\r\n" },
+		{ "FOO\r\n", "500 5.5.2 Error: command not recognized\r\n" },
+		{ "EHLO\r\n", "501 5.5.4 Syntax: EHLO hostname\r\n" },
+		{ "AUTH PLAIN\r\n", "503 5.5.1 Error: authentication not enabled\r\n" },
+		{ "QUIT now\r\n", "501 5.5.4 Syntax: QUIT\r\n" },
+		{ "quit\r\n", "221 2.0.0 Bye\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, NULL, "");
+}
+
+static void
+test_pipelining(void **state)
+{
+	/* One group: the replies come back together and in order. */
+	static const struct step t[] = {
+		{ "EHLO c.test\r\n", EHLO_REPLY },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nRCPT TO:<c@bad.test>\r\n"
+		  "RCPT TO:<d@y.test>\r\nDATA\r\n",
+		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n554 5.7.1 Relay access denied\r\n250 2.1.5 Ok\r\n"
+		  "354 End data with <CR><LF>.<CR><LF>\r\n" },
+		{ "one\r\n.\r\nMAIL FROM:<>\r\nRCPT TO:<postmaster>\r\nDATA\r\n",
+		  "250 2.0.0 Ok: queued as Q1\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+		  "354 End data with <CR><LF>.<CR><LF>\r\n" },
+		{ ".\r\n", "250 2.0.0 Ok: queued as Q2\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, NULL, "one\n<END>\n<END>\n");
+}
+
+static void
+test_second_ehlo_resets(void **state)
+{
+	static const struct step t[] = {
+		{ "EHLO c.test\r\n", EHLO_REPLY },
+		{ "MAIL FROM:<a@x.test>\r\n", "250 2.1.0 Ok\r\n" },
+		{ "EHLO c.test\r\n", EHLO_REPLY },
+		/* RFC 5321 §4.1.4: as if RSET: the transaction is gone. */
+		{ "RCPT TO:<b@y.test>\r\n", "503 5.5.1 Error: need MAIL command\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, NULL, "");
+}
+
+static void
+test_bdat(void **state)
+{
+	static const struct step t[] = {
+		{ "EHLO c.test\r\n", EHLO_REPLY },
+		{ "BDAT 4\r\nabcd", "503 5.5.1 Error: need MAIL command\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n", "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n" },
+		/* The chunk may contain anything, including what looks like commands. */
+		{ "BDAT 12\r\nl1\r\nQUIT\r\n\r\n", "250 2.0.0 Ok: 12 octets received\r\n" },
+		{ "DATA\r\n", "503 5.5.1 Error: DATA after BDAT in the same transaction\r\n" },
+		{ "BDAT 5 LAST\r\nx\r\n.\r", "250 2.0.0 Ok: queued as Q1\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nBDAT 0 LAST\r\n",
+		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: queued as Q2\r\n" },
+		{ "BDAT x\r\n", "501 5.5.4 Syntax: BDAT size [LAST]\r\n"
+		  "421 4.5.0 mx.test Error: lost synchronization after bad BDAT\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, NULL, "l1\nQUIT\n\nx\n.\r<END>\n<END>\n");
+}
+
+static void
+test_bdat_too_big(void **state)
+{
+	struct opts_override ov = { .max_size = 10 };
+	static const struct step t[] = {
+		{ "EHLO c.test\r\n", "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10\r\n250-STARTTLS\r\n"
+		  "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n", "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n" },
+		{ "BDAT 8\r\n12345678", "250 2.0.0 Ok: 8 octets received\r\n" },
+		{ "BDAT 8 LAST\r\n12345678", "552 5.3.4 Error: message file too big\r\n" },
+		/* The transaction failed: later chunks are read and refused. */
+		{ "BDAT 2 LAST\r\nab", "503 5.5.1 Error: need MAIL command\r\n" },
+		{ "MAIL FROM:<a@x.test> SIZE=11\r\n", "552 5.3.4 Message size exceeds fixed limit\r\n" },
+		{ "MAIL FROM:<a@x.test> SIZE=10\r\n", "250 2.1.0 Ok\r\n" },
+		{ "RCPT TO:<b@y.test>\r\nDATA\r\n", "250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n" },
+		{ "0123456789abc\r\n.\r\n", "552 5.3.4 Error: message file too big\r\n" },
+		{ "NOOP\r\n", "250 2.0.0 Ok\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, &ov, "");
+}
+
+static void
+test_line_limits(void **state)
+{
+	char ok[600], big[600], huge[100 * 1024 + 8];
+	/* 510 octets + CRLF = 512: the longest legal command line. */
+	memcpy(ok, "NOOP ", 5);
+	memset(ok + 5, 'a', 505);
+	memcpy(ok + 510, "\r\n", 3);
+	memcpy(big, "NOOP ", 5);
+	memset(big + 5, 'a', 506);
+	memcpy(big + 511, "\r\n", 3);
+	memset(huge, 'b', sizeof huge - 3);
+	memcpy(huge + sizeof huge - 3, "\r\n", 3);
+	struct step t[] = {
+		{ ok, "250 Ok\r\n" },
+		{ big, "500 Error: line too long\r\n" },
+		{ huge, "500 Error: line too long\r\n" },
+		{ "NO\0OP\r\n", "250 Ok\r\n" },  /* strlen stops at NUL: see test_nul */
+		{ "NOOP\n", "500 Error: bare <CR> or <LF> in command\r\n" },
+		{ "NOOP\r\n", "250 Ok\r\n" },
+		{ NULL, NULL },
+	};
+	t[3].in = "NOOP\r\n";
+	check(t, NULL, "");
+}
+
+static void
+test_nul(void **state)
+{
+	struct run r;
+	memset(&r, 0, sizeof r);
+	r.s = mk(NULL);
+	feed(&r, "NO\0OP\r\nNOOP\r\n", 13);
+	assert_string_equal(buf_cstr(&r.s->out),
+	    "500 Error: NUL character in command\r\n250 Ok\r\n");
+	smtp_server_free(&r.s);
+	buf_free(&r.messages);
+}
+
+static void
+test_error_limit(void **state)
+{
+	struct opts_override ov = { .errors = 3 };
+	static const struct step t[] = {
+		{ "X\r\n", "500 Error: command not recognized\r\n" },
+		{ "Y\r\n", "500 Error: command not recognized\r\n" },
+		{ "Z\r\nNOOP\r\n", "500 Error: command not recognized\r\n421 mx.test Error: too many errors\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, &ov, "");
+}
+
+static void
+test_starttls(void **state)
+{
+	static const struct step t[] = {
+		{ "STARTTLS\r\n", "503 Error: send EHLO first\r\n" },
+		{ "EHLO c.test\r\n", EHLO_REPLY },
+		{ "STARTTLS now\r\n", "501 5.5.4 Syntax: STARTTLS\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\n", "250 2.1.0 Ok\r\n" },
+		/* The pipelined NOOP is dropped (the feeder discards after STARTTLS). */
+		{ "STARTTLS\r\nNOOP\r\n", "220 2.0.0 Ready to start TLS\r\n" },
+		/* RFC 3207 §4.2: everything forgotten, no STARTTLS offered now. */
+		{ "MAIL FROM:<a@x.test>\r\n", "503 Error: send HELO/EHLO first\r\n" },
+		{ "EHLO c.test\r\n", "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
+		  "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n" },
+		{ "STARTTLS\r\n", "503 5.5.1 Error: TLS already active\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, NULL, "");
+}
+
+static void
+test_tls_required(void **state)
+{
+	struct opts_override ov = { .tls_required = true };
+	static const struct step t[] = {
+		{ "EHLO c.test\r\n", EHLO_REPLY },
+		{ "MAIL FROM:<a@x.test>\r\n", "530 5.7.0 Must issue a STARTTLS command first\r\n" },
+		{ "RCPT TO:<a@x.test>\r\n", "530 5.7.0 Must issue a STARTTLS command first\r\n" },
+		{ "STARTTLS\r\n", "220 2.0.0 Ready to start TLS\r\n" },
+		{ "EHLO c.test\r\n", "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
+		  "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\n", "250 2.1.0 Ok\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, &ov, "");
+	struct opts_override nocert = { .no_tls = true };
+	static const struct step t2[] = {
+		{ "EHLO c.test\r\n", "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
+		  "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n" },
+		{ "STARTTLS\r\n", "454 4.7.0 TLS not available\r\n" },
+		{ NULL, NULL },
+	};
+	check(t2, &nocert, "");
+}
+
+static void
+test_utf8_and_params(void **state)
+{
+	static const struct step t[] = {
+		{ "EHLO c.test\r\n", EHLO_REPLY },
+		{ "MAIL FROM:<j\xc3\xb6rg@x.test>\r\n",
+		  "553 5.6.7 Error: non-ASCII sender address requires SMTPUTF8\r\n" },
+		{ "MAIL FROM:<j\xc3\xb6rg@x.test> SMTPUTF8 BODY=8BITMIME RET=HDRS ENVID=a+2Bb\r\n",
+		  "250 2.1.0 Ok\r\n" },
+		{ "RCPT TO:<m\xc3\xbc@y.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b+40y.test\r\n",
+		  "250 2.1.5 Ok\r\n" },
+		{ "RSET\r\nMAIL FROM:<a@x.test> FOO=BAR\r\n", "250 2.0.0 Ok\r\n555 5.5.4 Unsupported option\r\n" },
+		{ "MAIL FROM:<a@x.test> BODY=9BIT\r\n", "501 5.5.4 Bad parameter value\r\n" },
+		{ "MAIL FROM:a@x.test\r\n", "501 5.1.7 Bad sender address syntax\r\n" },
+		{ "MAIL TO:<a@x.test>\r\n", "501 5.5.4 Syntax: MAIL FROM:<address>\r\n" },
+		{ "MAIL FROM: <a@x.test>\r\n", "250 2.1.0 Ok\r\n" },
+		{ "RCPT TO:<>\r\n", "501 5.1.3 Bad recipient address syntax\r\n" },
+		{ "RCPT TO:<m\xc3\xbc@y.test>\r\n",
+		  "553 5.6.7 Error: non-ASCII recipient address requires SMTPUTF8\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, NULL, "");
+}
+
+static void
+test_smuggling(void **state)
+{
+	/* Under the default policy the bare-LF message is refused whole, and
+	 * the "second message" inside it is never executed. */
+	static const struct step t[] = {
+		{ "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n",
+		  EHLO_REPLY "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n" },
+		{ "one\r\n\n.\nMAIL FROM:<evil@x.test>\r\nRCPT TO:<v@y.test>\r\nDATA\r\nevil\r\n"
+		  "\n.\r\n\r.\r\nx\r\n.\r\n",
+		  "554 5.5.2 Error: bare <CR> or <LF> in message content\r\n" },
+		{ "NOOP\r\n", "250 2.0.0 Ok\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, NULL, "");
+	/* normalize: one message; the smuggled commands are message text. */
+	struct opts_override ov = { .bare = DATA_BARE_NORMALIZE };
+	static const struct step t2[] = {
+		{ "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n",
+		  EHLO_REPLY "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n" },
+		{ "one\n.\nMAIL FROM:<evil@x.test>\r\n.\r\n", "250 2.0.0 Ok: queued as Q1\r\n" },
+		{ NULL, NULL },
+	};
+	struct run r;
+	run_transcript(t2, &ov, false, &r);
+	assert_int_equal(r.nmsg, 1);
+	assert_non_null(strstr(buf_cstr(&r.messages), "MAIL FROM:<evil@x.test>"));
+	smtp_server_free(&r.s);
+	buf_free(&r.messages);
+}
+
+static void
+test_discard_keywords(void **state)
+{
+	struct opts_override ov = { .ext_off = EXT_8BITMIME | EXT_CHUNKING | EXT_PIPELINING };
+	static const struct step t[] = {
+		/* SMTPUTF8 requires 8BITMIME (RFC 6531), so it goes too. */
+		{ "EHLO c.test\r\n", "250-mx.test\r\n250-SIZE 10240000\r\n250-STARTTLS\r\n"
+		  "250-ENHANCEDSTATUSCODES\r\n250 DSN\r\n" },
+		{ "MAIL FROM:<a@x.test> BODY=8BITMIME\r\n", "555 5.5.4 Unsupported option\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, &ov, "");
+}
+
+static void
+test_http_verbs(void **state)
+{
+	static const struct step t[] = {
+		{ "GET / HTTP/1.1\r\nHost: x\r\n", "221 Error: this is an SMTP server; closing\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, NULL, "");
+}
+
+static void
+test_counts_and_protocol(void **state)
+{
+	struct run r;
+	static const struct step t[] = {
+		{ "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nRCPT TO:<b@bad.test>\r\n",
+		  EHLO_REPLY "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n554 5.7.1 Relay access denied\r\n" },
+		{ NULL, NULL },
+	};
+	run_transcript(t, NULL, false, &r);
+	assert_string_equal(smtp_server_with_protocol(r.s), "ESMTP");
+	struct buf b = BUF_INIT;
+	smtp_server_format_counts(r.s, &b);
+	assert_string_equal(buf_cstr(&b), "ehlo=1 mail=1 rcpt=1/2 commands=3/4");
+	buf_free(&b);
+	r.s->tls = true;
+	assert_string_equal(smtp_server_with_protocol(r.s), "ESMTPS");
+	smtp_server_free(&r.s);
+	buf_free(&r.messages);
+}
+
+static void
+test_recipient_limit(void **state)
+{
+	struct opts_override ov = { .max_rcpt = 2 };
+	static const struct step t[] = {
+		{ "EHLO c.test\r\n", EHLO_REPLY },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nRCPT TO:<c@y.test>\r\nRCPT TO:<d@y.test>\r\n",
+		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n452 4.5.3 Error: too many recipients\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, &ov, "");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_basic),
+		cmocka_unit_test(test_helo),
+		cmocka_unit_test(test_sequencing),
+		cmocka_unit_test(test_pipelining),
+		cmocka_unit_test(test_second_ehlo_resets),
+		cmocka_unit_test(test_bdat),
+		cmocka_unit_test(test_bdat_too_big),
+		cmocka_unit_test(test_line_limits),
+		cmocka_unit_test(test_nul),
+		cmocka_unit_test(test_error_limit),
+		cmocka_unit_test(test_starttls),
+		cmocka_unit_test(test_tls_required),
+		cmocka_unit_test(test_utf8_and_params),
+		cmocka_unit_test(test_smuggling),
+		cmocka_unit_test(test_discard_keywords),
+		cmocka_unit_test(test_http_verbs),
+		cmocka_unit_test(test_counts_and_protocol),
+		cmocka_unit_test(test_recipient_limit),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
