@@ -250,8 +250,8 @@ static const struct cfg_setting settings[] = {
 	  "A bare LF or CR in a command or message line: reject the command or message, "
 	  "or normalize it to CRLF (defends against SMTP smuggling, CVE-2023-51764)."),
 	B(smtpd_reject_long_lines, "no", true,
-	  "Reject commands and text lines longer than RFC 5321 §4.5.3.1 allows, instead of "
-	  "only counting them."),
+	  "Reject commands and message text lines longer than RFC 5321 §4.5.3.1.4 and "
+	  "§4.5.3.1.6 allow (512 and 1000 octets including CRLF)."),
 	S(mail_owner, "", false,
 	  "User to switch to after the listening sockets are bound; empty: keep the current user."),
 	I(smtpd_workers, "0", 0, 64, false,
@@ -1453,7 +1453,10 @@ config_get(const struct ehlo_config *cfg, const char *name, struct buf *out)
 	return true;
 }
 
-/* man(7) text: escape backslashes, and protect a leading '.' or '\''. */
+/*
+ * man(7) text: escape backslashes and hyphens, protect a leading '.' or
+ * '\'', and write the section sign as a groff escape so the page is ASCII.
+ */
 static void
 man_text(FILE *out, const char *s)
 {
@@ -1464,6 +1467,10 @@ man_text(FILE *out, const char *s)
 			fputs("\\e", out);
 		else if (*s == '-')
 			fputs("\\-", out);
+		else if ((unsigned char)s[0] == 0xc2 && (unsigned char)s[1] == 0xa7) {
+			fputs("\\(sc", out);
+			s++;
+		}
 		else
 			fputc(*s, out);
 	}
