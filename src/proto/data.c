@@ -88,6 +88,21 @@ scan_flags(struct data_decoder *d, const unsigned char *p, size_t k)
 }
 
 /*
+ * buf_append with the room check inlined: this runs once or twice per line
+ * of every message, and the out-of-line call was a third of the decoder's
+ * time. Growth still goes through buf_reserve (checked arithmetic).
+ */
+static inline void
+put(struct buf *b, const char *p, size_t k)
+{
+	if (k >= b->cap - b->len)
+		buf_reserve(b, k);
+	memcpy(b->data + b->len, p, k);
+	b->len += k;
+	b->data[b->len] = '\0';
+}
+
+/*
  * Output under the size limit: while the content still fits, size <=
  * max_size. The text octet or line end that first makes it exceed sets
  * overflow; text is appended up to the exact limit, a line end only whole.
@@ -99,26 +114,33 @@ emit_text(struct data_decoder *d, const char *p, size_t k, struct buf *out)
 {
 	if (!d->overflow) {
 		if (d->max_size != 0 && k > d->max_size - d->size) {
-			buf_append(out, p, (size_t)(d->max_size - d->size));
+			put(out, p, (size_t)(d->max_size - d->size));
 			d->overflow = true;
 		} else
-			buf_append(out, p, k);
+			put(out, p, k);
 	}
 	d->size = sat_add(d->size, k);
+}
+
+/* Counters for octets of line text p[0..k). */
+static void
+account(struct data_decoder *d, const char *p, size_t k)
+{
+	size_t old = d->line_len;
+
+	scan_flags(d, (const unsigned char *)p, k);
+	d->line_len = k > SIZE_MAX - old ? SIZE_MAX : old + k;
+	if (old <= TEXT_MAX && d->line_len > TEXT_MAX)
+		d->long_lines++;
 }
 
 /* Octets of line text (no CR, no LF) p[0..k). */
 static void
 text(struct data_decoder *d, const char *p, size_t k, struct buf *out)
 {
-	size_t old = d->line_len;
-
 	if (k == 0)
 		return;
-	scan_flags(d, (const unsigned char *)p, k);
-	d->line_len = k > SIZE_MAX - old ? SIZE_MAX : old + k;
-	if (old <= TEXT_MAX && d->line_len > TEXT_MAX)
-		d->long_lines++;
+	account(d, p, k);
 	emit_text(d, p, k, out);
 }
 
@@ -132,11 +154,29 @@ line_end(struct data_decoder *d, struct buf *out)
 		if (d->max_size != 0 && d->max_size - d->size < 2)
 			d->overflow = true;
 		else if (d->lf_out)
-			buf_append(out, "\n", 1);
+			put(out, "\n", 1);
 		else
-			buf_append(out, "\r\n", 2);
+			put(out, "\r\n", 2);
 	}
 	d->size = sat_add(d->size, 2);
+}
+
+/* Text p[0..k) followed by the CRLF at p[k..k+2): the common line. */
+static void
+text_crlf(struct data_decoder *d, const char *p, size_t k, struct buf *out)
+{
+	if (d->lf_out || d->overflow ||
+	    (d->max_size != 0 && k + 2 > d->max_size - d->size)) {
+		text(d, p, k, out);
+		line_end(d, out);
+		return;
+	}
+	/* CRLF out and it all fits: one copy, input line end included. */
+	account(d, p, k);
+	d->lines++;
+	d->line_len = 0;
+	put(out, p, k + 2);
+	d->size = sat_add(d->size, k + 2);
 }
 
 bool
@@ -161,8 +201,7 @@ data_decoder_feed(struct data_decoder *d, const char *in, size_t n,
 
 				if (cr != NULL && cr + 1 == lf) {
 					/* The common case: text CRLF. */
-					text(d, base, run, out);
-					line_end(d, out);
+					text_crlf(d, base, run, out);
 					i += run + 2;
 					if (i < n && in[i] != '.')
 						continue;
