@@ -472,8 +472,7 @@ tls_error_reason(struct bufferevent *tlsbev, char *out, size_t outlen)
 	unsigned long e;
 	char line[256];
 
-	while ((e = bufferevent_get_openssl_error(tlsbev)) != 0 ||
-	    (e = ERR_get_error()) != 0) {
+	while ((e = bufferevent_get_openssl_error(tlsbev)) != 0) {
 		const char *r = ERR_reason_error_string(e);
 
 		if (r == NULL) {
@@ -484,6 +483,12 @@ tls_error_reason(struct bufferevent *tlsbev, char *out, size_t outlen)
 		if (strstr(buf_cstr(&b), r) == NULL)
 			buf_appendf(&b, "%s%s", b.len ? "; " : "", r);
 	}
+	/*
+	 * libevent moved this session's errors off the thread's queue; what
+	 * is left there belongs to nobody and would only confuse the next
+	 * session handled on this thread.
+	 */
+	ERR_clear_error();
 	if (outlen > 0)
 		snprintf(out, outlen, "%s", b.len ? buf_cstr(&b) : "no TLS error recorded");
 	buf_free(&b);

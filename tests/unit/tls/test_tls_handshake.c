@@ -15,7 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/util.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -164,7 +171,7 @@ test_old_protocols_refused(void **state)
 	assert_false(cr.handshake_ok);
 	assert_false(sr.connected);
 	assert_true(sr.error);
-	if (strstr(sr.reason, "protocol") == NULL)
+	if (strstr(sr.reason, "unsupported protocol") == NULL)
 		fail_msg("reason \"%s\" does not name the protocol", sr.reason);
 	tls_server_unref(&t);
 
@@ -344,6 +351,48 @@ test_reload_during_handshake(void **state)
 	assert_true(cr.handshake_ok);
 	assert_string_equal(cr.peer_cn, "wild.test");
 	SSL_SESSION_free(cr.session);
+}
+
+static void
+hs_timeout_event(struct bufferevent *bev, short what, void *arg)
+{
+	short *seen = arg;
+
+	*seen = what;
+	event_base_loopbreak(bufferevent_get_base(bev));
+}
+
+static void
+test_handshake_timeout(void **state)
+{
+	/*
+	 * A client that connects and never sends a ClientHello: timeouts set
+	 * on the filter cover the handshake (the session's handshake timer).
+	 */
+	struct tls_server *t = server(NULL, false, true, false);
+	struct event_base *base = event_base_new();
+	struct bufferevent *plain, *bev;
+	struct timeval tv = { 0, 200 * 1000 }, t0, t1;
+	short seen = 0;
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(evutil_make_socket_nonblocking(sv[0]), 0);
+	plain = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	bev = tls_server_start(t, base, plain);
+	tls_server_unref(&t);
+	bufferevent_setcb(bev, NULL, NULL, hs_timeout_event, &seen);
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	gettimeofday(&t0, NULL);
+	event_base_dispatch(base);
+	gettimeofday(&t1, NULL);
+	assert_true(seen & BEV_EVENT_TIMEOUT);
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_usec - t0.tv_usec) < 2000000);
+	bufferevent_free(bev);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	close(sv[1]);
+	event_base_free(base);
 }
 
 static bool
@@ -535,6 +584,7 @@ main(void)
 		cmocka_unit_test(test_resumption),
 		cmocka_unit_test(test_dirty_close_is_eof),
 		cmocka_unit_test(test_reload_during_handshake),
+		cmocka_unit_test(test_handshake_timeout),
 		cmocka_unit_test(test_auto_cert),
 		cmocka_unit_test(test_config_errors),
 	};
