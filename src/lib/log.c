@@ -70,6 +70,9 @@ log_close(void)
 	use_syslog = 0;
 }
 
+static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 {

@@ -133,6 +133,9 @@ account(struct smtp_server *s, unsigned code)
 	}
 }
 
+static void vreply(struct smtp_server *s, unsigned code, const char *enh, const char *fmt,
+    va_list ap) __attribute__((format(printf, 4, 0)));
+
 static void
 vreply(struct smtp_server *s, unsigned code, const char *enh, const char *fmt, va_list ap)
 {
