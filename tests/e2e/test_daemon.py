@@ -1,0 +1,118 @@
+#!/usr/bin/python3
+"""
+The daemon as an operator sees it: `ehlod -t` and `ehlod -n`, SIGHUP reload
+(new sessions see the new configuration, a live session is not dropped), and
+SIGTERM (idle sessions get 421, the process exits 0).
+"""
+import os
+import signal
+import subprocess
+
+from ehlotest import (EHLOD, Server, Client, check, eq, main, strip_received, tempdir,
+                      wait_until, DOMAIN)
+
+
+def ehlod(*args):
+    p = subprocess.run([EHLOD] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def test_check_config():
+    d = tempdir()
+    good = write(os.path.join(d, "good.conf"),
+                 "# comment\nmyhostname = mx.example.test\nmessage_size_limit = 12345\n"
+                 "virtual_mailbox_domains = example.test,\n  other.test\n")
+    eq(ehlod("-t", "-c", good), (0, "", ""), "ehlod -t on a valid file")
+    cases = [
+        ("badvalue.conf", "myhostname = mx.example.test\n\nmessage_size_limit = lots\n", 3),
+        ("unknown.conf", "myhostname = mx.example.test\nno_such_setting_here = 1\n", 2),
+        ("badenum.conf", "# x\n# y\n# z\nsmtpd_forbid_bare_newline = maybe\n", 4),
+    ]
+    for name, text, line in cases:
+        path = write(os.path.join(d, name), text)
+        rc, out, err = ehlod("-t", "-c", path)
+        eq(rc, 78, "ehlod -t exit status for %s (EX_CONFIG)" % name)
+        check("%s:%d:" % (path, line) in err or "%s:%d:" % (name, line) in err,
+              "ehlod -t error for %s does not name %s:%d: %r" % (name, name, line, err))
+    rc, out, err = ehlod("-t", "-c", os.path.join(d, "missing.conf"))
+    eq(rc, 78, "ehlod -t on a missing file")
+
+
+def test_print_nondefault():
+    d = tempdir()
+    path = write(os.path.join(d, "n.conf"),
+                 "myhostname = mx.example.test\nmessage_size_limit = 12345\n"
+                 "smtpd_timeout = 300s\n")
+    rc, out, err = ehlod("-n", "-c", path)
+    eq(rc, 0, "ehlod -n exit status")
+    lines = out.splitlines()
+    check("message_size_limit = 12345" in lines, "ehlod -n lacks message_size_limit: %r" % out)
+    check("myhostname = mx.example.test" in lines, "ehlod -n lacks myhostname: %r" % out)
+    # smtpd_timeout is set to its default value: not a difference.
+    check(not any(l.startswith("smtpd_timeout") for l in lines),
+          "ehlod -n prints a default-valued setting: %r" % out)
+
+
+def test_sighup_reload():
+    srv = Server({"smtpd_banner": "$myhostname ESMTP first"})
+    live = Client(srv.port)
+    eq(live.greeting, ["220 mx.example.test ESMTP first"], "greeting before reload")
+    live.ehlo()
+    live.cmd("MAIL FROM:<alice@sender.test>", 250)
+    live.cmd("RCPT TO:<live@%s>" % DOMAIN, 250)
+
+    srv.settings["smtpd_banner"] = "$myhostname ESMTP second"
+    srv.write_config()
+    mark = len(srv.maillog())
+    srv.signal(signal.SIGHUP)
+    srv.wait_log("reloaded configuration", since=mark)
+    c = Client(srv.port)
+    eq(c.greeting, ["220 mx.example.test ESMTP second"], "greeting after reload")
+    c.cmd("QUIT", 221)
+
+    # The live session was not dropped and finishes its transaction.
+    live.cmd("DATA", 354)
+    live.send(b"Subject: across reload\r\n\r\nstill here\r\n.\r\n")
+    live.expect(250)
+    live.cmd("QUIT", 221)
+    eq([strip_received(m) for m in srv.messages("live@" + DOMAIN)],
+       [b"Subject: across reload\n\nstill here\n"], "message of the live session")
+
+    # A broken file on reload keeps the running configuration.
+    with open(srv.conf, "a") as f:
+        f.write("message_size_limit = lots\n")
+    mark = len(srv.maillog())
+    srv.signal(signal.SIGHUP)
+    srv.wait_log("reload failed", since=mark)
+    c = Client(srv.port)
+    eq(c.greeting, ["220 mx.example.test ESMTP second"], "greeting after a failed reload")
+    c.cmd("QUIT", 221)
+
+
+def test_sigterm():
+    srv = Server()
+    idle = Client(srv.port)
+    idle.ehlo()
+    srv.signal(signal.SIGTERM)
+    code, lines = idle.reply()
+    eq(code, 421, "reply to an idle session at shutdown: %r" % lines)
+    check(idle.closed(), "idle session not closed at shutdown")
+    eq(srv.wait_exit(20), 0, "ehlod exit status after SIGTERM")
+    check("ehlod stopped" in srv.maillog(), "no 'ehlod stopped' log line")
+    # Nothing listens any more.
+    try:
+        Client(srv.port, greeting=False).close()
+        check(False, "port still accepting after exit")
+    except ConnectionRefusedError:
+        pass
+
+
+if __name__ == "__main__":
+    main(globals())
