@@ -343,7 +343,7 @@ id_host_part_len(const struct psl *psl, const char *name)
 	struct psl_match m;
 	size_t len = strlen(name);
 	if (psl != NULL) {
-		psl_lookup(psl, name, len, &m);
+		psl_lookup(psl, name, len, PSL_ICANN_ONLY, &m);
 	} else {
 		/* Without a list: the last two labels are the organisation. */
 		memset(&m, 0, sizeof(m));
@@ -388,7 +388,7 @@ generic_match(const struct generic_patterns *gp, const struct psl *psl,
 	size_t scope = len;
 	if (psl != NULL) {
 		struct psl_match m;
-		psl_lookup(psl, name, len, &m);
+		psl_lookup(psl, name, len, PSL_ICANN_ONLY, &m);
 		scope = m.suffix_off > 0 ? m.suffix_off - 1 : 0;
 	}
 	const char *enc = id_name_embeds_addr(name, scope, a);

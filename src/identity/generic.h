@@ -4,9 +4,11 @@
  * read by generic_load_file() in load.c. The file format is documented at
  * the top of data/generic-patterns and in docs/identity.md.
  *
- * Two independent tests, both confined to the name's host part (the labels
- * left of its registrable domain, by the PSL), so that an organisation's
- * own domain ("dsl.example", "liverpool.ac.uk") never matches:
+ * Two independent tests, confined to the name left of its public suffix
+ * (ICANN section of the PSL, so that an EC2 host name is seen whole), the
+ * patterns further to the host part (the labels left of the registrable
+ * domain), so that an organisation's own domain ("dsl7.com",
+ * "liverpool.ac.uk") never matches:
  *  1. the client's address is embedded in the name, in any of the
  *     encodings ISPs use (built in, see id_name_embeds_addr());
  *  2. a pattern of the file matches (token, label, suffix rules), unless
@@ -52,9 +54,9 @@ const char *id_name_embeds_addr(const char *name, size_t host_len,
 
 /*
  * Length of the host part of a valid, lowercase name: the labels before
- * its registrable domain, without the dot (0 if the name is registrable
- * itself or a public suffix). Without a PSL the last two labels count as
- * the registrable domain.
+ * its registrable domain by the ICANN section of the list, without the dot
+ * (0 if the name is registrable itself or a public suffix). Without a PSL
+ * the last two labels count as the registrable domain.
  */
 size_t id_host_part_len(const struct psl *psl, const char *name);
 

@@ -196,22 +196,24 @@ safe_name(const char *s, char *out)
 	return "(invalid name)";
 }
 
-/* The registrable domain of a valid lowercase name, or NULL. Without a
- * list, the last two labels. */
+/* The organisational (registrable) domain of a valid lowercase name by
+ * the whole list, private section included, or NULL. Without a list, the
+ * last two labels. */
 static const char *
 regdom(const struct psl *psl, const char *name)
 {
-	size_t host = id_host_part_len(psl, name);
-	if (host > 0)
-		return name + host + 1;
-	/* The name may be registrable itself. */
 	if (psl != NULL) {
 		struct psl_match m;
-		psl_lookup(psl, name, strlen(name), &m);
-		return m.has_regdom && m.regdom_off == 0 ? name : NULL;
+		psl_lookup(psl, name, strlen(name), 0, &m);
+		return m.has_regdom ? name + m.regdom_off : NULL;
 	}
-	const char *dot = strchr(name, '.');
-	return dot != NULL && strchr(dot + 1, '.') == NULL ? name : NULL;
+	const char *last = strrchr(name, '.');
+	if (last == NULL)
+		return NULL;
+	const char *p = last;
+	while (p > name && p[-1] != '.')
+		p--;
+	return p;
 }
 
 size_t
@@ -307,7 +309,9 @@ check_fqdn(const struct helo *h, const struct psl *psl, struct id_verdict *v)
 		return;
 	}
 	struct psl_match m;
-	psl_lookup(psl, h->name, len, &m);
+	/* ICANN section only: "ec2-192-0-2-1.compute-1.amazonaws.com" is a
+	 * suffix in the private section but a fine host name. */
+	psl_lookup(psl, h->name, len, PSL_ICANN_ONLY, &m);
 	if (!m.listed)
 		set(v, IDC_FQDN, ID_FAIL, "top-level domain .%s is not in the "
 		    "public suffix list", tld);

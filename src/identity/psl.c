@@ -16,10 +16,13 @@
 #include "lib/util.h"
 #include "lib/xmalloc.h"
 
+/* Rule kinds of the ICANN section; the PRIVATE section's are the same
+ * bits shifted by R_PRIVATE_SHIFT. */
 enum {
 	R_NORMAL    = 1u << 0,   /* "a.b" */
 	R_WILDCARD  = 1u << 1,   /* "*.a.b" (stored under "a.b") */
 	R_EXCEPTION = 1u << 2,   /* "!a.b" */
+	R_PRIVATE_SHIFT = 3,
 };
 
 struct slot {
@@ -268,6 +271,7 @@ psl_parse(const char *text, size_t len)
 {
 	struct psl *psl = xcalloc(1, sizeof(*psl));
 	size_t i = 0;
+	bool private = false;
 	while (i < len) {
 		size_t eol = i;
 		while (eol < len && text[eol] != '\n')
@@ -281,7 +285,16 @@ psl_parse(const char *text, size_t len)
 		    text[b] != '\r')
 			b++;
 		i = eol + 1;
-		if (a == b || (b - a >= 2 && text[a] == '/' && text[a + 1] == '/'))
+		if (b - a >= 2 && text[a] == '/' && text[a + 1] == '/') {
+			/* Section markers are comments:
+			 * "// ===BEGIN PRIVATE DOMAINS===". */
+			if (memmem(text + a, eol - a, "===BEGIN PRIVATE DOMAINS===", 27))
+				private = true;
+			else if (memmem(text + a, eol - a, "===END PRIVATE DOMAINS===", 25))
+				private = false;
+			continue;
+		}
+		if (a == b)
 			continue;
 		const char *r = text + a;
 		size_t rn = b - a;
@@ -300,7 +313,8 @@ psl_parse(const char *text, size_t len)
 			psl->skipped++;
 			continue;
 		}
-		insert(psl, key, strlen(key), flag);
+		insert(psl, key, strlen(key),
+		    (uint8_t)(private ? flag << R_PRIVATE_SHIFT : flag));
 		psl->rules++;
 	}
 	return psl;
@@ -328,17 +342,25 @@ psl_skipped(const struct psl *psl)
 	return psl ? psl->skipped : 0;
 }
 
+/* The kinds of rule for s[0..n), both sections folded together unless
+ * icann_only. */
 static uint8_t
-flags_of(const struct psl *psl, const char *s, size_t n)
+flags_of(const struct psl *psl, const char *s, size_t n, bool icann_only)
 {
 	const struct slot *sl = find(psl, s, n);
-	return sl ? sl->flags : 0;
+	if (sl == NULL)
+		return 0;
+	uint8_t f = sl->flags & 7;
+	if (!icann_only)
+		f |= (uint8_t)(sl->flags >> R_PRIVATE_SHIFT);
+	return f;
 }
 
 void
 psl_lookup(const struct psl *psl, const char *name, size_t len,
-           struct psl_match *m)
+           unsigned opts, struct psl_match *m)
 {
+	bool icann = opts & PSL_ICANN_ONLY;
 	size_t off[ID_NAME_MAX / 2 + 2];
 	size_t nl = 0;
 	memset(m, 0, sizeof(*m));
@@ -351,7 +373,7 @@ psl_lookup(const struct psl *psl, const char *name, size_t len,
 
 	size_t exc = SIZE_MAX, best = SIZE_MAX;
 	for (size_t k = 0; k < nl; k++) {
-		uint8_t f = flags_of(psl, name + off[k], len - off[k]);
+		uint8_t f = flags_of(psl, name + off[k], len - off[k], icann);
 		if ((f & R_EXCEPTION) && exc == SIZE_MAX && k + 1 < nl)
 			exc = k;
 		if (best == SIZE_MAX) {
@@ -359,7 +381,7 @@ psl_lookup(const struct psl *psl, const char *name, size_t len,
 				best = k;
 			else if (k + 1 < nl &&
 			    (flags_of(psl, name + off[k + 1],
-			     len - off[k + 1]) & R_WILDCARD))
+			     len - off[k + 1], icann) & R_WILDCARD))
 				best = k;
 		}
 	}

@@ -10,9 +10,12 @@
  * does (the top-level label alone is the public suffix). The registrable
  * ("organisational") domain is the public suffix plus one more label.
  *
- * Both the ICANN and the PRIVATE sections are used: two hosts under
- * compute-1.amazonaws.com belong to different customers and must not count
- * as one organisation. Rules in Unicode are converted to A-labels
+ * The list has an ICANN section (suffixes under registry policy) and a
+ * PRIVATE section (suffixes operators ask for, such as each EC2 host name
+ * under *.compute-1.amazonaws.com). Lookups choose: the full list for
+ * "same organisation?" (two EC2 customers are not one organisation), the
+ * ICANN section alone for "is this a host under a real registry?" (an EC2
+ * host name is a perfectly good EHLO name). Rules in Unicode are converted to A-labels
  * (RFC 3492 Punycode) at load, since names from EHLO and DNS are ASCII.
  */
 #ifndef EHLO_IDENTITY_PSL_H
@@ -41,13 +44,18 @@ struct psl_match {
 	size_t regdom_off;   /* name + regdom_off is the registrable domain */
 };
 
+enum {
+	PSL_ICANN_ONLY = 1u << 0,   /* ignore the PRIVATE section's rules */
+};
+
 /*
  * Looks name[0..len) up. name must be a valid, lowercase host name without
  * a trailing dot (id_hostname_check output). psl may be NULL: then only
- * the implicit rule "*" applies and listed is false.
+ * the implicit rule "*" applies and listed is false. opts: PSL_ICANN_ONLY
+ * or 0 (the whole list).
  */
 void psl_lookup(const struct psl *psl, const char *name, size_t len,
-                struct psl_match *m);
+                unsigned opts, struct psl_match *m);
 
 /*
  * Encodes one label of UTF-8 into its A-label "xn--..." (RFC 3492, no

@@ -55,7 +55,8 @@ names_only(const char *s, size_t n)
 	for (unsigned f = 0; f < 4; f++)
 		if (id_hostname_check(s, n, f, out) == NULL) {
 			struct psl_match m;
-			psl_lookup(real_psl, out, strlen(out), &m);
+			psl_lookup(real_psl, out, strlen(out), 0, &m);
+			psl_lookup(real_psl, out, strlen(out), PSL_ICANN_ONLY, &m);
 			char why[96];
 			struct id_addr c;
 			id_addr_parse("192.0.2.1", 9, &c);
@@ -91,7 +92,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (id_hostname_check(text + i, e - i,
 			    IDN_ALLOW_TRAILING_DOT, out) == NULL) {
 				struct psl_match m;
-				psl_lookup(p, out, strlen(out), &m);
+				psl_lookup(p, out, strlen(out), (unsigned)(e - i) & 1, &m);
 			}
 			i = e + 1;
 		}

@@ -93,6 +93,9 @@ static const struct gcase cases[] = {
 	{ "2001:db8::1", "2001-db8--10.example.net", NULL },
 	{ "2001:db8::1", "2001-db8--1.example.net", "(IPv6 dashed)" },
 	{ "2001:db8::1:5", "host-2001-db8--1-5.example.net", "(IPv6 dashed)" },
+	/* EC2: a private-section suffix, but the ICANN view sees the
+	 * address. */
+	{ "1.2.3.4", "ec2-1-2-3-4.compute-1.amazonaws.com", "(dashed)" },
 	/* Word patterns from data/generic-patterns. */
 	{ "192.0.2.1", "dsl-12-34.isp.example.com", "token \"dsl\"" },
 	{ "192.0.2.1", "adsl12.isp.example.com", "token \"adsl\"" },

@@ -300,6 +300,16 @@ static void m_v6_generic(struct id_input *in)
 { m_v6(in); ptr_names[0] = "2001-db8--1.pool.example.net"; }
 static void m_v6_generic_hex(struct id_input *in)
 { m_v6(in); in->helo = "h20010db8000000000000000000000001.example.net"; }
+static void m_ec2(struct id_input *in)
+{
+	in->helo = "ec2-192-0-2-10.compute-1.amazonaws.com";
+	ptr_names[0] = "ec2-192-0-2-10.compute-1.amazonaws.com";
+}
+static void m_ec2_other(struct id_input *in)
+{
+	in->helo = "ec2-192-0-2-11.compute-1.amazonaws.com";
+	ptr_names[0] = "ec2-192-0-2-10.compute-1.amazonaws.com";
+}
 static void m_mapped(struct id_input *in) { in->client = A("::ffff:192.0.2.10"); }
 static void m_no_client(struct id_input *in)
 { memset(&in->client, 0, sizeof(in->client)); }
@@ -416,6 +426,10 @@ static const struct icase cases[] = {
 	{ "org unconfirmed", m_org_unconfirmed, "fcrdns=fail ptr_match=fail",
 	  "ptr_match:no forward-confirmed" },
 	{ "org domain .com", m_org_com, "ptr_match=pass", NULL },
+	/* Private-section suffixes: an EC2 host name is an FQDN, but two
+	 * EC2 hosts are not one organisation. */
+	{ "EC2 name", m_ec2, "fqdn=pass ptr_match=pass generic=fail", NULL },
+	{ "EC2 other host", m_ec2_other, "fqdn=pass ptr_match=fail", NULL },
 	{ "PTR other org", m_ptr_other_org, "fcrdns=pass ptr_match=fail",
 	  "ptr_match:does not share" },
 	/* generic */

@@ -83,14 +83,23 @@ static const struct psl_case real_cases[] = {
 	{ "4.3.2.1.in-addr.arpa", "in-addr.arpa", "1.in-addr.arpa", true },
 };
 
+/* The ICANN section alone: private suffixes are ordinary names. */
+static const struct psl_case icann_cases[] = {
+	{ "ec2-1-2-3-4.compute-1.amazonaws.com", "com", "amazonaws.com", true },
+	{ "foo.blogspot.com", "com", "blogspot.com", true },
+	{ "mail.example.co.uk", "co.uk", "example.co.uk", true },
+	{ "www.ck", "ck", "www.ck", true },
+	{ "box.lan", "lan", "box.lan", false },
+};
+
 static void
-check_case(const struct psl *psl, const struct psl_case *c)
+check_case(const struct psl *psl, const struct psl_case *c, unsigned opts)
 {
 	struct psl_match m;
 	size_t n = strlen(c->name);
 	char *copy = malloc(n);
 	memcpy(copy, c->name, n);
-	psl_lookup(psl, copy, n, &m);
+	psl_lookup(psl, copy, n, opts, &m);
 	assert_true(m.suffix_off <= n);
 	if (strncmp(c->name + m.suffix_off, c->suffix, n - m.suffix_off) != 0 ||
 	    strlen(c->suffix) != n - m.suffix_off)
@@ -117,7 +126,9 @@ test_real_list(void **state)
 	(void)state;
 	assert_true(psl_rule_count(real) > 5000);
 	for (size_t i = 0; i < sizeof(real_cases) / sizeof(real_cases[0]); i++)
-		check_case(real, &real_cases[i]);
+		check_case(real, &real_cases[i], 0);
+	for (size_t i = 0; i < sizeof(icann_cases) / sizeof(icann_cases[0]); i++)
+		check_case(real, &icann_cases[i], PSL_ICANN_ONLY);
 }
 
 static void
@@ -140,9 +151,15 @@ test_algorithm(void **state)
 	    "under_score.com\n"
 	    "\xff\xfe.bad\n"
 	    "\n"
-	    "EXAMPLE.NET\n";
+	    "EXAMPLE.NET\n"
+	    "// ===END ICANN DOMAINS===\n"
+	    "// ===BEGIN PRIVATE DOMAINS===\n"
+	    "*.cloud.example.net\n"
+	    "priv.com\n"
+	    "// ===END PRIVATE DOMAINS===\n"
+	    "after.com\n";
 	struct psl *p = psl_parse(list, sizeof(list) - 1);
-	assert_int_equal(psl_rule_count(p), 8);
+	assert_int_equal(psl_rule_count(p), 11);
 	assert_int_equal(psl_skipped(p), 5);
 	static const struct psl_case cases[] = {
 		{ "x.com", "com", "x.com", true },
@@ -162,10 +179,30 @@ test_algorithm(void **state)
 		{ "x.org", "org", "x.org", false },
 		{ "single", "single", NULL, false },
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		check_case(p, &cases[i]);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		check_case(p, &cases[i], 0);
+		check_case(p, &cases[i], PSL_ICANN_ONLY);
+	}
+	/* Sections: private rules apply only to full-list lookups; a rule
+	 * after the private section's end is ICANN again. */
+	static const struct psl_case priv_full[] = {
+		{ "h.cloud.example.net", "h.cloud.example.net", NULL, true },
+		{ "x.h.cloud.example.net", "h.cloud.example.net",
+		  "x.h.cloud.example.net", true },
+		{ "a.priv.com", "priv.com", "a.priv.com", true },
+		{ "a.after.com", "after.com", "a.after.com", true },
+	};
+	static const struct psl_case priv_icann[] = {
+		{ "h.cloud.example.net", "example.net", "cloud.example.net", true },
+		{ "a.priv.com", "com", "priv.com", true },
+		{ "a.after.com", "after.com", "a.after.com", true },
+	};
+	for (size_t i = 0; i < sizeof(priv_full) / sizeof(priv_full[0]); i++)
+		check_case(p, &priv_full[i], 0);
+	for (size_t i = 0; i < sizeof(priv_icann) / sizeof(priv_icann[0]); i++)
+		check_case(p, &priv_icann[i], PSL_ICANN_ONLY);
 	/* No list at all: only the implicit rule. */
-	check_case(NULL, &(struct psl_case){ "a.b.c", "c", "b.c", false });
+	check_case(NULL, &(struct psl_case){ "a.b.c", "c", "b.c", false }, 0);
 	psl_free(&p);
 	/* An empty list parses to nothing. */
 	p = psl_parse("", 0);
