@@ -63,6 +63,7 @@ gen_unref(struct gen **gp)
 	psl_free(&g->psl);
 	generic_free(&g->gp);
 	cidr_list_clear(&g->ienv.exempt_nets);
+	cidr_list_clear(&g->proxy_hosts);
 	for (size_t i = 0; i < g->ienv.n_exempt_names; i++)
 		free(g->ienv.exempt_names[i]);
 	free(g->ienv.exempt_names);
@@ -155,6 +156,9 @@ gen_build(struct ehlo_config *cfg, struct buf *err)
 
 	if (!ident_env_build(g, err))
 		goto fail;
+	for (size_t i = 0; i < cfg->smtpd_upstream_proxy_hosts.n; i++)
+		if (!cidr_list_add(&g->proxy_hosts, cfg->smtpd_upstream_proxy_hosts.v[i], err))
+			goto fail;
 	if (cfg->virtual_mailbox_maps[0] != '\0') {
 		g->vmaps = addrmap_load(cfg->virtual_mailbox_maps, err);
 		if (g->vmaps == NULL)

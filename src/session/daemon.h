@@ -40,6 +40,7 @@ struct gen {
 	struct psl         *psl;
 	struct generic_patterns *gp;
 	struct ident_env    ienv;
+	struct cidr_list    proxy_hosts;  /* smtpd_upstream_proxy_hosts */
 };
 
 struct gen *gen_ref(struct gen *g);
@@ -78,6 +79,7 @@ struct daemon_stats {
 	atomic_ullong tls_handshakes, tls_failures, starttls_injection;
 	atomic_ullong timeouts, lost_connections, pregreet;
 	atomic_ullong smuggling_rejects;
+	atomic_ullong proxy_errors;
 	atomic_ullong helo_rejects, helo_tempfails, helo_shadow_rejects;
 	atomic_llong  sessions_active;
 };

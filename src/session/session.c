@@ -32,6 +32,7 @@
 #include <event2/listener.h>
 
 #include "config/addrmap.h"
+#include "net/proxy.h"
 #include "session/ident.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -70,14 +71,21 @@ struct session {
 	bool                tls_active;
 	bool                data_timeouts;  /* timeouts currently set for DATA */
 	bool                counted_ip;
+	struct sockaddr_storage local;
 	enum smtp_cmd       last_cmd;
 	struct ident       *id;             /* identity checks; NULL if all off */
 	enum smtp_event     waiting_ev;     /* event parked until DNS answers */
 	bool                ident_logged;
 	bool                shadow_logged;
+	/* PROXY protocol (trusted upstream proxies only) */
+	struct proxy_parser *pp;
+	struct event       *proxy_timer;
+	bool                proxy_bytes;     /* some header bytes have arrived */
+	char                proxy_ip[INET6_ADDRSTRLEN];
 };
 
 static void process_input(struct session *s);
+static bool proxy_input(struct session *s);
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 static void session_free(struct session *s);
@@ -147,6 +155,9 @@ session_free(struct session *s)
 	if (s->job != NULL)
 		spool_job_abandon(s->job);
 	ident_free(&s->id);
+	if (s->proxy_timer)
+		event_free(s->proxy_timer);
+	free(s->pp);
 	bev_flush_cancel(&s->flush);
 	if (s->greet_timer)
 		event_free(s->greet_timer);
@@ -645,6 +656,12 @@ static void
 on_read(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
+	if (s->pp != NULL) {
+		if (!proxy_input(s) || s->pp != NULL)
+			return;
+		if (s->closing)
+			return;
+	}
 	if (s->closing || s->in_handshake)
 		return;
 	if (!s->greeted) {
@@ -739,6 +756,101 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		log_info("%s lost connection after %s from %s", s->sid, lost_after(s), s->client);
 	}
 	session_free(s);
+}
+
+/* ---- PROXY protocol (HAProxy's proxy-protocol.txt, v1 and v2) ---- */
+
+#define PROXY_SNIFF_MS 250
+
+static void session_start(struct session *s);
+
+static void
+proxy_done(struct session *s)
+{
+	x_free(&s->pp);
+	if (s->proxy_timer) {
+		event_free(s->proxy_timer);
+		s->proxy_timer = NULL;
+	}
+	session_start(s);
+}
+
+static void
+on_proxy_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	if (!s->proxy_bytes) {
+		/* Nothing came: a direct client of a trusted host. */
+		proxy_done(s);
+		return;
+	}
+	log_info("%s PROXY header timeout from %s", s->sid, s->client);
+	atomic_fetch_add(&s->w->d->stats.proxy_errors, 1);
+	session_free(s);
+}
+
+/* Feeds the input to the PROXY parser. Returns true if the session goes on
+ * (header done or not a header); false if it was freed. */
+static bool
+proxy_input(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	while (s->pp != NULL) {
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			return true;
+		if (!s->proxy_bytes) {
+			s->proxy_bytes = true;
+			struct timeval tv = ms_tv(s->cfg->smtpd_upstream_proxy_timeout);
+			evtimer_add(s->proxy_timer, &tv);
+		}
+		size_t used = 0;
+		struct proxy_header h;
+		enum proxy_status st = proxy_feed(s->pp, v.iov_base, v.iov_len, &used, &h);
+		switch (st) {
+		case PROXY_NEED_MORE:
+			evbuffer_drain(in, used);
+			break;
+		case PROXY_DONE:
+			evbuffer_drain(in, used);
+			if (!h.local && (h.src.ss_family == AF_INET || h.src.ss_family == AF_INET6)) {
+				socklen_t len = h.src.ss_family == AF_INET ? sizeof(struct sockaddr_in) :
+				    sizeof(struct sockaddr_in6);
+				memcpy(&s->peer, &h.src, len);
+				s->peerlen = len;
+				memcpy(&s->local, &h.dst, sizeof s->local);
+				const void *a = h.src.ss_family == AF_INET ?
+				    (const void *)&((struct sockaddr_in *)&h.src)->sin_addr :
+				    (const void *)&((struct sockaddr_in6 *)&h.src)->sin6_addr;
+				inet_ntop(h.src.ss_family, a, s->ip, sizeof s->ip);
+				s->port = ntohs(h.src.ss_family == AF_INET ?
+				    ((struct sockaddr_in *)&h.src)->sin_port :
+				    ((struct sockaddr_in6 *)&h.src)->sin6_port);
+				snprintf(s->client, sizeof s->client, "unknown[%s]", s->ip);
+			}
+			log_info("%s PROXY v%d from %s: client=%s:%u%s", s->sid, h.version,
+			    s->proxy_ip, s->client, s->port, h.local ? " (local)" : "");
+			proxy_done(s);
+			return true;
+		case PROXY_NOT_PROXY: {
+			/* Not a header: give the absorbed bytes back to SMTP. */
+			size_t n = 0;
+			const uint8_t *r = proxy_replay(s->pp, &n);
+			evbuffer_drain(in, used);
+			if (n > 0)
+				evbuffer_prepend(in, r, n);
+			proxy_done(s);
+			return true;
+		}
+		case PROXY_ERROR:
+			log_info("%s PROXY header error from %s: %s", s->sid, s->client,
+			    proxy_error(s->pp));
+			atomic_fetch_add(&s->w->d->stats.proxy_errors, 1);
+			session_free(s);
+			return false;
+		}
+	}
+	return true;
 }
 
 /* ---- accept ---- */
@@ -839,18 +951,45 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 
 	log_info("%s connect from %s:%u to %s", s->sid, s->client, port, l->name);
 
-	struct sockaddr_storage local;
-	socklen_t llen = sizeof local;
-	bool have_local = getsockname(fd, (struct sockaddr *)&local, &llen) == 0;
-	/* The PTR lookup starts now; the greeting does not wait for it. */
-	s->id = ident_new(&g->ienv, w->dns, w->base, sa,
-	    have_local ? (struct sockaddr *)&local : NULL, on_ident_ready, s);
+	socklen_t llen = sizeof s->local;
+	if (getsockname(fd, (struct sockaddr *)&s->local, &llen) != 0)
+		memset(&s->local, 0, sizeof s->local);
 
 	evutil_make_socket_nonblocking(fd);
 	s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGHWATER);
 	bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
 	set_timeouts(s, false);
+
+	if (g->proxy_hosts.n > 0 && cidr_list_match(&g->proxy_hosts, sa)) {
+		/* A trusted proxy may send a PROXY header first; a direct client
+		 * (same listener) sends nothing before our greeting. Wait a
+		 * moment for the first bytes (see net/proxy.h). */
+		s->pp = xcalloc(1, sizeof *s->pp);
+		proxy_init(s->pp);
+		snprintf(s->proxy_ip, sizeof s->proxy_ip, "%s", ip);
+		s->proxy_timer = evtimer_new(w->base, on_proxy_timer, s);
+		struct timeval tv = ms_tv(PROXY_SNIFF_MS);
+		evtimer_add(s->proxy_timer, &tv);
+		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	session_start(s);
+}
+
+/* The client's real address is known (directly or from PROXY): start the
+ * identity work and the SMTP dialogue. */
+static void
+session_start(struct session *s)
+{
+	struct worker *w = s->w;
+	struct gen *g = s->g;
+	const struct ehlo_config *cfg = s->cfg;
+	const struct listener_def *l = s->listener;
+	int fd = bufferevent_getfd(s->bev);
+	/* The PTR lookup starts now; the greeting does not wait for it. */
+	s->id = ident_new(&g->ienv, w->dns, w->base, (struct sockaddr *)&s->peer,
+	    s->local.ss_family ? (struct sockaddr *)&s->local : NULL, on_ident_ready, s);
 
 	if (l->kind == LISTEN_SUBMISSIONS) {
 		if (g->tls == NULL) {
