@@ -16,6 +16,8 @@
  * broken file (a "billion laughs" chain of $a$a$a) fails cleanly.
  */
 #include "config/config.h"
+#include "net/cidr.h"
+#include "tls/tls.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/xmalloc.h"
@@ -98,14 +100,13 @@ check_keywords(const void *field, struct buf *msg)
 	return true;
 }
 
-static bool cidr_ok(const char *s);
 
 static bool
 check_cidrs(const void *field, struct buf *msg)
 {
 	const struct cfg_list *l = field;
 	for (size_t i = 0; i < l->n; i++)
-		if (!cidr_ok(l->v[i])) {
+		if (!cidr_parse(l->v[i], strlen(l->v[i]), &(struct cidr){ 0 }, NULL)) {
 			buf_append_str(msg, "bad address or network \"");
 			log_sanitize(msg, l->v[i], strlen(l->v[i]), 80);
 			buf_append_str(msg, "\" (expected e.g. 192.0.2.0/24, 2001:db8::/32, "
@@ -163,7 +164,7 @@ static bool
 check_tls_protocols(const void *field, struct buf *msg)
 {
 	int lo, hi;
-	return config_parse_tls_protocols(*(char *const *)field, &lo, &hi, msg);
+	return tls_parse_protocols(*(char *const *)field, &lo, &hi, msg);
 }
 
 static bool parse_hostport(const char *s, size_t n, struct cfg_listen *out, struct buf *msg);
@@ -1644,139 +1645,3 @@ config_parse_listen(const char *s, struct cfg_listen *out, struct buf *err)
 	return false;
 }
 
-/*
- * Validate one entry of helo_checks_exempt / smtpd_upstream_proxy_hosts
- * with exactly the rules of net/cidr.h's cidr_parse() (which does the
- * matching at run time; lib_config cannot link lib_net, and a test checks
- * that both accept the same entries): an address, optionally in [], with
- * an optional /prefix, and no host bits set after the prefix.
- */
-static bool
-cidr_ok(const char *s)
-{
-	const char *slash = strchr(s, '/');
-	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-	const char *a = s;
-	uint8_t bin[16];
-	int fam;
-	unsigned max;
-
-	if (alen >= 2 && a[0] == '[' && a[alen - 1] == ']') {
-		a++;
-		alen -= 2;
-	}
-	if (!parse_ip(a, alen, &fam, bin))
-		return false;
-	if ((fam == AF_INET6) != (memchr(a, ':', alen) != NULL))
-		return false;
-	max = fam == AF_INET ? 32 : 128;
-	unsigned prefix = max;
-	if (slash != NULL) {
-		unsigned long long v;
-		size_t pn = strlen(slash + 1);
-		if (pn == 0 || pn > 3 || !parse_u64(slash + 1, pn, &v) || v > max)
-			return false;
-		prefix = (unsigned)v;
-	}
-	for (unsigned bit = prefix; bit < max; bit++)
-		if (bin[bit / 8] & (0x80u >> (bit % 8)))
-			return false;
-	return true;
-}
-
-static int
-tls_version(const char *s, size_t n)
-{
-	static const struct { const char *name; int v; } tab[] = {
-		{ "SSLv3", 0x0300 }, { "TLSv1", 0x0301 }, { "TLSv1.1", 0x0302 },
-		{ "TLSv1.2", 0x0303 }, { "TLSv1.3", 0x0304 },
-	};
-	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
-		if (ascii_ieqn(s, n, tab[i].name))
-			return tab[i].v;
-	if (ascii_ieqn(s, n, "SSLv2"))
-		return 0x0200;
-	return -1;
-}
-
-/*
- * Postfix's protocol syntax: ">=V" and "<=V" bound the range, "!V"
- * excludes one version, a bare "V" includes it. With only exclusions, the
- * allowed set is everything else; it must stay contiguous.
- */
-bool
-config_parse_tls_protocols(const char *s, int *min_version, int *max_version,
-    struct buf *err)
-{
-	const int lo_all = 0x0300, hi_all = 0x0304;
-	bool allowed[5] = { true, true, true, true, true }, any_incl = false;
-	bool incl[5] = { false };
-	int lo = lo_all, hi = hi_all;
-
-	while (*s) {
-		s += strspn(s, ", \t:");
-		size_t w = strcspn(s, ", \t:");
-		if (w == 0)
-			break;
-		const char *tok = s;
-		size_t tn = w;
-		char op = 0;
-		s += w;
-		if (tn >= 2 && (memcmp(tok, ">=", 2) == 0 || memcmp(tok, "<=", 2) == 0)) {
-			op = tok[0];
-			tok += 2;
-			tn -= 2;
-		} else if (tn >= 1 && tok[0] == '!') {
-			op = '!';
-			tok++;
-			tn--;
-		}
-		int v = tls_version(tok, tn);
-		if (v < 0) {
-			buf_append_str(err, "unknown TLS protocol \"");
-			log_sanitize(err, tok, tn, 40);
-			buf_append_str(err, "\" (known: SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)");
-			return false;
-		}
-		if (v == 0x0200) {
-			if (op == '!')
-				continue;               /* never supported anyway */
-			buf_append_str(err, "SSLv2 cannot be enabled");
-			return false;
-		}
-		if (op == '>')
-			lo = v > lo ? v : lo;
-		else if (op == '<')
-			hi = v < hi ? v : hi;
-		else if (op == '!')
-			allowed[v - lo_all] = false;
-		else {
-			incl[v - lo_all] = true;
-			any_incl = true;
-		}
-	}
-	int first = -1, last = -1;
-	bool gap = false;
-	for (int v = lo_all; v <= hi_all; v++) {
-		bool ok = v >= lo && v <= hi && allowed[v - lo_all] &&
-		    (!any_incl || incl[v - lo_all]);
-		if (ok) {
-			if (last >= 0 && last != v - 1)
-				gap = true;
-			if (first < 0)
-				first = v;
-			last = v;
-		}
-	}
-	if (first < 0) {
-		buf_append_str(err, "no TLS protocol version is left enabled");
-		return false;
-	}
-	if (gap) {
-		buf_append_str(err, "the enabled TLS protocol versions must be a contiguous range");
-		return false;
-	}
-	*min_version = first;
-	*max_version = last;
-	return true;
-}

@@ -191,14 +191,5 @@ struct cfg_listen {
  */
 bool config_parse_listen(const char *s, struct cfg_listen *out, struct buf *err);
 
-/*
- * Parse a Postfix smtpd_tls_protocols value (">=TLSv1.2", "<=TLSv1.3",
- * "!SSLv2, !SSLv3, !TLSv1", "TLSv1.2 TLSv1.3") into the lowest and highest
- * protocol version allowed, as TLS wire numbers (0x0300 SSLv3 .. 0x0304
- * TLSv1.3; these equal OpenSSL's TLS1_2_VERSION etc.). An empty value
- * allows everything. The allowed set must be a contiguous range.
- */
-bool config_parse_tls_protocols(const char *s, int *min_version, int *max_version,
-    struct buf *err);
 
 #endif
