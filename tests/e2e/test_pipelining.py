@@ -110,7 +110,7 @@ def test_bdat():
     eq([strip_received(m) for m in srv.messages("b1@" + DOMAIN)], [to_lf(part1 + part2)], "b1")
     eq([strip_received(m) for m in srv.messages("b2@" + DOMAIN)], [to_lf(part)], "b2")
     eq([strip_received(m) for m in srv.messages("b3@" + DOMAIN)], [b"ab\ncd\n"], "b3")
-    rec = srv.messages("b1@" + DOMAIN)[0].split(b"\n")[2]
+    rec = srv.messages("b1@" + DOMAIN)[0].split(b"\n")[1]
     check(b" with ESMTP id " in rec, "Received: %r" % rec)
 
 
