@@ -69,11 +69,14 @@ def client_context(cafile=None, verify=True):
     return ctx
 
 
-def starttls(c, ctx=None, server_hostname=HOSTNAME):
-    """STARTTLS on a harness Client, then the handshake on the same socket."""
+def starttls(c, ctx=None, server_hostname=HOSTNAME, suppress_ragged_eofs=True):
+    """STARTTLS on a harness Client, then the handshake on the same socket.
+    suppress_ragged_eofs=False: a TCP close without close_notify raises
+    ssl.SSLEOFError instead of reading as b"" (Python's default)."""
     c.cmd("STARTTLS", 220, "2.0.0")
     check(c.buf == b"", "bytes after the 220 to STARTTLS: %r" % c.buf)
-    c.sock = (ctx or client_context()).wrap_socket(c.sock, server_hostname=server_hostname)
+    c.sock = (ctx or client_context()).wrap_socket(c.sock, server_hostname=server_hostname,
+                                                   suppress_ragged_eofs=suppress_ragged_eofs)
     return c
 
 
