@@ -14,12 +14,16 @@
 
 #include <assert.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "lib/xmalloc.h"
 
 #define LR_PENDING_CR 0x01u   /* last octet seen was a CR, not yet resolved */
 #define LR_F_TOO_LONG 0x02u
 #define LR_F_NUL      0x04u
 #define LR_F_BARE_CR  0x08u
+#define LR_F_RELEASE  0x10u   /* buf held the last line: free it next call */
 
 void
 line_reader_init(struct line_reader *lr, size_t limit)
@@ -27,6 +31,7 @@ line_reader_init(struct line_reader *lr, size_t limit)
 	/* A limit must leave room for at least one octet of text plus CRLF. */
 	assert(limit >= 3 && limit <= LINE_READER_MAX);
 	lr->limit = limit;
+	lr->buf = NULL;
 	line_reader_reset(lr);
 }
 
@@ -36,7 +41,13 @@ line_reader_reset(struct line_reader *lr)
 	lr->len = 0;
 	lr->seen = 0;
 	lr->flags = 0;
-	lr->buf[0] = '\0';
+	x_free(&lr->buf);
+}
+
+void
+line_reader_free(struct line_reader *lr)
+{
+	x_free(&lr->buf);
 }
 
 /*
@@ -62,6 +73,8 @@ add_text(struct line_reader *lr, const char *p, size_t k)
 		lr->flags |= LR_F_TOO_LONG;
 		return;
 	}
+	if (lr->buf == NULL)
+		lr->buf = xmalloc(lr->limit);
 	memcpy(lr->buf + lr->len, p, k);
 	lr->len += k;
 }
@@ -79,6 +92,8 @@ finish(struct line_reader *lr, bool crlf, const char **line, size_t *linelen)
 	lr->len = 0;
 	lr->seen = 0;
 	lr->flags = 0;
+	if (f & (LR_F_TOO_LONG | LR_F_NUL) || !crlf || (f & LR_F_BARE_CR))
+		x_free(&lr->buf);   /* no line is returned from it */
 	if (f & LR_F_TOO_LONG)
 		return LR_TOO_LONG;
 	if (f & LR_F_NUL)
@@ -87,9 +102,12 @@ finish(struct line_reader *lr, bool crlf, const char **line, size_t *linelen)
 		return LR_BARE_LF;
 	if (f & LR_F_BARE_CR)
 		return LR_BARE_CR;
+	if (lr->buf == NULL)
+		lr->buf = xmalloc(lr->limit);   /* an empty line gathered across chunks */
 	lr->buf[len] = '\0';
 	*line = lr->buf;
 	*linelen = len;
+	lr->flags |= LR_F_RELEASE;
 	return LR_LINE;
 }
 
@@ -99,6 +117,11 @@ line_reader_feed(struct line_reader *lr, const char *in, size_t n,
 {
 	*line = NULL;
 	*linelen = 0;
+	if (lr->flags & LR_F_RELEASE) {
+		/* The caller is done with the previous line. */
+		lr->flags &= ~LR_F_RELEASE;
+		x_free(&lr->buf);
+	}
 	if (n == 0) {
 		*used = 0;
 		return LR_NEED_MORE;
@@ -129,7 +152,16 @@ line_reader_feed(struct line_reader *lr, const char *in, size_t n,
 		*used = n;
 		return LR_NEED_MORE;
 	}
-	add_text(lr, in, cr_before ? end - 1 : end);
+	size_t text = cr_before ? end - 1 : end;
 	*used = end + 1;
+	if (lr->len == 0 && lr->seen == 0 && lr->flags == 0 && cr_before &&
+	    text <= lr->limit - 2 && memchr(in, '\0', text) == NULL &&
+	    memchr(in, '\r', text) == NULL) {
+		/* The common case: a whole good line in this chunk, no copy. */
+		*line = in;
+		*linelen = text;
+		return LR_LINE;
+	}
+	add_text(lr, in, text);
 	return finish(lr, cr_before, line, linelen);
 }

@@ -36,23 +36,33 @@ enum lr_result {
 	LR_BARE_CR,
 };
 
+/*
+ * Memory: a line that arrives whole in one chunk is returned in place, with
+ * no copy; only a line split across chunks is gathered in buf, which is
+ * allocated then (limit octets) and released at the next call. An idle
+ * session therefore holds no line buffer (a server keeps 10,000s of them).
+ */
 struct line_reader {
 	size_t limit;                  /* max octets incl. CRLF; <= LINE_READER_MAX */
 	size_t len;                    /* octets of the current line kept in buf */
 	size_t seen;                   /* octets of the current line seen (incl. discarded) */
 	unsigned flags;                /* private: pending CR, error bits */
-	char   buf[LINE_READER_MAX + 1];
+	char  *buf;                    /* partial line (heap), or NULL */
 };
 
 void line_reader_init(struct line_reader *lr, size_t limit);
+/* Releases the partial-line buffer. */
+void line_reader_free(struct line_reader *lr);
 /* Forget any partial line (used after STARTTLS: CVE-2011-0411). */
 void line_reader_reset(struct line_reader *lr);
 
 /*
  * Consume input from in[0..n). Stops right after the first line end (good or
  * bad) so that the caller can act on one command at a time: *used says how
- * many bytes were consumed. On LR_LINE, *line points to a NUL-terminated copy
- * inside lr (valid until the next call) of length *linelen, CRLF removed.
+ * many bytes were consumed. On LR_LINE, *line points to the line's text,
+ * either inside `in` or inside lr, valid until the next call or until the
+ * input is released, of length *linelen, CRLF removed. It is NOT
+ * NUL-terminated: use *linelen.
  * On LR_NEED_MORE, *used == n.
  */
 enum lr_result line_reader_feed(struct line_reader *lr, const char *in, size_t n,

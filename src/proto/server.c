@@ -207,6 +207,9 @@ smtp_server_free(struct smtp_server **sp)
 		return;
 	tx_free(&s->tx);
 	buf_free(&s->out);
+	line_reader_free(&s->lr);
+	free(s->rcpt_pending);
+	free(s->helo_pending);
 	x_free(sp);
 }
 
@@ -250,12 +253,12 @@ helo_common(struct smtp_server *s, const char *arg, size_t n, bool ehlo)
 		reply(s, 501, "5.5.4", "Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
 		return;
 	}
-	if (w >= sizeof s->helo_pending) {
+	if (w >= sizeof s->helo) {
 		reply(s, 501, "5.5.4", "Syntax: %s hostname (name too long)", ehlo ? "EHLO" : "HELO");
 		return;
 	}
-	memcpy(s->helo_pending, arg, w);
-	s->helo_pending[w] = '\0';
+	free(s->helo_pending);
+	s->helo_pending = xstrndup(arg, w);
 	s->helo_pending_ehlo = ehlo;
 	s->pending = SRV_EV_HELO;
 }
@@ -463,7 +466,9 @@ do_rcpt(struct smtp_server *s, const char *arg, size_t n)
 		reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
 		return;
 	}
-	struct smtp_rcpt *r = &s->rcpt_pending;
+	if (s->rcpt_pending == NULL)
+		s->rcpt_pending = xmalloc(sizeof *s->rcpt_pending);
+	struct smtp_rcpt *r = s->rcpt_pending;
 	memset(r, 0, sizeof *r);
 	size_t end = 0;
 	unsigned pflags = PATH_ALLOW_POSTMASTER | (s->tx->mp.smtputf8 ? PATH_ALLOW_UTF8 : 0);
@@ -865,9 +870,8 @@ smtp_server_resolve(struct smtp_server *s, unsigned code, const char *enh, const
 	if (ev == SRV_EV_HELO && ok) {
 		/* RFC 5321 §4.1.4: an accepted EHLO resets like RSET. */
 		tx_free(&s->tx);
-		if (s->helo[0])
-			memcpy(s->prev_helo, s->helo, sizeof s->prev_helo);
-		memcpy(s->helo, s->helo_pending, sizeof s->helo);
+		snprintf(s->helo, sizeof s->helo, "%s", s->helo_pending);
+		x_free(&s->helo_pending);
 		s->esmtp = s->helo_pending_ehlo;
 		set_state(s, SS_READY);
 		if (s->esmtp)
@@ -887,6 +891,9 @@ smtp_server_resolve(struct smtp_server *s, unsigned code, const char *enh, const
 	account(s, code);
 
 	switch (ev) {
+	case SRV_EV_HELO:
+		x_free(&s->helo_pending);   /* refused: state stays (§4.1.4) */
+		break;
 	case SRV_EV_MAIL:
 		if (ok)
 			set_state(s, SS_MAIL);
@@ -900,7 +907,7 @@ smtp_server_resolve(struct smtp_server *s, unsigned code, const char *enh, const
 				tx->rcpt_cap = tx->rcpt_cap ? tx->rcpt_cap * 2 : 4;
 				tx->rcpt = xrealloc(tx->rcpt, tx->rcpt_cap * sizeof *tx->rcpt);
 			}
-			tx->rcpt[tx->nrcpt++] = s->rcpt_pending;
+			tx->rcpt[tx->nrcpt++] = *s->rcpt_pending;
 			set_state(s, SS_RCPT);
 		}
 		break;
@@ -933,7 +940,8 @@ smtp_server_tls_started(struct smtp_server *s)
 	s->tls = true;
 	/* RFC 3207 §4.2: discard all knowledge obtained from the client. */
 	tx_free(&s->tx);
-	s->helo[0] = s->prev_helo[0] = s->helo_pending[0] = '\0';
+	s->helo[0] = '\0';
+	x_free(&s->helo_pending);
 	s->esmtp = false;
 	line_reader_reset(&s->lr);
 	set_state(s, SS_INIT);

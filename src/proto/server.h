@@ -112,12 +112,12 @@ struct smtp_server {
 	bool              tls;            /* TLS is active */
 	bool              authenticated;  /* set by the AUTH layer (later issue) */
 	char              helo[256];      /* accepted HELO/EHLO argument ("" before) */
-	char              helo_pending[256];
+	char             *helo_pending;   /* argument while SRV_EV_HELO is pending (heap) */
 	bool              helo_pending_ehlo;
-	char              prev_helo[256]; /* the argument of the previous HELO/EHLO */
 
 	struct smtp_tx   *tx;
-	struct smtp_rcpt  rcpt_pending;   /* RCPT awaiting decision */
+	struct smtp_rcpt *rcpt_pending;   /* RCPT awaiting decision (heap, while
+	                                     SRV_EV_RCPT is pending) */
 
 	/* BDAT chunk in progress (RFC 3030): octets still to read, and for a
 	 * refused chunk the reply owed once it has been read and discarded. */

@@ -45,7 +45,7 @@ struct ident {
 	bool                 waiting;
 	bool                 expired;
 	bool                 exempt_ip;
-	struct id_verdict    v;
+	struct id_verdict   *v;             /* allocated at the first evaluation */
 	bool                 v_valid;
 };
 
@@ -218,7 +218,9 @@ evaluate(struct ident *id)
 {
 	if (id->v_valid)
 		return;
-	identity_evaluate(&id->in, id->env->psl, id->env->gp, &id->v);
+	if (id->v == NULL)
+		id->v = xmalloc(sizeof *id->v);
+	identity_evaluate(&id->in, id->env->psl, id->env->gp, id->v);
 	id->v_valid = true;
 }
 
@@ -228,10 +230,10 @@ exempt(struct ident *id)
 	if (id->exempt_ip)
 		return true;
 	evaluate(id);
-	if (name_exempt(id->env, id->v.helo))
+	if (name_exempt(id->env, id->v->helo))
 		return true;
-	for (size_t i = 0; i < id->v.n_ptr; i++)
-		if (id->v.ptr_confirmed[i] && name_exempt(id->env, id->v.ptr_names[i]))
+	for (size_t i = 0; i < id->v->n_ptr; i++)
+		if (id->v->ptr_confirmed[i] && name_exempt(id->env, id->v->ptr_names[i]))
 			return true;
 	return false;
 }
@@ -243,7 +245,7 @@ reevaluate(struct ident *id)
 		return;
 	struct policy_decision d;
 	evaluate(id);
-	policy_decide(&id->env->po, &id->v, exempt(id), &d);
+	policy_decide(&id->env->po, id->v, exempt(id), &d);
 	if (d.would == POL_PENDING)
 		return;
 	id->waiting = false;
@@ -337,6 +339,7 @@ ident_free(struct ident **ip)
 	for (size_t i = 0; i < ID_MAX_PTR; i++)
 		store_free(&id->st_paddr[i]);
 	free((void *)id->in.our_addrs);
+	free(id->v);
 	x_free(ip);
 }
 
@@ -379,7 +382,7 @@ bool
 ident_decide(struct ident *id, struct policy_decision *d)
 {
 	evaluate(id);
-	policy_decide(&id->env->po, &id->v, exempt(id), d);
+	policy_decide(&id->env->po, id->v, exempt(id), d);
 	if (d->would != POL_PENDING)
 		return true;
 	id->waiting = true;
@@ -396,9 +399,9 @@ ident_client_name(const struct ident *id)
 {
 	if (id == NULL || !id->v_valid)
 		return "unknown";
-	for (size_t i = 0; i < id->v.n_ptr; i++)
-		if (id->v.ptr_confirmed[i])
-			return id->v.ptr_names[i];
+	for (size_t i = 0; i < id->v->n_ptr; i++)
+		if (id->v->ptr_confirmed[i])
+			return id->v->ptr_names[i];
 	return "unknown";
 }
 
@@ -407,10 +410,10 @@ ident_auth_results(struct ident *id, struct buf *out)
 {
 	struct policy_decision d;
 	evaluate(id);
-	policy_decide(&id->env->po, &id->v, exempt(id), &d);
+	policy_decide(&id->env->po, id->v, exempt(id), &d);
 	if (!d.tag || d.exempt)
 		return false;
-	bool ok = identity_auth_results(out, id->env->myhostname, &id->in, &id->v, "\n");
+	bool ok = identity_auth_results(out, id->env->myhostname, &id->in, id->v, "\n");
 	if (ok)
 		buf_append_char(out, '\n');
 	return ok;
@@ -424,6 +427,6 @@ ident_summary(struct ident *id, struct buf *out)
 		if (id->env->po.action[c] == ACT_OFF)
 			continue;
 		buf_appendf(out, "%s%s=%s", out->len ? " " : "", id_check_name((enum id_check)c),
-		    id_result_name(id->v.c[c].r));
+		    id_result_name(id->v->c[c].r));
 	}
 }

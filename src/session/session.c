@@ -51,18 +51,18 @@ struct session {
 	char                sid[20];
 	struct bufferevent *bev;            /* top: socket or TLS filter */
 	struct smtp_server *srv;
-	struct sockaddr_storage peer;
+	struct sockaddr_storage peer;       /* the client (after PROXY) */
 	socklen_t           peerlen;
 	char                ip[INET6_ADDRSTRLEN];
 	unsigned            port;
-	char                client[300];    /* "name[ip]" for log lines */
+	char               *client;         /* "name[ip]" for log lines (heap) */
 	const struct listener_def *listener;
 	struct event       *greet_timer;
 	struct spool_job   *job;
 	char                qid[24];
 	uint64_t            msg_size;
 	struct bev_flush    flush;
-	struct tls_info     tlsinfo;
+	struct tls_info    *tlsinfo;        /* once TLS is up (heap) */
 	bool                greeted;
 	bool                pregreet_logged;
 	bool                busy;           /* an asynchronous decision is pending */
@@ -91,6 +91,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg);
 static void session_free(struct session *s);
 static void close_after_flush(struct session *s);
 
+static void
+set_client(struct session *s, const char *name)
+{
+	free(s->client);
+	s->client = xasprintf("%s[%s]", name, s->ip);
+}
+
 static struct timeval
 ms_tv(long long ms)
 {
@@ -114,7 +121,8 @@ flush_out(struct session *s)
 	if (o->len == 0)
 		return;
 	bufferevent_write(s->bev, o->data, o->len);
-	buf_reset(o);
+	/* Release rather than keep: an idle session should hold no buffers. */
+	buf_free(o);
 }
 
 static void
@@ -167,6 +175,8 @@ session_free(struct session *s)
 	if (s->counted_ip)
 		daemon_ip_del(d, (struct sockaddr *)&s->peer);
 	gen_unref(&s->g);
+	free(s->client);
+	free(s->tlsinfo);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -223,8 +233,8 @@ build_received(struct session *s, struct buf *h)
 	}
 	if (s->tls_active) {
 		/* RFC 8314 §4.3: the "tls" clause names the cipher suite. */
-		buf_appendf(h, "\n\ttls %s (%s, %d/%d bits)", s->tlsinfo.cipher,
-		    s->tlsinfo.version, s->tlsinfo.bits, s->tlsinfo.alg_bits);
+		buf_appendf(h, "\n\ttls %s (%s, %d/%d bits)", s->tlsinfo->cipher,
+		    s->tlsinfo->version, s->tlsinfo->bits, s->tlsinfo->alg_bits);
 	}
 	buf_appendf(h, ";\n\t%s\n", date);
 }
@@ -337,7 +347,7 @@ deliver(struct session *s)
 	    "long_lines=%llu", s->sid, s->qid, s->client,
 	    fmt_path(&tx->mail, from, sizeof from, &tmp), buf_cstr(&to), mlen, tx->nrcpt,
 	    smtp_server_with_protocol(m), s->tls_active ? ", tls=" : "",
-	    s->tls_active ? s->tlsinfo.version : "", (unsigned long long)tx->dd.long_lines);
+	    s->tls_active ? s->tlsinfo->version : "", (unsigned long long)tx->dd.long_lines);
 	buf_free(&to);
 	buf_free(&tmp);
 	buf_free(&hdr);
@@ -393,7 +403,7 @@ domain_is_local(const struct ehlo_config *cfg, const char *domain)
 static void
 decide_rcpt(struct session *s)
 {
-	const struct smtp_path *p = &s->srv->rcpt_pending.path;
+	const struct smtp_path *p = &s->srv->rcpt_pending->path;
 	struct buf tmp = BUF_INIT;
 	char addr[600];
 	fmt_path(p, addr, sizeof addr, &tmp);
@@ -437,7 +447,7 @@ apply_identity(struct session *s, const struct policy_decision *d, const char *w
 		struct buf b = BUF_INIT;
 		ident_summary(s->id, &b);
 		struct buf h = BUF_INIT;
-		const char *hn = s->srv->helo_pending[0] ? s->srv->helo_pending : s->srv->helo;
+		const char *hn = s->srv->helo_pending ? s->srv->helo_pending : s->srv->helo;
 		log_sanitize(&h, hn, strlen(hn), 255);
 		log_info("%s identity client=%s helo=<%s> %s decision=%s%s", s->sid, s->client,
 		    buf_cstr(&h), buf_cstr(&b), policy_outcome_name(d->would),
@@ -446,7 +456,7 @@ apply_identity(struct session *s, const struct policy_decision *d, const char *w
 		buf_free(&h);
 		s->ident_logged = true;
 		/* The PTR is known now: use the confirmed name in later lines. */
-		snprintf(s->client, sizeof s->client, "%s[%s]", ident_client_name(s->id), s->ip);
+		set_client(s, ident_client_name(s->id));
 	}
 	if (d->outcome == POL_ACCEPT) {
 		if ((d->would == POL_REJECT || d->would == POL_TEMPFAIL) && !s->shadow_logged) {
@@ -699,13 +709,14 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		/* TLS handshake finished (STARTTLS or implicit TLS). */
 		s->in_handshake = false;
 		s->tls_active = true;
-		tls_info_get(bev, &s->tlsinfo);
+		s->tlsinfo = xcalloc(1, sizeof *s->tlsinfo);
+		tls_info_get(bev, s->tlsinfo);
 		atomic_fetch_add(&d->stats.tls_handshakes, 1);
 		log_info("%s TLS established from %s: %s with cipher %s (%d/%d bits)%s%s%s%s%s",
-		    s->sid, s->client, s->tlsinfo.version, s->tlsinfo.cipher, s->tlsinfo.bits,
-		    s->tlsinfo.alg_bits, s->tlsinfo.sni[0] ? " sni=" : "", s->tlsinfo.sni,
-		    s->tlsinfo.peer_fingerprint[0] ? " client_fingerprint=" : "",
-		    s->tlsinfo.peer_fingerprint, s->tlsinfo.resumed ? " resumed" : "");
+		    s->sid, s->client, s->tlsinfo->version, s->tlsinfo->cipher, s->tlsinfo->bits,
+		    s->tlsinfo->alg_bits, s->tlsinfo->sni[0] ? " sni=" : "", s->tlsinfo->sni,
+		    s->tlsinfo->peer_fingerprint[0] ? " client_fingerprint=" : "",
+		    s->tlsinfo->peer_fingerprint, s->tlsinfo->resumed ? " resumed" : "");
 		set_timeouts(s, false);
 		if (s->srv->state == SS_TLS) {
 			smtp_server_tls_started(s->srv);
@@ -826,7 +837,7 @@ proxy_input(struct session *s)
 				s->port = ntohs(h.src.ss_family == AF_INET ?
 				    ((struct sockaddr_in *)&h.src)->sin_port :
 				    ((struct sockaddr_in6 *)&h.src)->sin6_port);
-				snprintf(s->client, sizeof s->client, "unknown[%s]", s->ip);
+				set_client(s, "unknown");
 			}
 			log_info("%s PROXY v%d from %s: client=%s:%u%s", s->sid, h.version,
 			    s->proxy_ip, s->client, s->port, h.local ? " (local)" : "");
@@ -919,7 +930,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	s->peerlen = salen;
 	snprintf(s->ip, sizeof s->ip, "%s", ip);
 	s->port = port;
-	snprintf(s->client, sizeof s->client, "%s", client);
+	set_client(s, "unknown");
 	s->last_cmd = CMD_COUNT;
 	/* Session id: worker index, then a per-worker counter (unique per run). */
 	snprintf(s->sid, sizeof s->sid, "%02X%014llX", (unsigned)w->index & 0xff,

@@ -74,7 +74,7 @@ answer(struct run *r, enum smtp_event ev)
 		smtp_server_resolve(s, 250, "2.1.0", "Ok");
 		break;
 	case SRV_EV_RCPT:
-		if (strcmp(s->rcpt_pending.path.domain, "bad.test") == 0)
+		if (strcmp(s->rcpt_pending->path.domain, "bad.test") == 0)
 			smtp_server_resolve(s, 554, "5.7.1", "Relay access denied");
 		else
 			smtp_server_resolve(s, 250, "2.1.5", "Ok");
