@@ -919,3 +919,68 @@ identity_auth_results(struct buf *out, const char *authserv_id,
 	}
 	return true;
 }
+
+/* Is the field starting at p (LF-terminated lines, header section) an
+ * Authentication-Results field for authserv_id? */
+static bool
+ar_is_ours(const char *p, size_t n, const char *authserv_id)
+{
+	static const char name[] = "authentication-results";
+	size_t nl = sizeof name - 1;
+	if (n < nl + 1)
+		return false;
+	for (size_t i = 0; i < nl; i++)
+		if (ascii_lower(p[i]) != name[i])
+			return false;
+	size_t i = nl;
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	if (i >= n || p[i] != ':')
+		return false;
+	i++;
+	/* authserv-id, possibly after folding white space; ends at ';', white
+	 * space or a comment. */
+	while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n'))
+		i++;
+	size_t start = i;
+	while (i < n && p[i] != ';' && p[i] != ' ' && p[i] != '\t' && p[i] != '\n' &&
+	    p[i] != '(')
+		i++;
+	size_t idlen = i - start;
+	return idlen == strlen(authserv_id) && idlen > 0 &&
+	    ascii_ieqn(p + start, idlen, authserv_id);
+}
+
+size_t
+identity_strip_auth_results(char *msg, size_t *len, const char *authserv_id)
+{
+	size_t n = *len, r = 0, w = 0, removed = 0;
+	while (r < n) {
+		if (msg[r] == '\n')
+			break;                       /* end of the header section */
+		/* One field: this line plus its continuation lines. */
+		size_t end = r;
+		for (;;) {
+			const char *lf = memchr(msg + end, '\n', n - end);
+			end = lf ? (size_t)(lf - msg) + 1 : n;
+			if (end >= n || (msg[end] != ' ' && msg[end] != '\t'))
+				break;
+		}
+		if (ar_is_ours(msg + r, end - r, authserv_id)) {
+			removed++;
+		} else {
+			if (w != r)
+				memmove(msg + w, msg + r, end - r);
+			w += end - r;
+		}
+		r = end;
+	}
+	if (w != r) {
+		memmove(msg + w, msg + r, n - r);
+		w += n - r;
+	} else {
+		w = n;
+	}
+	*len = w;
+	return removed;
+}

@@ -204,4 +204,15 @@ bool identity_auth_results(struct buf *out, const char *authserv_id,
                            const struct id_input *in,
                            const struct id_verdict *v, const char *eol);
 
+/*
+ * RFC 8601 §5: a receiver that adds Authentication-Results must remove any
+ * such field already in the message that claims its own authserv-id, or a
+ * sender could forge our verdict. msg[0..*len) is a message with LF line
+ * ends; fields of the header section (up to the first empty line) named
+ * Authentication-Results whose authserv-id equals authserv_id
+ * (case-insensitive) are removed with their continuation lines, in place.
+ * Returns how many were removed; *len is updated.
+ */
+size_t identity_strip_auth_results(char *msg, size_t *len, const char *authserv_id);
+
 #endif

@@ -46,6 +46,10 @@ struct ident {
 	bool                 expired;
 	bool                 exempt_ip;
 	struct id_verdict   *v;             /* allocated at the first evaluation */
+	/* A refusal earned by an earlier HELO/EHLO name stays: a second HELO
+	 * must not wash it away (the Haraka#3040 bypass). */
+	bool                 sticky;
+	struct policy_decision sticky_d;
 	bool                 v_valid;
 };
 
@@ -346,6 +350,15 @@ ident_free(struct ident **ip)
 void
 ident_helo(struct ident *id, const char *helo, bool is_ehlo)
 {
+	if (id->helo[0] && !id->sticky) {
+		struct policy_decision d;
+		evaluate(id);
+		policy_decide(&id->env->po, id->v, exempt(id), &d);
+		if (d.outcome == POL_REJECT || d.outcome == POL_TEMPFAIL) {
+			id->sticky = true;
+			id->sticky_d = d;
+		}
+	}
 	if (id->helo[0]) {
 		memcpy(id->prev, id->helo, sizeof id->prev);
 		id->in.prev_helo = id->prev;
@@ -383,6 +396,10 @@ ident_decide(struct ident *id, struct policy_decision *d)
 {
 	evaluate(id);
 	policy_decide(&id->env->po, id->v, exempt(id), d);
+	if (id->sticky && d->outcome != POL_REJECT) {
+		*d = id->sticky_d;
+		return true;
+	}
 	if (d->would != POL_PENDING)
 		return true;
 	id->waiting = true;

@@ -307,12 +307,17 @@ deliver(struct session *s)
 	spool_queue_id(s->qid);
 
 	struct buf hdr = BUF_INIT;
-	/* RFC 8601: identity results for "tag" checks, above the trace field. */
-	if (s->id != NULL)
-		ident_auth_results(s->id, &hdr);
-	build_received(s, &hdr);
 	size_t blen = 0;
 	char *body = smtp_server_take_message(m, &blen);
+	/* RFC 8601: identity results for "tag" checks, above the trace field;
+	 * and (§5) no field in the message may claim to be ours already. */
+	if (s->id != NULL && ident_auth_results(s->id, &hdr)) {
+		size_t n = identity_strip_auth_results(body, &blen, s->cfg->myhostname);
+		if (n > 0)
+			log_info("%s removed %zu forged Authentication-Results field%s from %s",
+			    s->sid, n, n == 1 ? "" : "s", s->client);
+	}
+	build_received(s, &hdr);
 	s->msg_size = blen;
 	/* One allocation: header then body; the spool takes ownership. */
 	char *msg = xmalloc(hdr.len + blen + 1);
