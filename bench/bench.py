@@ -383,7 +383,12 @@ smtpd_client_connection_rate_limit = 0
 
     def stop(self):
         if self.root is None:
-            return
+            try:
+                with open(self.pidfile) as f:
+                    self.root = int(f.read().strip())
+            except (OSError, ValueError):
+                # Never got as far as a master: nothing of ours to stop.
+                return
         before = self.pids()
         self._postfix('stop')
         end = time.monotonic() + 15
@@ -489,9 +494,9 @@ def wait_delivered(server, target, t0, timeout):
 
 def throughput_one(server, size_name, sessions, mode, count, timeout):
     size, persist = SIZES[size_name], MODES[mode]
-    server.start()
     res = {'server': server.name, 'messages': count}
     try:
+        server.start()
         # Warm-up: start the server's processes, create the Maildir.
         warm = smtp_source(server.port, sessions, sessions * 2, size, persist, 60)
         base = 0
@@ -640,9 +645,9 @@ def run_throughput(args, results):
 
 def run_idle(args, results):
     srv = Ehlod(args.tmp, args.ehlod, args.ehlod_log)
-    srv.start()
     res = {'sessions': args.idle_sessions}
     try:
+        srv.start()
         res['rss_before_kib'] = proc_status(srv.root, 'VmRSS')
         p = subprocess.Popen([args.probe, 'idle', '-n', str(args.idle_sessions), '-S', '8',
                               '-t', '120', '127.0.0.1', str(srv.port)],
@@ -696,9 +701,9 @@ def postfix_idle(args):
     """Postfix's per-session memory, from a smaller count (one smtpd each)."""
     n = args.postfix_idle
     srv = Postfix(args.tmp)
-    srv.start()
     res = {'sessions': n}
     try:
+        srv.start()
         pids0 = srv.pids()
         rss0 = sum(proc_status(x, 'VmRSS') for x in pids0)
         pss0 = sum(proc_pss(x) for x in pids0)
@@ -743,9 +748,9 @@ def run_latency(args, results):
     out = []
     for name in args.servers:
         srv = new_server(args, name)
-        srv.start()
         res = {'server': name}
         try:
+            srv.start()
             # Warm-up, so one-time costs (Postfix spawning smtpd) are not timed.
             subprocess.run([args.probe, 'latency', '-n', '50', '127.0.0.1', str(srv.port)],
                            stdout=subprocess.DEVNULL, timeout=60)
