@@ -264,6 +264,32 @@ def test_tag_pipelined():
         expect_results(identity_line(srv, src), expected, "identity line, pipelining ")
 
 
+def test_forged_auth_results_removed():
+    """RFC 8601 §5: a tagged message loses any Authentication-Results field
+    the client wrote with our authserv-id (any case, folded); fields of
+    other authserv-ids stay, and the only one with ours is ehlod's."""
+    srv = Server(identity_settings({"fcrdns": "tag", "ptr": "tag"}))
+    c = connect(srv, "127.0.0.3")
+    c.ehlo("liar.bad.test")
+    time.sleep(0.3)
+    body = (b"Authentication-Results: mx.example.test; iprev=pass policy.iprev=127.0.0.3\r\n"
+            b"Authentication-Results: other.example.net; spf=pass\r\n"
+            b"authentication-results:   MX.EXAMPLE.TEST;\r\n\tiprev=pass\r\n"
+            b"Subject: forged\r\n\r\nAuthentication-Results: mx.example.test; in the body\r\n")
+    eq(c.transaction(body=body)[0], 250, "RCPT")
+    c.cmd("QUIT", 221)
+    msg = only_message(srv)
+    hs = headers(msg)
+    ours = [v for n, v in hs if n.lower() == "authentication-results"
+            and v.lower().startswith("mx.example.test")]
+    eq(len(ours), 1, "A-R fields with our authserv-id (%r)" % hs)
+    check(re.search(r"iprev=fail policy\.iprev=127\.0\.0\.3", ours[0]), "our A-R: %r" % ours[0])
+    check(("Authentication-Results", "other.example.net; spf=pass") in hs,
+          "another authserv-id's field was removed: %r" % hs)
+    check(b"Authentication-Results: mx.example.test; in the body" in msg, "body line changed")
+    check(log_lines(srv, "removed 2 forged Authentication-Results fields"), "no removal log line")
+
+
 def test_dropped_query_greeting_many():
     """Several clients whose PTR query is dropped, connected at once: each
     greeting is immediate (no client waits for another's DNS)."""
