@@ -37,6 +37,7 @@ showq     unix  n - n -   - showq
 error     unix  - - n -   - error
 retry     unix  - - n -   - error
 discard   unix  - - n -   - discard
+virtual   unix  - n n -   - virtual
 local     unix  - n n -   - local
 anvil     unix  - - n -   1 anvil
 scache    unix  - - n -   1 scache
