@@ -42,7 +42,8 @@ struct ident {
 	struct event        *timer;
 	ident_ready_fn      *ready;
 	void                *arg;
-	bool                 waiting;
+	bool                 waiting;       /* for an enforcing decision */
+	bool                 settling;      /* for every answer (tagging) */
 	bool                 expired;
 	bool                 exempt_ip;
 	struct id_verdict   *v;             /* allocated at the first evaluation */
@@ -242,9 +243,27 @@ exempt(struct ident *id)
 	return false;
 }
 
+static bool
+in_flight(const struct ident *id)
+{
+	for (size_t i = 0; i < ID_MAX_LOOKUPS; i++)
+		if (id->q[i] != NULL)
+			return true;
+	return false;
+}
+
 static void
 reevaluate(struct ident *id)
 {
+	if (id->settling) {
+		if (in_flight(id))
+			return;
+		id->settling = false;
+		if (id->timer)
+			evtimer_del(id->timer);
+		id->ready(id->arg);
+		return;
+	}
 	if (!id->waiting)
 		return;
 	struct policy_decision d;
@@ -391,6 +410,30 @@ ident_helo(struct ident *id, const char *helo, bool is_ehlo)
 	start_lookups(id);
 }
 
+static void
+arm_deadline(struct ident *id)
+{
+	if (id->timer == NULL)
+		id->timer = evtimer_new(id->base, on_deadline, id);
+	long long ms = id->env->timeout_ms > 0 ? id->env->timeout_ms : 2000;
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	evtimer_add(id->timer, &tv);
+}
+
+bool
+ident_settle(struct ident *id)
+{
+	bool tag = false;
+	for (int c = 0; c < IDC_COUNT; c++)
+		if (id->env->po.action[c] == ACT_TAG)
+			tag = true;
+	if (!tag || !in_flight(id) || id->expired)
+		return true;
+	id->settling = true;
+	arm_deadline(id);
+	return false;
+}
+
 bool
 ident_decide(struct ident *id, struct policy_decision *d)
 {
@@ -403,11 +446,7 @@ ident_decide(struct ident *id, struct policy_decision *d)
 	if (d->would != POL_PENDING)
 		return true;
 	id->waiting = true;
-	if (id->timer == NULL)
-		id->timer = evtimer_new(id->base, on_deadline, id);
-	long long ms = id->env->timeout_ms > 0 ? id->env->timeout_ms : 2000;
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-	evtimer_add(id->timer, &tv);
+	arm_deadline(id);
 	return false;
 }
 
@@ -446,4 +485,17 @@ ident_summary(struct ident *id, struct buf *out)
 		buf_appendf(out, "%s%s=%s", out->len ? " " : "", id_check_name((enum id_check)c),
 		    id_result_name(id->v->c[c].r));
 	}
+}
+
+bool
+ident_complete(const struct ident *id)
+{
+	return !in_flight(id);
+}
+
+void
+ident_current(struct ident *id, struct policy_decision *d)
+{
+	evaluate(id);
+	policy_decide(&id->env->po, id->v, exempt(id), d);
 }

@@ -64,6 +64,18 @@ void ident_helo(struct ident *id, const char *helo, bool is_ehlo);
  */
 bool ident_decide(struct ident *id, struct policy_decision *d);
 
+/*
+ * Before a tagged message is delivered: true if no lookup is in flight (or
+ * nothing is tagged). Otherwise false, and ready(arg) runs once when the
+ * answers are in or the deadline has passed.
+ */
+bool ident_settle(struct ident *id);
+
+/* True when no lookup is in flight (every result is final). */
+bool ident_complete(const struct ident *id);
+/* The decision on what is known now, without waiting for anything. */
+void ident_current(struct ident *id, struct policy_decision *d);
+
 /* The first forward-confirmed PTR name, else "unknown" (Received:, logs). */
 const char *ident_client_name(const struct ident *id);
 

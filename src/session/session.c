@@ -29,7 +29,9 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
+#include <openssl/ssl.h>
 
 #include "config/addrmap.h"
 #include "net/proxy.h"
@@ -69,6 +71,7 @@ struct session {
 	bool                closing;        /* last reply queued; freed after flush */
 	bool                in_handshake;
 	bool                tls_active;
+	bool                tls_closed;     /* close_notify sent */
 	bool                data_timeouts;  /* timeouts currently set for DATA */
 	bool                counted_ip;
 	struct sockaddr_storage local;
@@ -90,6 +93,7 @@ static void on_read(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 static void session_free(struct session *s);
 static void close_after_flush(struct session *s);
+static void log_identity(struct session *s, const struct policy_decision *d);
 
 static void
 set_client(struct session *s, const char *name)
@@ -128,7 +132,18 @@ flush_out(struct session *s)
 static void
 on_flushed(void *arg)
 {
-	session_free(arg);
+	struct session *s = arg;
+	if (s->tls_active && !s->tls_closed) {
+		/* End TLS with close_notify (RFC 8446 §6.1) so the client can tell
+		 * our close from a truncation attack; then flush that alert too. */
+		s->tls_closed = true;
+		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+		if (ssl != NULL && SSL_shutdown(ssl) >= 0) {
+			bev_when_flushed(&s->flush, s->bev, on_flushed, s);
+			return;
+		}
+	}
+	session_free(s);
 }
 
 /* Queue the pending output and free the session once the kernel has it. */
@@ -159,6 +174,8 @@ session_free(struct session *s)
 {
 	struct worker *w = s->w;
 	struct daemon *d = w->d;
+	if (s->srv->helo[0])
+		log_identity(s, NULL);
 	session_log_disconnect(s);
 	if (s->job != NULL)
 		spool_job_abandon(s->job);
@@ -309,6 +326,7 @@ deliver(struct session *s)
 	struct buf hdr = BUF_INIT;
 	size_t blen = 0;
 	char *body = smtp_server_take_message(m, &blen);
+	log_identity(s, NULL);
 	/* RFC 8601: identity results for "tag" checks, above the trace field;
 	 * and (§5) no field in the message may claim to be ours already. */
 	if (s->id != NULL && ident_auth_results(s->id, &hdr)) {
@@ -442,27 +460,41 @@ decide_rcpt(struct session *s)
 	smtp_server_resolve(s->srv, 250, "2.1.5", "Ok");
 }
 
+/* One line per session with every identity result, once they are final
+ * (all answers in, or the deadline passed), or at the end of the session. */
+static void
+log_identity(struct session *s, const struct policy_decision *d)
+{
+	if (s->ident_logged || s->id == NULL)
+		return;
+	struct policy_decision tmp;
+	if (d == NULL) {
+		ident_current(s->id, &tmp);
+		d = &tmp;
+	}
+	struct buf b = BUF_INIT;
+	ident_summary(s->id, &b);
+	struct buf h = BUF_INIT;
+	const char *hn = s->srv->helo_pending ? s->srv->helo_pending : s->srv->helo;
+	log_sanitize(&h, hn, strlen(hn), 255);
+	log_info("%s identity client=%s helo=<%s> %s decision=%s%s", s->sid, s->client,
+	    buf_cstr(&h), buf_cstr(&b), policy_outcome_name(d->would),
+	    d->exempt ? " (exempt)" : "");
+	buf_free(&b);
+	buf_free(&h);
+	s->ident_logged = true;
+	/* The PTR is known now: use the confirmed name in later lines. */
+	set_client(s, ident_client_name(s->id));
+}
+
 /* Applies an identity decision to the pending HELO or RCPT. Returns true if
  * it answered the command (a refusal), false if the command may proceed. */
 static bool
 apply_identity(struct session *s, const struct policy_decision *d, const char *what)
 {
 	struct daemon *dm = s->w->d;
-	if (!s->ident_logged) {
-		struct buf b = BUF_INIT;
-		ident_summary(s->id, &b);
-		struct buf h = BUF_INIT;
-		const char *hn = s->srv->helo_pending ? s->srv->helo_pending : s->srv->helo;
-		log_sanitize(&h, hn, strlen(hn), 255);
-		log_info("%s identity client=%s helo=<%s> %s decision=%s%s", s->sid, s->client,
-		    buf_cstr(&h), buf_cstr(&b), policy_outcome_name(d->would),
-		    d->exempt ? " (exempt)" : "");
-		buf_free(&b);
-		buf_free(&h);
-		s->ident_logged = true;
-		/* The PTR is known now: use the confirmed name in later lines. */
-		set_client(s, ident_client_name(s->id));
-	}
+	if (ident_complete(s->id))
+		log_identity(s, d);
 	if (d->outcome == POL_ACCEPT) {
 		if ((d->would == POL_REJECT || d->would == POL_TEMPFAIL) && !s->shadow_logged) {
 			atomic_fetch_add(&dm->stats.helo_shadow_rejects, 1);
@@ -491,8 +523,8 @@ on_ident_ready(void *arg)
 	enum smtp_event ev = s->waiting_ev;
 	s->waiting_ev = SRV_EV_NONE;
 	struct policy_decision d;
-	bool decided = ident_decide(s->id, &d);
-	if (!decided) {
+	d.outcome = POL_ACCEPT;
+	if (ev != SRV_EV_MESSAGE && !ident_decide(s->id, &d)) {
 		/* Cannot happen: ready means no enforcing answer is pending. */
 		d.outcome = POL_ACCEPT;
 	}
@@ -502,6 +534,9 @@ on_ident_ready(void *arg)
 	} else if (ev == SRV_EV_RCPT) {
 		if (!apply_identity(s, &d, "RCPT"))
 			decide_rcpt(s);
+	} else if (ev == SRV_EV_MESSAGE) {
+		deliver(s);
+		return;   /* deliver() waits for the spool; it resumes input */
 	}
 	if (s->srv->pending == SRV_EV_CLOSE) {
 		close_after_flush(s);
@@ -582,6 +617,14 @@ handle_event(struct session *s, enum smtp_event ev)
 			decide_rcpt(s);
 		break;
 	case SRV_EV_MESSAGE:
+		/* Tagged results belong in the message: give the DNS answers
+		 * still on their way until the deadline to arrive. */
+		if (s->id != NULL && !ident_settle(s->id)) {
+			s->busy = true;
+			s->waiting_ev = SRV_EV_MESSAGE;
+			bufferevent_disable(s->bev, EV_READ);
+			break;
+		}
 		deliver(s);
 		break;
 	case SRV_EV_STARTTLS:
