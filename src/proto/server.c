@@ -553,7 +553,9 @@ do_bdat(struct smtp_server *s, const char *arg, size_t n)
 	size_t w = first_word(arg, n);
 	unsigned long long size;
 	bool last = false;
-	if (w == 0 || !parse_u64(arg, w, &size)) {
+	if (w < n && ascii_ieqn(arg + w + 1, n - w - 1, "LAST"))
+		last = true;
+	if (w == 0 || !parse_u64(arg, w, &size) || (w < n && !last)) {
 		/* Without a size we cannot know where the chunk ends; reading on
 		 * as commands would let chunk content be executed. Close. */
 		reply(s, 501, "5.5.4", "Syntax: BDAT size [LAST]");
@@ -563,19 +565,6 @@ do_bdat(struct smtp_server *s, const char *arg, size_t n)
 		set_state(s, SS_CLOSED);
 		s->pending = SRV_EV_CLOSE;
 		return;
-	}
-	if (w < n) {
-		if (ascii_ieqn(arg + w + 1, n - w - 1, "LAST"))
-			last = true;
-		else {
-			reply(s, 501, "5.5.4", "Syntax: BDAT size [LAST]");
-			buf_appendf(&s->out, "421 %s%s Error: lost synchronization after bad BDAT\r\n",
-			    use_enh(s) ? "4.5.0 " : "", s->o.hostname);
-			tx_free(&s->tx);
-			set_state(s, SS_CLOSED);
-			s->pending = SRV_EV_CLOSE;
-			return;
-		}
 	}
 	int discard = -1;
 	if (!(active_ext(s) & EXT_CHUNKING))
