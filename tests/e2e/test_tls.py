@@ -49,13 +49,14 @@ def test_openssl_s_client():
         at = p.wait_for("250 2.0.0", after=at)
         p.write(b"QUIT\n")
         p.wait_for("221 ", after=at)
-        # The exit status is not checked: s_client exits 1 when the server
-        # closes without close_notify, which test_tls_policy.py's
-        # test_close_notify_after_quit checks on its own.
-        p.finish()
+        rc = p.finish()
     finally:
         p.kill()
     out = p.text()
+    # s_client exits 1 ("unexpected eof while reading") when the server
+    # closes after 221 without close_notify.
+    eq(rc, 0, "s_client exit status")
+    check("unexpected eof" not in out, "no close_notify after 221:\n%s" % out[-1500:])
     ehlo = out[out.index("250-" + HOSTNAME):]
     check("STARTTLS" not in ehlo.split("250 ")[0], "EHLO inside TLS lists STARTTLS:\n%s" % ehlo)
     check_tls_delivery(srv, rcpt, mark, msg)

@@ -176,7 +176,7 @@ def test_protocol_versions():
         mark = srv.log_size()
         rc, out, _ = s_client_cert(srv.port, flag)
         check("Verify return code: 0 (ok)" in out, "%s handshake failed:\n%s" % (flag, out[-3000:]))
-        check(re.search(r"(New|Protocol *:) *%s" % re.escape(version), out),
+        check(re.search(r"(New, |Protocol *: *)%s\b" % re.escape(version), out),
               "%s: s_client did not negotiate %s:\n%s" % (flag, version, out[-2000:]))
         srv.wait_log("TLS established from unknown[127.0.0.1]: %s " % version, since=mark)
     # TLS 1.1 with a client that could do it (security level 0 allows the
