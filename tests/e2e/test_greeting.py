@@ -1,0 +1,97 @@
+#!/usr/bin/python3
+"""
+The greeting: smtpd_greet_pause and the pre-greeting talker (a client that
+sends before the 220 is not an SMTP client: RFC 5321 §3.1, §4.3.1), and
+the recipient limit (RFC 5321 §4.5.3.1.8: 452 4.5.3, never below 100 by
+default).
+"""
+import socket
+import time
+
+from ehlotest import Server, Client, check, eq, main, DOMAIN
+
+
+def raw(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.settimeout(10)
+    return s
+
+
+def read_all(s, until=b"\n", limit=5.0):
+    data, deadline = b"", time.monotonic() + limit
+    while until not in data and time.monotonic() < deadline:
+        try:
+            chunk = s.recv(4096)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_greet_pause_delays_greeting():
+    srv = Server({"smtpd_greet_pause": "700ms"})
+    t0 = time.monotonic()
+    c = Client(srv.port)
+    waited = time.monotonic() - t0
+    check(waited >= 0.6, "greeting came after %.3f s, before the 700 ms pause" % waited)
+    c.ehlo()
+    c.cmd("QUIT", 221)
+
+
+def test_pregreet_logged_then_served():
+    """Default action log: the early bytes are logged, then served after
+    the greeting (a well-behaved pipelining client is not punished)."""
+    srv = Server({"smtpd_greet_pause": "500ms"})
+    s = raw(srv.port)
+    s.sendall(b"EHLO early.example.test\r\n")
+    data = read_all(s, b"250 CHUNKING\r\n")
+    check(data.startswith(b"220 "), "no greeting first: %r" % data[:80])
+    check(b"250 CHUNKING\r\n" in data, "early EHLO not answered after the greeting: %r" % data)
+    s.close()
+    line = srv.wait_log("PREGREET")
+    check("EHLO early.example.test" in line, "pregreet log line lacks the data: %r" % line)
+
+
+def test_pregreet_rejected():
+    srv = Server({"smtpd_greet_pause": "500ms", "smtpd_pregreet_action": "reject"})
+    s = raw(srv.port)
+    s.sendall(b"EHLO early.example.test\r\nMAIL FROM:<a@x.test>\r\n")
+    data = read_all(s, b"\n")
+    check(data.startswith(b"554 5.5.1 "), "pre-greeting talker not refused with 554: %r" % data)
+    check(b"220" not in data, "a 220 greeting was sent to a pre-greeting talker: %r" % data)
+    rest = read_all(s, b"never", 3.0)
+    eq(rest, b"", "data after the 554 (the connection should close)")
+    s.close()
+    srv.wait_log("PREGREET")
+
+
+def test_no_pause_no_pregreet():
+    srv = Server()
+    c = Client(srv.port)
+    c.ehlo()
+    c.cmd("QUIT", 221)
+    check("PREGREET" not in srv.maillog(), "PREGREET logged for a client that waited")
+
+
+def test_recipient_limit():
+    srv = Server({"smtpd_recipient_limit": "100"})
+    c = Client(srv.port)
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@sender.test>", 250)
+    # All 101 in one pipelined group: 100 accepted, the 101st gets 452.
+    c.send(b"".join(b"RCPT TO:<r%d@%s>\r\n" % (i, DOMAIN.encode()) for i in range(101)))
+    codes = [c.reply()[0] for _ in range(101)]
+    eq(codes[:100], [250] * 100, "the first 100 recipients")
+    eq(codes[100], 452, "the 101st recipient")
+    c.cmd("DATA", 354)
+    c.send(b"Subject: many\r\n\r\nhi\r\n.\r\n")
+    c.expect(250)
+    c.cmd("QUIT", 221)
+    eq(len(srv.messages("r99@" + DOMAIN)), 1, "messages for the 100th recipient")
+    eq(len(srv.messages("r100@" + DOMAIN)), 0, "messages for the refused 101st recipient")
+
+
+if __name__ == "__main__":
+    main(globals())
