@@ -380,7 +380,11 @@ def test_start_many_workers():
     with exit 78 or SIGSEGV)."""
     for i in range(20):
         srv = Server(identity_settings({"fcrdns": "tag"}, smtpd_workers="16"))
-        srv.stop()
+        # Workers create their contexts after "ehlod ready": let them.
+        time.sleep(0.2)
+        check(srv.running(), "ehlod (16 workers) exited after start %d:\n%s" % (
+            i, srv.read_err()[-1500:]))
+        eq(srv.stop(), 0, "exit status of ehlod start %d" % i)
 
 
 if __name__ == "__main__":
