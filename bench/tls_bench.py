@@ -264,12 +264,12 @@ def main():
                 srv = (EhlodServer(d, ehlod, cert, keyf) if sname == "ehlod"
                        else PostfixServer(d, cert, keyf))
                 r = run_one(srv, client, a.threads, a.seconds)
-                r.update({"server": sname, "key": key})
+                r.update({"server": sname, "key": key, "loadavg_1m": os.getloadavg()[0]})
                 results["runs"].append(r)
                 print("%-7s %-3s %8.1f sessions/s  (%d sessions, %d failed, server CPU %.1fs, "
-                      "delivered %d, drain %.1fs)" % (sname, key, r["rate"], r["sessions"],
-                                                      r["failed"], r["server_cpu_s"],
-                                                      r["delivered"], r["drain_s"]), flush=True)
+                      "delivered %d, drain %.1fs, load %.1f)" % (
+                          sname, key, r["rate"], r["sessions"], r["failed"], r["server_cpu_s"],
+                          r["delivered"], r["drain_s"], r["loadavg_1m"]), flush=True)
         sp = results["sign_per_s_one_core"]
         print("\nsigning bound (openssl speed, one core): ECDSA P-256 %.0f/s, RSA-2048 %.0f/s; "
               "%d CPUs" % (sp["ecdsap256"], sp["rsa2048"], results["cpus"]))
