@@ -751,7 +751,13 @@ load_config(struct ub_ctx *ub, struct buf *err)
 		off += (size_t)w;
 	}
 	close(fd);
+	/* libunbound's configuration parser (flex/bison) keeps global state:
+	 * two workers starting at once corrupted each other's parse (seen as
+	 * "syntax error" and a crash). One parse at a time per process. */
+	static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&config_lock);
 	int r = ub_ctx_config(ub, path);
+	pthread_mutex_unlock(&config_lock);
 	unlink(path);
 	free(path);
 	if (r != 0) {

@@ -411,7 +411,7 @@ worker_main(void *arg)
 		struct buf err = BUF_INIT;
 		w->dns = dns_new(w->base, &dop, &err);
 		if (w->dns == NULL)
-			log_fatal(78, "dns: %s", buf_cstr(&err));
+			log_fatal(78, "%s", buf_cstr(&err));
 		buf_free(&err);
 		gen_unref(&g);
 	}
@@ -632,7 +632,7 @@ ehlod_run(struct ehlo_config *cfg)
 	};
 	d->spool = spool_new(&so, &err);
 	if (d->spool == NULL)
-		log_fatal(73, "spool: %s", buf_cstr(&err));
+		log_fatal(73, "%s", buf_cstr(&err));
 
 	/* One resolver per worker loop (libunbound contexts are not shared
 	 * between threads: NLnetLabs/unbound#100). */
