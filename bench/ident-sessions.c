@@ -9,7 +9,9 @@
  * a distinct client per address and the identity checks run for it). One
  * session: connect, read the greeting, EHLO <name>, MAIL FROM, RCPT TO,
  * QUIT, each reply read whole before the next command (no pipelining:
- * RCPT is where a delayed identity verdict is applied). Prints one line:
+ * RCPT is where a delayed identity verdict is applied). A '#' in an EHLO
+ * name is replaced by the session's number, so every session can ask the
+ * server's resolver about a name nothing has cached. Prints one line:
  *
  *   sessions=N ok=K rcpt_2xx=R rcpt_4xx=T rcpt_5xx=F failed=E secs=S rate=N/S
  *   p50_ms=.. p99_ms=.. max_ms=..
@@ -53,6 +55,7 @@ struct conn {
 	size_t     len;
 	char       buf[RBUF];
 	int        src;
+	long       seq;
 };
 
 static struct src srcs[MAX_SRC];
@@ -156,6 +159,20 @@ send_line(int fd, const char *s)
 	return true;
 }
 
+/* "EHLO name\r\n" with each '#' of name replaced by seq. */
+static void
+ehlo_line(char *out, size_t size, const char *name, long seq)
+{
+	size_t o = (size_t)snprintf(out, size, "EHLO ");
+	for (const char *p = name; *p != '\0' && o + 24 < size; p++) {
+		if (*p == '#')
+			o += (size_t)snprintf(out + o, size - o, "%ld", seq);
+		else
+			out[o++] = *p;
+	}
+	snprintf(out + o, size - o, "\r\n");
+}
+
 static int
 cmp_double(const void *a, const void *b)
 {
@@ -238,6 +255,7 @@ main(int argc, char **argv)
 			c->step = ST_GREET;
 			c->len = 0;
 			c->src = si;
+			c->seq = started;
 			c->t0 = now();
 			struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)i };
 			epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
@@ -272,7 +290,7 @@ main(int argc, char **argv)
 					}
 					switch (c->step) {
 					case ST_GREET:
-						snprintf(line, sizeof line, "EHLO %s\r\n", srcs[c->src].ehlo);
+						ehlo_line(line, sizeof line, srcs[c->src].ehlo, c->seq);
 						bad = code != 220 || !send_line(c->fd, line);
 						c->step = ST_EHLO;
 						break;

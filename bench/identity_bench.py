@@ -13,13 +13,14 @@ Configurations (a fresh ehlod each, smtpd_workers = 2 unless --workers):
              warm (a warm-up pass from every source first).
   tag-dead   as tag, but the resolver is stopped after the warm-up: every
              answer the measured sessions need is in ehlod's cache.
-  rej        fcrdns = reject (the RCPT verdict waits for DNS), others
-             tag; resolver alive, cache warm.
-  rej-dead   as rej, resolver stopped after the warm-up, and at the same
-             time a background load of sessions from uncached sources
-             (127.0.0.7 and 127.0.0.20-29): each of those waits the whole
-             dns_timeout for its PTR and gets 450.  The figure is the
-             rate of the cached sources' sessions.
+  rej        fcrdns = reject and resolves = reject (the RCPT verdict
+             waits for DNS), others tag; resolver alive, cache warm.
+  rej-slow   as rej, with a background load of --bg-conc sessions at a
+             time whose EHLO names (s<N>.timeout.test, a new name each)
+             the resolver drops: each of those waits the whole dns_timeout
+             and gets 450.  The figure is the rate of the cached sources'
+             sessions meanwhile.
+  rej-dead   as rej, the resolver stopped after the warm-up.
 
 Each configuration is measured --rounds times (configurations
 interleaved, so drift hits them alike); the median rate is reported with
@@ -50,8 +51,9 @@ CACHED = [("127.0.0.2", "mx.good.test"), ("127.0.0.3", "liar.bad.test"),
           ("127.0.0.4", "127-0-0-4.dyn.isp.test"), ("127.0.0.10", "helo.good.test"),
           ("127.0.0.11", "multi.good.test"), ("127.0.0.12", "multi.good.test"),
           ("127.0.0.15", "mx15.good.test")]
-UNCACHED = [("127.0.0.7", "mx.good.test")] + [("127.0.0.%d" % i, "mx.good.test")
-                                               for i in range(20, 30)]
+# A cached client address, and an EHLO name under the test resolver's
+# dropped zone that is new for every session ('#' = the session number).
+SLOW = [("127.0.0.2", "s#.timeout.test")]
 CHECKS = ("syntax", "fqdn", "literal_match", "resolves", "forward_match", "ptr", "fcrdns",
           "ptr_match", "generic", "self_claim", "consistency")
 
@@ -78,6 +80,10 @@ class Unbound:
             self.running = False
 
 
+class StartError(Exception):
+    pass
+
+
 class Ehlod:
     def __init__(self, binary, work, name, settings):
         self.dir = os.path.join(work, name)
@@ -102,7 +108,8 @@ class Ehlod:
         deadline = time.monotonic() + 30
         while True:
             if self.proc.poll() is not None:
-                raise SystemExit("ehlod exited %d at start (%s)" % (self.proc.returncode,
+                self.err.close()
+                raise StartError("ehlod exited %d at start (%s)" % (self.proc.returncode,
                                                                    self.dir))
             try:
                 if b"ehlod ready" in open(self.log, "rb").read():
@@ -170,14 +177,25 @@ def settings_for(config, forwarder, workers, timeout):
     s["helo_check_consistency"] = "log"
     if config.startswith("rej"):
         s["helo_check_fcrdns"] = "reject"
+        s["helo_check_resolves"] = "reject"
     return s
 
 
 def one_run(args, work, config, rnd, shared_ub):
     dead = config.endswith("-dead")
     ub = Unbound(work, "ub-%s-%d" % (config, rnd)) if dead else shared_ub
-    srv = Ehlod(args.ehlod, work, "ehlod-%s-%d" % (config, rnd),
-                settings_for(config, "127.0.0.1@%d" % ub.port, args.workers, args.dns_timeout))
+    settings = settings_for(config, "127.0.0.1@%d" % ub.port, args.workers, args.dns_timeout)
+    for attempt in range(3):
+        try:
+            srv = Ehlod(args.ehlod, work, "ehlod-%s-%d-%d" % (config, rnd, attempt), settings)
+            break
+        except StartError as e:
+            # Seen with several workers: their libunbound contexts load
+            # their config at once and the parser is not thread-safe
+            # (tests/e2e/test_identity_policy.py test_start_many_workers).
+            print("warning: %s; retrying" % e, flush=True)
+    else:
+        raise SystemExit("ehlod did not start three times")
     bg = None
     try:
         # Warm-up: every source several times, so each worker's cache has
@@ -185,11 +203,11 @@ def one_run(args, work, config, rnd, shared_ub):
         run_driver(args.driver, srv.port, 40 * len(CACHED), 10, CACHED)
         if dead:
             ub.stop()
-        if config == "rej-dead":
-            bg = subprocess.Popen(driver_args(args.driver, srv.port, 100000, args.bg_conc,
-                                              UNCACHED, secs=3600),
+        if config == "rej-slow":
+            bg = subprocess.Popen(driver_args(args.driver, srv.port, 1000000, args.bg_conc,
+                                              SLOW, secs=3600),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            time.sleep(0.5)
+            time.sleep(0.5 + float(args.dns_timeout.rstrip("s")))
         c0 = srv.cpu()
         d = run_driver(args.driver, srv.port, args.sessions, args.conc, CACHED)
         d["cpu_ms_per_1k"] = (srv.cpu() - c0) * 1e6 / max(d["ok"], 1)
@@ -197,9 +215,9 @@ def one_run(args, work, config, rnd, shared_ub):
             bg.send_signal(signal.SIGTERM)
             bg.wait(10)
             bg = None
-            # Every uncached session was answered 450 after the deadline.
+            # The background sessions were answered 450 at the deadline.
             with open(srv.log, "rb") as f:
-                d["bg_tempfails"] = f.read().count(b": 450 4.7.25 ")
+                d["bg_tempfails"] = f.read().count(b": 450 4.7.1 ")
         return d
     finally:
         if bg is not None:
@@ -220,7 +238,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--dns-timeout", default="2s")
-    ap.add_argument("--configs", default="off,tag,tag-dead,rej,rej-dead")
+    ap.add_argument("--configs", default="off,tag,tag-dead,rej,rej-slow,rej-dead")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     configs = args.configs.split(",")

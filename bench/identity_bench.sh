@@ -4,7 +4,7 @@
 #
 #   bench/identity_bench.sh [--sessions N] [--conc C] [--rounds R]
 #       [--workers W] [--dns-timeout 2s] [--bg-conc B]
-#       [--configs off,tag,tag-dead,rej,rej-dead] [--keep]
+#       [--configs off,tag,tag-dead,rej,rej-slow,rej-dead] [--keep]
 #
 # ehlod is $EHLOD, else build/src/cli/ehlod; build it optimised first:
 #   meson setup build --buildtype=release && ninja -C build src/cli/ehlod
