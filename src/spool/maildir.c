@@ -46,6 +46,7 @@ struct copy {
 	char            *new;       /* <dir>/new/<u>,S=<len> */
 	int              fd;        /* open until synced, else -1 */
 	bool             made;      /* tmp exists and is ours */
+	bool             anon;      /* O_TMPFILE: no name until linked into new/ */
 	bool             linked;    /* new exists and is ours */
 };
 
@@ -113,6 +114,40 @@ open_tmp(struct deliverer *d, struct copy *c)
 	}
 	name_copy(d, c);
 	for (int attempt = 0;; attempt++) {
+		/*
+		 * Preferred: an unnamed file in new/'s file system (O_TMPFILE),
+		 * named only by the link after fdatasync. Nothing, not even a
+		 * tmp/ name, exists before the data is durable, and creating
+		 * and unlinking tmp/ names (two exclusive locks on tmp/ per
+		 * message, contended between delivery threads) goes away.
+		 * File systems without O_TMPFILE get the classic tmp/ path.
+		 */
+		if (!atomic_load_explicit(&d->no_tmpfile, memory_order_relaxed)) {
+			char newdir[4096];
+			snprintf(newdir, sizeof newdir, "%s/new", c->dir);
+			c->fd = open(newdir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+			if (c->fd >= 0) {
+				c->anon = true;
+				break;
+			}
+			e = errno;
+			if (e == ENOENT) {
+				/* The Maildir vanished since we cached it: recreate once. */
+				if (attempt == 0) {
+					dircache_forget(&d->cache, c->dir);
+					if (dircache_ensure(&d->cache, c->dir) == 0)
+						continue;
+				}
+				log_fail(c->job, "create", newdir, e);
+				return e;
+			}
+			if (e != EOPNOTSUPP && e != EISDIR && e != EINVAL) {
+				log_fail(c->job, "create", newdir, e);
+				return e;
+			}
+			/* No O_TMPFILE on this file system: the tmp/ path. */
+			atomic_store(&d->no_tmpfile, true);
+		}
 		c->fd = open(c->tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
 		    0600);
 		if (c->fd >= 0)
@@ -127,7 +162,7 @@ open_tmp(struct deliverer *d, struct copy *c)
 		log_fail(c->job, "create", c->tmp, e);
 		return e;
 	}
-	c->made = true;
+	c->made = !c->anon;
 	e = write_all(c->fd, c->job->content, c->job->len);
 	if (e != 0) {
 		log_fail(c->job, "write", c->tmp, e);
@@ -140,6 +175,25 @@ open_tmp(struct deliverer *d, struct copy *c)
 #endif
 	atomic_fetch_add_explicit(&d->bytes, c->job->len, memory_order_relaxed);
 	return 0;
+}
+
+/* Names an O_TMPFILE copy: new/<u>,S=<len>. linkat(AT_EMPTY_PATH) needs
+ * CAP_DAC_READ_SEARCH; without it (after the privilege drop) the
+ * /proc/self/fd link does the same. */
+static void
+link_anon(struct copy *c)
+{
+	if (linkat(c->fd, "", AT_FDCWD, c->new, AT_EMPTY_PATH) != 0) {
+		char proc[64];
+		snprintf(proc, sizeof proc, "/proc/self/fd/%d", c->fd);
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, c->new, AT_SYMLINK_FOLLOW) != 0) {
+			int e = errno;
+			log_fail(c->job, "link", c->new, e);
+			fail(c->job, e);
+			return;
+		}
+	}
+	c->linked = true;
 }
 
 /* Phase 2 for copies [0, n): sync and close every still-open tmp file. */
@@ -155,6 +209,10 @@ sync_open(struct copy *cp, size_t n, size_t *nopen)
 			log_fail(c->job, "fdatasync", c->tmp, e);
 			fail(c->job, e);
 		}
+		/* An unnamed file can only be named while it is open: link it
+		 * now that its data is durable (phase 3 for this copy). */
+		if (c->anon && c->job->status == 0)
+			link_anon(c);
 		if (close(c->fd) != 0 && c->job->status == 0) {
 			/* close may report a deferred write error (NFS). */
 			int e = errno;
@@ -267,7 +325,7 @@ deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs)
 
 	/* 3. link, only jobs whose every copy is durable in tmp/ */
 	for (size_t i = 0; i < n; i++) {
-		if (cp[i].job->status != 0)
+		if (cp[i].job->status != 0 || cp[i].anon)
 			continue;
 		if (link(cp[i].tmp, cp[i].new) != 0) {
 			int e = errno;

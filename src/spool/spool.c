@@ -228,6 +228,7 @@ spool_new(const struct spool_opts *o, struct buf *err)
 	atomic_init(&sp->dl.copies, 0);
 	atomic_init(&sp->dl.batches, 0);
 	atomic_init(&sp->dl.bytes, 0);
+	atomic_init(&sp->dl.no_tmpfile, o->classic_tmp);
 
 	sp->nthreads = o->threads ? o->threads : SPOOL_THREADS_DEFAULT;
 	sp->tids = xcalloc(sp->nthreads, sizeof *sp->tids);

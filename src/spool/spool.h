@@ -41,6 +41,8 @@ struct spool_opts {
 	const char *base;       /* root of the Maildir tree; must exist */
 	unsigned    threads;    /* delivery threads; 0 = SPOOL_THREADS_DEFAULT */
 	const char *hostname;   /* for unique names; NULL = gethostname() */
+	bool        classic_tmp;/* always write through tmp/ (tests); otherwise
+	                           O_TMPFILE in new/ where the file system has it */
 };
 
 #define SPOOL_THREADS_DEFAULT 4

@@ -52,6 +52,7 @@ struct deliverer {
 	long             pid;
 	atomic_uint_fast64_t seq;   /* Q<seq> in unique names */
 	atomic_uint_fast64_t jobs_ok, jobs_failed, copies, batches, bytes;
+	atomic_bool      no_tmpfile; /* O_TMPFILE or linkat of it unsupported here */
 };
 
 /*

@@ -123,12 +123,14 @@ mailbox(const char *root, const char *local)
 	return buf_steal(&b);
 }
 
+static bool classic_tmp;   /* the tmp/ path instead of O_TMPFILE */
+
 static struct spool *
 new_spool(const char *root, unsigned threads, const char *host)
 {
 	struct buf err = BUF_INIT;
 	struct spool_opts o = { .base = root, .threads = threads,
-	    .hostname = host };
+	    .hostname = host, .classic_tmp = classic_tmp };
 	struct spool *sp = spool_new(&o, &err);
 	if (sp == NULL)
 		fail_msg("spool_new: %s", buf_cstr(&err));
@@ -415,7 +417,11 @@ test_all_or_nothing_create(void **state)
 static void
 test_all_or_nothing_tmp(void **state)
 {
+	/* The tmp/ path (file systems without O_TMPFILE). */
+	classic_tmp = true;
 	run_all_or_nothing(BLOCK_TMP);
+	run_all_or_nothing(BLOCK_NEW);
+	classic_tmp = false;
 }
 
 static void
