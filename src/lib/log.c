@@ -18,12 +18,14 @@ static int use_syslog;
 static enum log_level min_level = LOG_LVL_INFO;
 static char prog[32] = "ehlo";
 static char host[64] = "localhost";
+static long pid;             /* getpid() once per log_open, not per line */
 
 int
 log_open(const char *dest, const char *progname)
 {
 	if (progname)
 		snprintf(prog, sizeof prog, "%s", progname);
+	pid = (long)getpid();
 	if (gethostname(host, sizeof host) != 0)
 		snprintf(host, sizeof host, "localhost");
 	host[sizeof host - 1] = '\0';
@@ -85,7 +87,7 @@ log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 		gmtime_r(&tv.tv_sec, &tm);
 		off = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
 		off += (size_t)snprintf(line + off, sizeof line - off, ".%06ldZ %s %s[%ld]: ",
-		    (long)tv.tv_usec, host, prog, (long)getpid());
+		    (long)tv.tv_usec, host, prog, pid ? pid : (long)getpid());
 	}
 	const char *tag = lvl == LOG_LVL_WARN ? "warning: " : lvl == LOG_LVL_ERR ? "error: " : "";
 	off += (size_t)snprintf(line + off, sizeof line - off, "%s", tag);
