@@ -116,6 +116,35 @@ check_cidrs(const void *field, struct buf *msg)
 	return true;
 }
 
+/* helo_checks_exempt: an address or network, or a host name; ".example.com"
+ * covers the subdomains of example.com (Postfix's parent_domain_matches_subdomains
+ * style). Names are matched against the EHLO name and confirmed PTR names. */
+static bool
+check_exempt(const void *field, struct buf *msg)
+{
+	const struct cfg_list *l = field;
+	for (size_t i = 0; i < l->n; i++) {
+		const char *e = l->v[i];
+		if (cidr_parse(e, strlen(e), &(struct cidr){ 0 }, NULL))
+			continue;
+		const char *n = e[0] == '.' ? e + 1 : e;
+		bool ok = *n != '\0' && *n != '.' && strlen(n) <= 253;
+		for (const char *p = n; ok && *p; p++)
+			if (!ascii_isalnum((unsigned char)*p) && *p != '-' && *p != '.' && *p != '_')
+				ok = false;
+		if (ok && (strstr(n, "..") != NULL || n[strlen(n) - 1] == '.'))
+			ok = false;
+		if (!ok) {
+			buf_append_str(msg, "bad exemption \"");
+			log_sanitize(msg, e, strlen(e), 80);
+			buf_append_str(msg, "\" (expected an address, a network such as 192.0.2.0/24, "
+			    "a host name, or .domain for its subdomains)");
+			return false;
+		}
+	}
+	return true;
+}
+
 /* A host name goes into the greeting and EHLO reply: no spaces or controls. */
 static bool
 check_hostname(const void *field, struct buf *msg)
@@ -310,8 +339,10 @@ static const struct cfg_setting settings[] = {
 	B(smtpd_delay_reject, "yes", true,
 	  "Apply connect and EHLO rejections at RCPT TO, like Postfix, so the reason can be logged "
 	  "with the envelope."),
-	L(helo_checks_exempt, "", true, check_cidrs,
-	  "Client addresses or networks (192.0.2.0/24, 2001:db8::/32) exempt from the helo_check_* checks."),
+	L(helo_checks_exempt, "", true, check_exempt,
+	  "Clients exempt from the helo_check_* checks: addresses or networks (192.0.2.0/24, "
+	  "2001:db8::/32), host names matched against the EHLO name and forward-confirmed PTR "
+	  "names, and .domain for every name under domain."),
 	B(helo_checks_exempt_authenticated, "yes", true,
 	  "Exempt authenticated clients from the helo_check_* checks."),
 	B(helo_checks_shadow, "no", true,
