@@ -185,7 +185,7 @@ def one_run(args, work, config, rnd, shared_ub):
     dead = config.endswith("-dead")
     ub = Unbound(work, "ub-%s-%d" % (config, rnd)) if dead else shared_ub
     settings = settings_for(config, "127.0.0.1@%d" % ub.port, args.workers, args.dns_timeout)
-    for attempt in range(3):
+    for attempt in range(10):
         try:
             srv = Ehlod(args.ehlod, work, "ehlod-%s-%d-%d" % (config, rnd, attempt), settings)
             break
@@ -195,7 +195,7 @@ def one_run(args, work, config, rnd, shared_ub):
             # (tests/e2e/test_identity_policy.py test_start_many_workers).
             print("warning: %s; retrying" % e, flush=True)
     else:
-        raise SystemExit("ehlod did not start three times")
+        raise SystemExit("ehlod did not start in ten attempts")
     bg = None
     try:
         # Warm-up: every source several times, so each worker's cache has
