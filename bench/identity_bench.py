@@ -190,9 +190,8 @@ def one_run(args, work, config, rnd, shared_ub):
             srv = Ehlod(args.ehlod, work, "ehlod-%s-%d-%d" % (config, rnd, attempt), settings)
             break
         except StartError as e:
-            # Seen with several workers: their libunbound contexts load
-            # their config at once and the parser is not thread-safe
-            # (tests/e2e/test_identity_policy.py test_start_many_workers).
+            # A start failure is a bug (before 39e638a, workers loading
+            # their libunbound configs at once crashed); report it, retry.
             print("warning: %s; retrying" % e, flush=True)
     else:
         raise SystemExit("ehlod did not start in ten attempts")

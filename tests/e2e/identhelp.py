@@ -31,12 +31,9 @@ from ehlotest import BASE_SETTINGS, IO_TIMEOUT, Client, Skip, check, fail
 HERE = os.path.dirname(os.path.abspath(__file__))
 UNBOUND_TEST = os.path.join(HERE, "..", "dns", "unbound-test.sh")
 
-# One worker: with several, each worker thread creates its libunbound
-# context at the same time, ub_ctx_config()'s parser is not thread-safe and
-# ehlod sometimes fails to start (exit 78, "libunbound config: syntax
-# error"); test_identity_daemon.py's test_start_many_workers shows it.  Set
-# to "2" once dns_new() serialises the config load.
-WORKERS = "1"
+# Two workers, as in ehlotest.BASE_SETTINGS: each has its own DNS context
+# and cache (test_identity_policy.py test_start_many_workers starts 16).
+WORKERS = "2"
 
 CHECKS = ("syntax", "fqdn", "literal_match", "resolves", "forward_match", "ptr", "fcrdns",
           "ptr_match", "generic", "self_claim", "consistency")
