@@ -118,7 +118,7 @@ check_cidrs(const void *field, struct buf *msg)
 
 /* helo_checks_exempt: an address or network, or a host name; ".example.com"
  * covers the subdomains of example.com (Postfix's parent_domain_matches_subdomains
- * style). Names are matched against the EHLO name and confirmed PTR names. */
+ * style). Names are matched against forward-confirmed PTR names only. */
 static bool
 check_exempt(const void *field, struct buf *msg)
 {
@@ -341,8 +341,8 @@ static const struct cfg_setting settings[] = {
 	  "with the envelope."),
 	L(helo_checks_exempt, "", true, check_exempt,
 	  "Clients exempt from the helo_check_* checks: addresses or networks (192.0.2.0/24, "
-	  "2001:db8::/32), host names matched against the EHLO name and forward-confirmed PTR "
-	  "names, and .domain for every name under domain."),
+	  "2001:db8::/32), host names matched against the client's forward-confirmed PTR names "
+	  "(never the EHLO name, which the client chooses), and .domain for every name under domain."),
 	B(helo_checks_exempt_authenticated, "yes", true,
 	  "Exempt authenticated clients from the helo_check_* checks."),
 	B(helo_checks_shadow, "no", true,

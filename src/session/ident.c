@@ -51,6 +51,11 @@ struct ident {
 	 * must not wash it away (the Haraka#3040 bypass). */
 	bool                 sticky;
 	struct policy_decision sticky_d;
+	/* The current name was accepted by the session (not refused at EHLO
+	 * under smtpd_delay_reject = no); only accepted names count as the
+	 * previous name (consistency) and can earn a sticky refusal. */
+	bool                 accepted;
+	char                 accepted_name[256];
 	bool                 v_valid;
 };
 
@@ -235,8 +240,8 @@ exempt(struct ident *id)
 	if (id->exempt_ip)
 		return true;
 	evaluate(id);
-	if (name_exempt(id->env, id->v->helo))
-		return true;
+	/* Only names the DNS confirms: the EHLO name is the client's claim,
+	 * and exempting by it would let anyone skip every check. */
 	for (size_t i = 0; i < id->v->n_ptr; i++)
 		if (id->v->ptr_confirmed[i] && name_exempt(id->env, id->v->ptr_names[i]))
 			return true;
@@ -369,7 +374,7 @@ ident_free(struct ident **ip)
 void
 ident_helo(struct ident *id, const char *helo, bool is_ehlo)
 {
-	if (id->helo[0] && !id->sticky) {
+	if (id->helo[0] && id->accepted && !id->sticky) {
 		struct policy_decision d;
 		evaluate(id);
 		policy_decide(&id->env->po, id->v, exempt(id), &d);
@@ -378,10 +383,11 @@ ident_helo(struct ident *id, const char *helo, bool is_ehlo)
 			id->sticky_d = d;
 		}
 	}
-	if (id->helo[0]) {
-		memcpy(id->prev, id->helo, sizeof id->prev);
+	if (id->accepted_name[0]) {
+		memcpy(id->prev, id->accepted_name, sizeof id->prev);
 		id->in.prev_helo = id->prev;
 	}
+	id->accepted = false;
 	snprintf(id->helo, sizeof id->helo, "%s", helo);
 	id->in.helo = id->helo;
 	id->in.is_ehlo = is_ehlo;
@@ -430,6 +436,30 @@ ident_settle(struct ident *id)
 	if (!tag || !in_flight(id) || id->expired)
 		return true;
 	id->settling = true;
+	arm_deadline(id);
+	return false;
+}
+
+void
+ident_helo_accepted(struct ident *id)
+{
+	id->accepted = true;
+	memcpy(id->accepted_name, id->helo, sizeof id->accepted_name);
+}
+
+bool
+ident_helo_switch_ready(struct ident *id)
+{
+	if (!id->accepted || id->sticky || id->helo[0] == '\0')
+		return true;
+	struct policy_decision d;
+	evaluate(id);
+	policy_decide(&id->env->po, id->v, exempt(id), &d);
+	if (d.would != POL_PENDING)
+		return true;
+	/* The accepted name's verdict still waits for DNS: a new HELO must
+	 * not make it disappear (a pipelined HELO-bad, HELO-good bypass). */
+	id->waiting = true;
 	arm_deadline(id);
 	return false;
 }

@@ -57,6 +57,17 @@ void ident_free(struct ident **ip);
 /* A HELO/EHLO was accepted syntactically: evaluate it (starts lookups). */
 void ident_helo(struct ident *id, const char *helo, bool is_ehlo);
 
+/* The session accepted the name given to ident_helo() (250 to HELO/EHLO). */
+void ident_helo_accepted(struct ident *id);
+
+/*
+ * Before a new HELO/EHLO replaces an accepted name: true if it may (the
+ * old name's verdict is final). Otherwise false, and ready(arg) runs once
+ * the verdict is final or the deadline passed; the refusal it earned then
+ * stays with the session.
+ */
+bool ident_helo_switch_ready(struct ident *id);
+
 /*
  * The decision now, if there is one: returns true and fills *d. Returns
  * false when an enforcing check awaits DNS: ready(arg) is then called

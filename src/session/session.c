@@ -80,6 +80,7 @@ struct session {
 	enum smtp_event     waiting_ev;     /* event parked until DNS answers */
 	bool                ident_logged;
 	bool                shadow_logged;
+	bool                helo_switch_wait; /* HELO parked until the old verdict is final */
 	/* PROXY protocol (trusted upstream proxies only) */
 	struct proxy_parser *pp;
 	struct event       *proxy_timer;
@@ -94,6 +95,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg);
 static void session_free(struct session *s);
 static void close_after_flush(struct session *s);
 static void log_identity(struct session *s, const struct policy_decision *d);
+static void helo_identity(struct session *s);
+static void identity_gate(struct session *s, enum smtp_event ev);
 
 static void
 set_client(struct session *s, const char *name)
@@ -406,9 +409,11 @@ log_reject(struct session *s, const char *what, const char *fmt, ...)
 		fmt_path(&s->srv->tx->mail, from, sizeof from, &tmp);
 	buf_reset(&tmp);
 	struct buf helo = BUF_INIT;
-	log_sanitize(&helo, s->srv->helo, strlen(s->srv->helo), 255);
+	const char *hn = s->srv->helo_pending ? s->srv->helo_pending : s->srv->helo;
+	bool esmtp = s->srv->helo_pending ? s->srv->helo_pending_ehlo : s->srv->esmtp;
+	log_sanitize(&helo, hn, strlen(hn), 255);
 	log_info("%s NOQUEUE: reject: %s from %s: %s; from=<%s> proto=%s helo=<%s>",
-	    s->sid, what, s->client, detail, from, s->srv->esmtp ? "ESMTP" : "SMTP",
+	    s->sid, what, s->client, detail, from, esmtp ? "ESMTP" : "SMTP",
 	    buf_cstr(&helo));
 	buf_free(&helo);
 	buf_free(&tmp);
@@ -507,9 +512,10 @@ apply_identity(struct session *s, const struct policy_decision *d, const char *w
 	}
 	atomic_fetch_add(d->outcome == POL_REJECT ? &dm->stats.helo_rejects :
 	    &dm->stats.helo_tempfails, 1);
-	smtp_server_resolve(s->srv, d->code, d->enh, "%s", d->text);
+	/* Logged first: at HELO the refused name is only known until the reply. */
 	log_reject(s, what, "%u %s %s (check=%s)", d->code, d->enh, d->text,
 	    id_check_name(d->check));
+	smtp_server_resolve(s->srv, d->code, d->enh, "%s", d->text);
 	return true;
 }
 
@@ -528,9 +534,17 @@ on_ident_ready(void *arg)
 		/* Cannot happen: ready means no enforcing answer is pending. */
 		d.outcome = POL_ACCEPT;
 	}
-	if (ev == SRV_EV_HELO) {
-		if (!apply_identity(s, &d, "HELO"))
+	if (ev == SRV_EV_HELO && s->helo_switch_wait) {
+		/* The earlier name's verdict is final: now take the new one. */
+		s->helo_switch_wait = false;
+		helo_identity(s);
+		if (s->busy)
+			return;   /* waiting again, for the new name's verdict */
+	} else if (ev == SRV_EV_HELO) {
+		if (!apply_identity(s, &d, "HELO")) {
+			ident_helo_accepted(s->id);
 			smtp_server_resolve(s->srv, 250, NULL, NULL);
+		}
 	} else if (ev == SRV_EV_RCPT) {
 		if (!apply_identity(s, &d, "RCPT"))
 			decide_rcpt(s);
@@ -546,6 +560,20 @@ on_ident_ready(void *arg)
 	process_input(s);
 }
 
+/* A HELO/EHLO name goes to the identity checks: accepted at once under
+ * smtpd_delay_reject (the verdict applies at RCPT), else decided now. */
+static void
+helo_identity(struct session *s)
+{
+	ident_helo(s->id, s->srv->helo_pending, s->srv->helo_pending_ehlo);
+	if (s->cfg->smtpd_delay_reject) {
+		ident_helo_accepted(s->id);
+		smtp_server_resolve(s->srv, 250, NULL, NULL);
+	} else {
+		identity_gate(s, SRV_EV_HELO);
+	}
+}
+
 /* HELO/EHLO or RCPT needs the identity verdict; waits for DNS if needed. */
 static void
 identity_gate(struct session *s, enum smtp_event ev)
@@ -554,10 +582,12 @@ identity_gate(struct session *s, enum smtp_event ev)
 	if (ident_decide(s->id, &d)) {
 		if (apply_identity(s, &d, ev == SRV_EV_HELO ? "HELO" : "RCPT"))
 			return;
-		if (ev == SRV_EV_HELO)
+		if (ev == SRV_EV_HELO) {
+			ident_helo_accepted(s->id);
 			smtp_server_resolve(s->srv, 250, NULL, NULL);
-		else
+		} else {
 			decide_rcpt(s);
+		}
 		return;
 	}
 	/* Park the command; the session stops reading until the answers are in
@@ -601,11 +631,14 @@ handle_event(struct session *s, enum smtp_event ev)
 			smtp_server_resolve(s->srv, 250, NULL, NULL);
 			break;
 		}
-		ident_helo(s->id, s->srv->helo_pending, s->srv->helo_pending_ehlo);
-		if (s->cfg->smtpd_delay_reject)
-			smtp_server_resolve(s->srv, 250, NULL, NULL);
-		else
-			identity_gate(s, SRV_EV_HELO);
+		if (!ident_helo_switch_ready(s->id)) {
+			s->busy = true;
+			s->waiting_ev = SRV_EV_HELO;
+			s->helo_switch_wait = true;
+			bufferevent_disable(s->bev, EV_READ);
+			break;
+		}
+		helo_identity(s);
 		break;
 	case SRV_EV_MAIL:
 		smtp_server_resolve(s->srv, 250, "2.1.0", "Ok");
