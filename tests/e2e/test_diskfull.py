@@ -1,0 +1,63 @@
+#!/usr/bin/python3
+"""
+Local trouble never becomes a 250: with the Maildir file system full the
+client gets 452 4.3.1 (RFC 3463 "mail system full"), nothing appears in
+new/, and the same session delivers again once space is back. Uses a tiny
+tmpfs mounted for the test (needs root; skipped where mount is refused).
+"""
+import os
+import subprocess
+
+from ehlotest import Server, Client, Skip, check, eq, main, tempdir, DOMAIN
+
+
+def mount_small_tmpfs(size):
+    d = tempdir("ehlo-e2e-full-")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", d],
+                       capture_output=True, timeout=30)
+    if r.returncode != 0:
+        raise Skip("cannot mount a tmpfs here: %s" % r.stderr.decode(errors="replace").strip())
+    return d
+
+
+def test_disk_full_gives_452():
+    mnt = mount_small_tmpfs("512k")
+    try:
+        base = os.path.join(mnt, "mail")
+        srv = Server(start=False)
+        srv.mailbase = base       # the harness writes and reads this Maildir base
+        srv.start()
+        c = Client(srv.port)
+        c.ehlo()
+        c.send_message("a@sender.test", ["box@" + DOMAIN], b"Subject: first\r\n\r\nfits\r\n")
+        eq(len(srv.messages("box@" + DOMAIN)), 1, "messages after the first delivery")
+        # Fill the file system, leaving less than one message of room.
+        filler = os.path.join(mnt, "filler")
+        with open(filler, "wb", buffering=0) as f:
+            try:
+                for _ in range(1 << 16):       # bounded: 256 MiB at most
+                    f.write(b"\0" * 4096)
+            except OSError:
+                pass
+        body = b"Subject: big\r\n\r\n" + (b"x" * 76 + b"\r\n") * 200
+        c.cmd("MAIL FROM:<a@sender.test>", 250)
+        c.cmd("RCPT TO:<box@%s>" % DOMAIN, 250)
+        c.cmd("DATA", 354)
+        c.send(body + b".\r\n")
+        lines = c.expect(452)
+        check("4.3.1" in lines[0], "452 without 4.3.1: %r" % lines)
+        eq(len(srv.messages("box@" + DOMAIN)), 1, "messages in new/ after the refused one")
+        eq(srv.tmp_files("box@" + DOMAIN), [], "files left in tmp/")
+        # Space is back: the same session delivers.
+        os.unlink(filler)
+        c.send_message("a@sender.test", ["box@" + DOMAIN], body)
+        eq(len(srv.messages("box@" + DOMAIN)), 2, "messages after space came back")
+        c.cmd("QUIT", 221)
+        srv.wait_log("delivery failed")
+        srv.stop()
+    finally:
+        subprocess.run(["umount", "-l", mnt], capture_output=True, timeout=30)
+
+
+if __name__ == "__main__":
+    main(globals())
