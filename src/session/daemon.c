@@ -10,6 +10,7 @@
  * the per-IP table (under d->lock), and atomic counters.
  */
 #include "session/daemon.h"
+#include "session/metrics.h"
 #include "session/session.h"
 
 #include <arpa/inet.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/http.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
 
@@ -696,6 +698,10 @@ ehlod_run(struct ehlo_config *cfg)
 
 	struct main_ctx m = { .d = d, .config_file = config_file };
 	m.base = event_base_new();
+	/* Bound after the privilege drop: pick an unprivileged port. */
+	struct evhttp *metrics = metrics_start(d, m.base, cfg->metrics_listen, &err);
+	if (metrics == NULL && err.len > 0)
+		log_fatal(71, "%s", buf_cstr(&err));
 	struct event *sterm = evsignal_new(m.base, SIGTERM, on_stop_signal, &m);
 	struct event *sint = evsignal_new(m.base, SIGINT, on_stop_signal, &m);
 	struct event *shup = evsignal_new(m.base, SIGHUP, on_reload_signal, &m);
@@ -721,6 +727,8 @@ ehlod_run(struct ehlo_config *cfg)
 		event_free(d->workers[k].ctl);
 		event_base_free(d->workers[k].base);
 	}
+	if (metrics != NULL)
+		evhttp_free(metrics);
 	event_free(sterm);
 	event_free(sint);
 	event_free(shup);

@@ -1,0 +1,125 @@
+/*
+ * Prometheus /metrics endpoint (text exposition format 0.0.4) on
+ * metrics_listen, served by evhttp on the main thread's loop.
+ *
+ * Names mirror the de-facto Postfix exporter's with our own prefix
+ * (STACK.md §7), base units in the names (_total, _bytes). Every value is
+ * an atomic counter the workers and delivery threads update; reading them
+ * here needs no lock.
+ */
+#include "session/metrics.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "spool/spool.h"
+
+static void
+counter(struct evbuffer *b, const char *name, const char *help, unsigned long long v)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name,
+	    name, v);
+}
+
+static void
+on_metrics(struct evhttp_request *req, void *arg)
+{
+	struct daemon *d = arg;
+	struct daemon_stats *st = &d->stats;
+	struct evbuffer *b = evbuffer_new();
+	if (b == NULL) {
+		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		return;
+	}
+	counter(b, "ehlo_smtpd_connects_total", "Connections accepted.",
+	    atomic_load(&st->connects));
+	counter(b, "ehlo_smtpd_disconnects_total", "Sessions ended.",
+	    atomic_load(&st->disconnects));
+	counter(b, "ehlo_smtpd_connections_rejected_total",
+	    "Connections refused with 421 (connection limits, shutdown).",
+	    atomic_load(&st->rejected_connections));
+	counter(b, "ehlo_smtpd_connections_lost_total",
+	    "Sessions whose client disconnected without QUIT.", atomic_load(&st->lost_connections));
+	counter(b, "ehlo_smtpd_timeouts_total", "Sessions ended by a timeout.",
+	    atomic_load(&st->timeouts));
+	counter(b, "ehlo_smtpd_messages_processed_total", "Messages accepted (250 after DATA/BDAT).",
+	    atomic_load(&st->messages_accepted));
+	counter(b, "ehlo_smtpd_messages_processed_bytes_total", "Bytes of the accepted messages.",
+	    atomic_load(&st->bytes_accepted));
+	counter(b, "ehlo_smtpd_tls_connections_total", "TLS handshakes completed.",
+	    atomic_load(&st->tls_handshakes));
+	counter(b, "ehlo_smtpd_tls_failures_total", "TLS handshakes that failed.",
+	    atomic_load(&st->tls_failures));
+	counter(b, "ehlo_smtpd_starttls_injection_total",
+	    "Sessions with plaintext pipelined after STARTTLS (discarded, CVE-2011-0411).",
+	    atomic_load(&st->starttls_injection));
+	counter(b, "ehlo_smtpd_pregreet_total", "Clients that talked before the greeting.",
+	    atomic_load(&st->pregreet));
+	counter(b, "ehlo_smtpd_proxy_errors_total", "Bad or missing PROXY protocol headers.",
+	    atomic_load(&st->proxy_errors));
+	evbuffer_add_printf(b, "# HELP ehlo_smtpd_helo_checks_total Identity policy refusals "
+	    "(outcome: reject, tempfail; shadow: would have refused).\n"
+	    "# TYPE ehlo_smtpd_helo_checks_total counter\n"
+	    "ehlo_smtpd_helo_checks_total{outcome=\"reject\"} %llu\n"
+	    "ehlo_smtpd_helo_checks_total{outcome=\"tempfail\"} %llu\n"
+	    "ehlo_smtpd_helo_checks_total{outcome=\"shadow\"} %llu\n",
+	    (unsigned long long)atomic_load(&st->helo_rejects),
+	    (unsigned long long)atomic_load(&st->helo_tempfails),
+	    (unsigned long long)atomic_load(&st->helo_shadow_rejects));
+	evbuffer_add_printf(b, "# HELP ehlo_smtpd_sessions_active Sessions open now.\n"
+	    "# TYPE ehlo_smtpd_sessions_active gauge\nehlo_smtpd_sessions_active %lld\n",
+	    (long long)atomic_load(&st->sessions_active));
+	if (d->spool != NULL) {
+		struct spool_stats ss;
+		spool_get_stats(d->spool, &ss);
+		counter(b, "ehlo_spool_deliveries_total", "Messages made durable in every Maildir.",
+		    ss.jobs_ok);
+		counter(b, "ehlo_spool_delivery_failures_total",
+		    "Messages refused with 4xx because delivery failed.", ss.jobs_failed);
+		counter(b, "ehlo_spool_copies_total", "Maildir copies made durable.", ss.copies);
+		counter(b, "ehlo_spool_batches_total", "Group commits performed.", ss.batches);
+		counter(b, "ehlo_spool_written_bytes_total", "Bytes written into Maildirs.", ss.bytes);
+	}
+	evbuffer_add_printf(b, "# HELP ehlo_up 1 while ehlod runs.\n# TYPE ehlo_up gauge\nehlo_up 1\n");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	    "text/plain; version=0.0.4");
+	evhttp_send_reply(req, HTTP_OK, "OK", b);
+	evbuffer_free(b);
+}
+
+struct evhttp *
+metrics_start(struct daemon *d, struct event_base *base, const char *listen, struct buf *err)
+{
+	if (listen == NULL || listen[0] == '\0')
+		return NULL;
+	/* metrics_listen is "addr:port" (IPv6 in brackets): reuse the listen
+	 * parser, which takes "kind:addr:port". */
+	struct buf spec = BUF_INIT;
+	buf_appendf(&spec, "smtp:%s", listen);
+	struct cfg_listen cl;
+	bool ok = config_parse_listen(buf_cstr(&spec), &cl, err);
+	buf_free(&spec);
+	if (!ok)
+		return NULL;
+	struct evhttp *h = evhttp_new(base);
+	if (h == NULL) {
+		buf_appendf(err, "metrics: evhttp_new failed");
+		return NULL;
+	}
+	evhttp_set_allowed_methods(h, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_cb(h, "/metrics", on_metrics, d);
+	const char *addr = cl.family == AF_UNSPEC ? "::" : cl.addr;
+	if (evhttp_bind_socket(h, addr, cl.port) != 0) {
+		buf_appendf(err, "metrics: cannot listen on %s", listen);
+		evhttp_free(h);
+		return NULL;
+	}
+	log_info("metrics on http://%s/metrics", listen);
+	return h;
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/python3
+"""
+The Prometheus endpoint (metrics_listen): served over HTTP on loopback,
+parsed with Debian's python3-prometheus-client, and the counters follow
+what the sessions did (connects, messages, rejected connections, identity
+refusals, sessions_active back to 0).
+"""
+import time
+import urllib.request
+
+from ehlotest import Server, Client, check, eq, main, free_port, wait_until, DOMAIN
+
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:                         # pragma: no cover
+    text_string_to_metric_families = None
+
+
+def scrape(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+        eq(r.status, 200, "HTTP status")
+        ctype = r.headers.get("Content-Type", "")
+        check(ctype.startswith("text/plain; version=0.0.4"), "Content-Type %r" % ctype)
+        text = r.read().decode()
+    values = {}
+    check(text_string_to_metric_families is not None, "python3-prometheus-client is missing")
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            key = s.name + ("{%s}" % ",".join("%s=%s" % kv for kv in sorted(s.labels.items()))
+                            if s.labels else "")
+            values[key] = s.value
+    return values
+
+
+def test_metrics_follow_sessions():
+    mport = free_port()
+    srv = Server({"metrics_listen": "127.0.0.1:%d" % mport,
+                  "smtpd_client_connection_count_limit": "2",
+                  "helo_check_fqdn": "reject"})
+    m0 = scrape(mport)
+    eq(m0["ehlo_up"], 1, "ehlo_up")
+    eq(m0["ehlo_smtpd_connects_total"], 0, "connects before any client")
+    c = Client(srv.port)
+    c.ehlo("mail.example.com")     # .test is no public suffix: fqdn would refuse it
+    for i in range(3):
+        c.send_message("a@sender.test", ["m%d@%s" % (i, DOMAIN)], b"Subject: %d\r\n\r\nhi\r\n" % i)
+    c2 = Client(srv.port)
+    # A third connection from the same address is over the per-client limit.
+    c3 = Client(srv.port, greeting=False)
+    code, _ = c3.reply()
+    eq(code, 421, "reply to the connection over the per-client limit")
+    m1 = scrape(mport)
+    eq(m1["ehlo_smtpd_sessions_active"], 2, "sessions_active with two clients")
+    eq(m1["ehlo_smtpd_messages_processed_total"], 3, "messages_processed_total")
+    eq(m1["ehlo_spool_deliveries_total"], 3, "spool deliveries")
+    eq(m1["ehlo_smtpd_connections_rejected_total"], 1, "connections_rejected_total")
+    # An identity refusal (fqdn = reject, applied at RCPT).
+    c2.cmd("EHLO localhost", 250)
+    c2.cmd("MAIL FROM:<a@sender.test>", 250)
+    c2.cmd("RCPT TO:<x@%s>" % DOMAIN, 504)
+    c.cmd("QUIT", 221)
+    c2.cmd("QUIT", 221)
+    wait_until(lambda: scrape(mport)["ehlo_smtpd_sessions_active"] == 0, 10,
+               what="sessions_active back to 0")
+    m2 = scrape(mport)
+    eq(m2["ehlo_smtpd_connects_total"], 2, "connects_total")
+    eq(m2["ehlo_smtpd_disconnects_total"], 2, "disconnects_total")
+    eq(m2['ehlo_smtpd_helo_checks_total{outcome=reject}'], 1, "identity rejects")
+
+
+def test_metrics_off_by_default():
+    srv = Server()
+    check("metrics on" not in srv.maillog(), "metrics endpoint started without metrics_listen")
+
+
+if __name__ == "__main__":
+    main(globals())
