@@ -579,6 +579,11 @@ ehlod_run(struct ehlo_config *cfg)
 		uid = pw->pw_uid;
 		gid = pw->pw_gid;
 	}
+	/* The log file is reopened on reload, as mail_owner by then. */
+	struct stat lst;
+	if (uid != (uid_t)-1 && stat(cfg->maillog_file, &lst) == 0 && S_ISREG(lst.st_mode) &&
+	    chown(cfg->maillog_file, uid, gid) != 0)
+		log_warn("chown %s: %s", cfg->maillog_file, strerror(errno));
 	if (make_dirs(cfg->virtual_mailbox_base, uid, gid) != 0)
 		log_fatal(73, "cannot create virtual_mailbox_base %s: %s",
 		    cfg->virtual_mailbox_base, strerror(errno));
@@ -594,6 +599,20 @@ ehlod_run(struct ehlo_config *cfg)
 		log_fatal(78, "%s", buf_cstr(&err));
 	}
 	cfg = d->gen->cfg;
+	if (uid != (uid_t)-1 && d->gen->tls != NULL && cfg->smtpd_tls_auto_cert &&
+	    cfg->smtpd_tls_cert_file.n == 0) {
+		/* The self-signed pair was made as root; a reload (SIGHUP) runs as
+		 * mail_owner and must still read it. */
+		static const char *const pre[] = { "", "", "." };
+		static const char *const ext[] = { ".crt", ".key", ".lock" };
+		for (size_t i = 0; i < 3; i++) {
+			char p[4096];
+			snprintf(p, sizeof p, "%s/%s%s%s", cfg->smtpd_tls_auto_cert_dir, pre[i],
+			    cfg->myhostname, ext[i]);
+			if (chown(p, uid, gid) != 0 && errno != ENOENT)
+				log_warn("chown %s: %s", p, strerror(errno));
+		}
+	}
 
 	/* Listeners: one socket per listener per worker (SO_REUSEPORT). */
 	int nworkers = (int)cfg->smtpd_workers;

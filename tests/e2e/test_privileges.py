@@ -1,0 +1,54 @@
+#!/usr/bin/python3
+"""
+Privilege drop (mail_owner): ehlod binds as root, then runs as the mail
+owner; Maildirs and messages belong to that user; a SIGHUP reload still
+works (it reads the certificate and maps as the mail owner).
+"""
+import os
+import pwd
+import signal
+
+from ehlotest import Server, Client, Skip, check, eq, main, DOMAIN
+
+
+def status_uids(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return [int(x) for x in line.split()[1:]]
+    return []
+
+
+def test_runs_as_mail_owner():
+    if os.geteuid() != 0:
+        raise Skip("needs root to drop privileges")
+    nobody = pwd.getpwnam("nobody")
+    srv = Server({"mail_owner": "nobody"}, start=False)
+    os.chmod(srv.dir, 0o755)      # the mail owner must reach its Maildir base
+    srv.start()
+    uids = status_uids(srv.pid)
+    eq(uids, [nobody.pw_uid] * 4, "real/effective/saved/fs uid of ehlod")
+    c = Client(srv.port)
+    c.ehlo()
+    c.send_message("a@sender.test", ["owner@" + DOMAIN], b"Subject: x\r\n\r\nhi\r\n")
+    files = srv.new_files("owner@" + DOMAIN)
+    eq(len(files), 1, "delivered files")
+    st = os.stat(files[0])
+    eq(st.st_uid, nobody.pw_uid, "owner of the delivered file")
+    eq(st.st_mode & 0o777, 0o600, "mode of the delivered file")
+    eq(os.stat(srv.mailbase).st_uid, nobody.pw_uid, "owner of virtual_mailbox_base")
+    # Reload as the mail owner: STARTTLS must still be offered afterwards.
+    mark = srv.log_size()
+    srv.signal(signal.SIGHUP)
+    srv.wait_log("reloaded configuration", since=mark)
+    check("TLS disabled" not in srv.maillog()[mark:], "reload as mail_owner lost TLS:\n%s"
+          % srv.maillog()[mark:])
+    c2 = Client(srv.port)
+    lines = c2.ehlo()
+    check("250-STARTTLS" in lines, "STARTTLS not offered after reload: %r" % lines)
+    c2.cmd("QUIT", 221)
+    c.cmd("QUIT", 221)
+
+
+if __name__ == "__main__":
+    main(globals())
