@@ -45,7 +45,6 @@ struct ident {
 	bool                 waiting;       /* for an enforcing decision */
 	bool                 settling;      /* for every answer (tagging) */
 	bool                 expired;
-	bool                 exempt_ip;
 	struct id_verdict   *v;             /* allocated at the first evaluation */
 	/* A refusal earned by an earlier HELO/EHLO name stays: a second HELO
 	 * must not wash it away (the Haraka#3040 bypass). */
@@ -161,7 +160,7 @@ on_answer(const struct dns_result *r, void *arg)
 static void
 start_lookups(struct ident *id)
 {
-	if (id->dns == NULL || id->exempt_ip)
+	if (id->dns == NULL)
 		return;
 	struct id_lookup lk[ID_MAX_LOOKUPS];
 	size_t n = identity_lookups(&id->in, id->env->checks, lk, ID_MAX_LOOKUPS);
@@ -237,8 +236,6 @@ evaluate(struct ident *id)
 static bool
 exempt(struct ident *id)
 {
-	if (id->exempt_ip)
-		return true;
 	evaluate(id);
 	/* Only names the DNS confirms: the EHLO name is the client's claim,
 	 * and exempting by it would let anyone skip every check. */
@@ -310,7 +307,9 @@ ident_new(const struct ident_env *env, struct dns *dns, struct event_base *base,
           const struct sockaddr *client, const struct sockaddr *local,
           ident_ready_fn *ready, void *arg)
 {
-	if (env->checks == 0)
+	/* No checks, or a client exempt by its address: no identity state at
+	 * all (an idle server holds tens of thousands of sessions). */
+	if (env->checks == 0 || cidr_list_match(&env->exempt_nets, client))
 		return NULL;
 	struct ident *id = xcalloc(1, sizeof *id);
 	id->env = env;
@@ -337,7 +336,6 @@ ident_new(const struct ident_env *env, struct dns *dns, struct event_base *base,
 		}
 	}
 	id->in.ptr_match_exact = env->ptr_match_exact;
-	id->exempt_ip = cidr_list_match(&env->exempt_nets, client);
 	if (dns == NULL) {
 		/* No resolver: DNS-based checks cannot be answered. */
 		id->in.ptr.status = ID_DNS_SERVFAIL;

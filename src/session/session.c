@@ -628,6 +628,15 @@ handle_event(struct session *s, enum smtp_event ev)
 	switch (ev) {
 	case SRV_EV_HELO:
 		if (s->id == NULL) {
+			if (s->g->ienv.checks != 0 && !s->ident_logged) {
+				/* Exempt by address: no identity state, one line. */
+				struct buf h = BUF_INIT;
+				log_sanitize(&h, s->srv->helo_pending, strlen(s->srv->helo_pending), 255);
+				log_info("%s identity client=%s helo=<%s> checks=skipped decision=accept (exempt)",
+				    s->sid, s->client, buf_cstr(&h));
+				buf_free(&h);
+				s->ident_logged = true;
+			}
 			smtp_server_resolve(s->srv, 250, NULL, NULL);
 			break;
 		}
