@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/util.h"
 
@@ -716,12 +717,8 @@ same_helo(const char *a, const char *b)
 		an--;
 	if (bn > 0 && b[bn - 1] == '.')
 		bn--;
-	if (an != bn)
-		return false;
-	for (size_t i = 0; i < an; i++)
-		if (ascii_lower(a[i]) != ascii_lower(b[i]))
-			return false;
-	return true;
+	/* ehlod never calls setlocale(): the C locale makes this ASCII. */
+	return an == bn && strncasecmp(a, b, an) == 0;
 }
 
 static void
