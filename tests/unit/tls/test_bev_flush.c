@@ -123,7 +123,9 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 static void
 run_for(struct event_base *base, int ms)
 {
-	struct timeval tv = { 0, ms * 1000 };
+	/* tv_usec must stay below 1,000,000: { 0, 1500000 } made libevent wait
+	 * for 35 minutes now and then. */
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	struct event *ev = evtimer_new(base, stop_cb, base);
 
 	evtimer_add(ev, &tv);
