@@ -16,6 +16,7 @@ are bound).  Nothing here touches DNS or a non-loopback address.
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -298,10 +299,20 @@ class Server:
         local, domain = addr.rsplit("@", 1)
         return os.path.join(self.mailbase, domain.lower(), local)
 
+    @staticmethod
+    def _order_key(name):
+        # Maildir unique names are <sec>.M<usec>P<pid>Q<seq>.<host>: the
+        # numbers are not zero-padded, so sort by their values (delivery
+        # order), not by the text (M99999 would sort after M100000).
+        m = re.match(r"(\d+)\.M(\d+)P(\d+)Q(\d+)\.", name)
+        if not m:
+            return (float("inf"), 0, 0, 0, name)
+        return tuple(int(x) for x in m.groups()) + (name,)
+
     def _files(self, addr, sub):
         d = os.path.join(self.maildir(addr), sub)
         try:
-            names = sorted(os.listdir(d))
+            names = sorted(os.listdir(d), key=self._order_key)
         except FileNotFoundError:
             return []
         return [os.path.join(d, n) for n in names]
