@@ -556,7 +556,6 @@ ehlod_run(struct ehlo_config *cfg)
 	pthread_mutex_init(&d->lock, NULL);
 	d->ipc = xcalloc(IPC_BUCKETS, sizeof(struct ipcount *));
 	struct buf err = BUF_INIT;
-	int rc = 1;
 
 	evthread_use_pthreads();
 	signal(SIGPIPE, SIG_IGN);
@@ -771,6 +770,5 @@ ehlod_run(struct ehlo_config *cfg)
 	free(config_file);
 	buf_free(&err);
 	pthread_mutex_destroy(&d->lock);
-	rc = 0;
-	return rc;
+	return 0;
 }

@@ -323,8 +323,6 @@ ident_new(const struct ident_env *env, struct dns *dns, struct event_base *base,
 	id_addr_from_sockaddr(client, len, &id->in.client);
 	id->in.our_names = &env->myhostname;
 	id->in.n_our_names = 1;
-	static struct id_addr none;
-	(void)none;
 	if (local != NULL) {
 		struct id_addr *ours = xcalloc(1, sizeof *ours);
 		if (id_addr_from_sockaddr(local, local->sa_family == AF_INET6 ?
