@@ -34,6 +34,7 @@
 
 #include "dns/wire.h"
 #include "lib/log.h"
+#include "lib/sockaddr.h"
 #include "lib/util.h"
 #include "lib/xmalloc.h"
 
@@ -528,10 +529,7 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 static void
 flight_start(struct dns *d, struct flight *fl, const char *qname)
 {
-	struct timeval tv = {
-		.tv_sec = (time_t)(d->timeout_ms / 1000),
-		.tv_usec = (suseconds_t)(d->timeout_ms % 1000) * 1000,
-	};
+	struct timeval tv = timeval_ms(d->timeout_ms);
 
 	fl->deadline = evtimer_new(d->base, deadline_cb, fl);
 	if (fl->deadline == NULL)

@@ -645,7 +645,9 @@ do_quit(struct smtp_server *s, const char *arg, size_t n)
 	s->pending = SRV_EV_CLOSE;
 }
 
-static void
+/* Runs one command line; returns its table flags (CF_ENDS_GROUP for an
+ * unknown verb, which cannot be part of a valid pipelined group). */
+static unsigned
 dispatch(struct smtp_server *s, const char *line, size_t len)
 {
 	size_t v = 0;
@@ -663,12 +665,11 @@ dispatch(struct smtp_server *s, const char *line, size_t len)
 			continue;
 		s->pending_cmd = c->id;
 		s->cmd_total[c->id]++;
-		if ((c->flags & CF_NO_ARGS) && arglen > 0) {
+		if ((c->flags & CF_NO_ARGS) && arglen > 0)
 			reply(s, 501, "5.5.4", "Syntax: %s", c->verb);
-			return;
-		}
-		c->fn(s, arg, arglen);
-		return;
+		else
+			c->fn(s, arg, arglen);
+		return c->flags;
 	}
 	s->pending_cmd = CMD_UNKNOWN;
 	s->cmd_total[CMD_UNKNOWN]++;
@@ -679,20 +680,11 @@ dispatch(struct smtp_server *s, const char *line, size_t len)
 			tx_free(&s->tx);
 			set_state(s, SS_CLOSED);
 			s->pending = SRV_EV_CLOSE;
-			return;
+			return CF_ENDS_GROUP;
 		}
 	}
 	reply(s, 500, "5.5.2", "Error: command not recognized");
-}
-
-/* Is cmd one that must end a pipelined group (RFC 2920 §3.1)? */
-static bool
-ends_group(enum smtp_cmd c)
-{
-	for (size_t i = 0; i < sizeof cmd_table / sizeof cmd_table[0]; i++)
-		if (cmd_table[i].id == c)
-			return (cmd_table[i].flags & CF_ENDS_GROUP) != 0;
-	return true;
+	return CF_ENDS_GROUP;
 }
 
 static void
@@ -809,15 +801,17 @@ smtp_server_feed(struct smtp_server *s, const char *in, size_t n, size_t *used)
 			s->pending_cmd = CMD_UNKNOWN;
 			switch (r) {
 			case LR_LINE:
-				dispatch(s, line, len);
+			{
+				unsigned flags = dispatch(s, line, len);
 				/* RFC 2920 §3.1: a group-ending command followed by more
 				 * input in the same read is improper pipelining. Counted,
 				 * not refused: many clients send DATA and content together. */
-				if (off < n && (ends_group(s->pending_cmd) ||
+				if (off < n && ((flags & CF_ENDS_GROUP) ||
 				    !(active_ext(s) & EXT_PIPELINING)) && s->state != SS_DATA &&
 				    s->state != SS_BDAT)
 					s->improper_pipelining = true;
 				break;
+			}
 			case LR_TOO_LONG:
 				/* RFC 5321 §4.5.3.1.4 / §4.2.4: 500 line too long. */
 				reply(s, 500, "5.5.2", "Error: line too long");

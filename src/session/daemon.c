@@ -36,6 +36,7 @@
 #include "dns/dns.h"
 #include "identity/load.h"
 #include "lib/log.h"
+#include "lib/sockaddr.h"
 #include "lib/util.h"
 #include "lib/xmalloc.h"
 #include "proto/params.h"
@@ -684,20 +685,13 @@ ehlod_run(struct ehlo_config *cfg)
 
 	struct buf names = BUF_INIT;
 	for (int i = 0; i < d->nlisteners; i++) {
-		char host[INET6_ADDRSTRLEN] = "";
-		unsigned port = 0;
-		struct sockaddr_storage *ss = &d->listeners[i].ss;
-		if (ss->ss_family == AF_INET) {
-			inet_ntop(AF_INET, &((struct sockaddr_in *)ss)->sin_addr, host, sizeof host);
-			port = ntohs(((struct sockaddr_in *)ss)->sin_port);
-			buf_appendf(&names, "%s%s:%s:%u", i ? " " : "", (const char *[]){"smtp",
-			    "submission", "submissions"}[d->listeners[i].kind], host, port);
-		} else {
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ss)->sin6_addr, host, sizeof host);
-			port = ntohs(((struct sockaddr_in6 *)ss)->sin6_port);
-			buf_appendf(&names, "%s%s:[%s]:%u", i ? " " : "", (const char *[]){"smtp",
-			    "submission", "submissions"}[d->listeners[i].kind], host, port);
-		}
+		static const char *const kinds[] = { "smtp", "submission", "submissions" };
+		char host[INET6_ADDRSTRLEN];
+		const struct sockaddr_storage *ss = &d->listeners[i].ss;
+		unsigned port = sockaddr_text((const struct sockaddr *)ss, host);
+		bool v6 = ss->ss_family == AF_INET6;
+		buf_appendf(&names, "%s%s:%s%s%s:%u", i ? " " : "", kinds[d->listeners[i].kind],
+		    v6 ? "[" : "", host, v6 ? "]" : "", port);
 	}
 	log_info("ehlod ready: listening on %s; myhostname=%s workers=%d tls=%s maildir=%s",
 	    buf_cstr(&names), cfg->myhostname, nworkers, d->gen->tls ? "yes" : "no",

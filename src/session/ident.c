@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "dns/dns.h"
+#include "lib/sockaddr.h"
 #include "lib/util.h"
 #include "lib/xmalloc.h"
 
@@ -317,16 +318,14 @@ ident_new(const struct ident_env *env, struct dns *dns, struct event_base *base,
 	id->base = base;
 	id->ready = ready;
 	id->arg = arg;
-	socklen_t len = client->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
-	    sizeof(struct sockaddr_in);
+	socklen_t len = sockaddr_len(client);
 	memcpy(&id->client, client, len);
 	id_addr_from_sockaddr(client, len, &id->in.client);
 	id->in.our_names = &env->myhostname;
 	id->in.n_our_names = 1;
 	if (local != NULL) {
 		struct id_addr *ours = xcalloc(1, sizeof *ours);
-		if (id_addr_from_sockaddr(local, local->sa_family == AF_INET6 ?
-		    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in), ours)) {
+		if (id_addr_from_sockaddr(local, sockaddr_len(local), ours)) {
 			id->in.our_addrs = ours;
 			id->in.n_our_addrs = 1;
 		} else {
@@ -417,8 +416,7 @@ arm_deadline(struct ident *id)
 {
 	if (id->timer == NULL)
 		id->timer = evtimer_new(id->base, on_deadline, id);
-	long long ms = id->env->timeout_ms > 0 ? id->env->timeout_ms : 2000;
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	struct timeval tv = timeval_ms(id->env->timeout_ms > 0 ? id->env->timeout_ms : 2000);
 	evtimer_add(id->timer, &tv);
 }
 

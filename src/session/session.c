@@ -37,6 +37,7 @@
 #include "net/proxy.h"
 #include "session/ident.h"
 #include "lib/log.h"
+#include "lib/sockaddr.h"
 #include "lib/util.h"
 #include "lib/xmalloc.h"
 #include "proto/server.h"
@@ -105,18 +106,11 @@ set_client(struct session *s, const char *name)
 	s->client = xasprintf("%s[%s]", name, s->ip);
 }
 
-static struct timeval
-ms_tv(long long ms)
-{
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-	return tv;
-}
-
 static void
 set_timeouts(struct session *s, bool data)
 {
-	struct timeval rd = ms_tv(data ? s->cfg->smtpd_data_timeout : s->cfg->smtpd_timeout);
-	struct timeval wr = ms_tv(s->cfg->smtpd_timeout);
+	struct timeval rd = timeval_ms(data ? s->cfg->smtpd_data_timeout : s->cfg->smtpd_timeout);
+	struct timeval wr = timeval_ms(s->cfg->smtpd_timeout);
 	bufferevent_set_timeouts(s->bev, &rd, &wr);
 	s->data_timeouts = data;
 }
@@ -560,6 +554,17 @@ on_ident_ready(void *arg)
 	process_input(s);
 }
 
+/* Parks the pending event ev until ident's ready callback: the session
+ * stops reading meanwhile (backpressure), and ident guarantees the
+ * callback comes, at the latest at the DNS deadline. */
+static void
+park(struct session *s, enum smtp_event ev)
+{
+	s->busy = true;
+	s->waiting_ev = ev;
+	bufferevent_disable(s->bev, EV_READ);
+}
+
 /* A HELO/EHLO name goes to the identity checks: accepted at once under
  * smtpd_delay_reject (the verdict applies at RCPT), else decided now. */
 static void
@@ -590,11 +595,7 @@ identity_gate(struct session *s, enum smtp_event ev)
 		}
 		return;
 	}
-	/* Park the command; the session stops reading until the answers are in
-	 * or the DNS deadline passes (ident guarantees one of the two). */
-	s->busy = true;
-	s->waiting_ev = ev;
-	bufferevent_disable(s->bev, EV_READ);
+	park(s, ev);
 }
 
 static void
@@ -616,7 +617,7 @@ start_tls(struct session *s)
 	s->bev = tls_server_start(s->g->tls, s->w->base, s->bev);
 	s->in_handshake = true;
 	bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
-	struct timeval hs = ms_tv(s->cfg->smtpd_tls_handshake_timeout);
+	struct timeval hs = timeval_ms(s->cfg->smtpd_tls_handshake_timeout);
 	bufferevent_set_timeouts(s->bev, &hs, &hs);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
@@ -641,10 +642,8 @@ handle_event(struct session *s, enum smtp_event ev)
 			break;
 		}
 		if (!ident_helo_switch_ready(s->id)) {
-			s->busy = true;
-			s->waiting_ev = SRV_EV_HELO;
 			s->helo_switch_wait = true;
-			bufferevent_disable(s->bev, EV_READ);
+			park(s, SRV_EV_HELO);
 			break;
 		}
 		helo_identity(s);
@@ -662,9 +661,7 @@ handle_event(struct session *s, enum smtp_event ev)
 		/* Tagged results belong in the message: give the DNS answers
 		 * still on their way until the deadline to arrive. */
 		if (s->id != NULL && !ident_settle(s->id)) {
-			s->busy = true;
-			s->waiting_ev = SRV_EV_MESSAGE;
-			bufferevent_disable(s->bev, EV_READ);
+			park(s, SRV_EV_MESSAGE);
 			break;
 		}
 		deliver(s);
@@ -902,7 +899,7 @@ proxy_input(struct session *s)
 			return true;
 		if (!s->proxy_bytes) {
 			s->proxy_bytes = true;
-			struct timeval tv = ms_tv(s->cfg->smtpd_upstream_proxy_timeout);
+			struct timeval tv = timeval_ms(s->cfg->smtpd_upstream_proxy_timeout);
 			evtimer_add(s->proxy_timer, &tv);
 		}
 		size_t used = 0;
@@ -915,18 +912,10 @@ proxy_input(struct session *s)
 		case PROXY_DONE:
 			evbuffer_drain(in, used);
 			if (!h.local && (h.src.ss_family == AF_INET || h.src.ss_family == AF_INET6)) {
-				socklen_t len = h.src.ss_family == AF_INET ? sizeof(struct sockaddr_in) :
-				    sizeof(struct sockaddr_in6);
-				memcpy(&s->peer, &h.src, len);
-				s->peerlen = len;
+				s->peerlen = sockaddr_len((struct sockaddr *)&h.src);
+				memcpy(&s->peer, &h.src, s->peerlen);
 				memcpy(&s->local, &h.dst, sizeof s->local);
-				const void *a = h.src.ss_family == AF_INET ?
-				    (const void *)&((struct sockaddr_in *)&h.src)->sin_addr :
-				    (const void *)&((struct sockaddr_in6 *)&h.src)->sin6_addr;
-				inet_ntop(h.src.ss_family, a, s->ip, sizeof s->ip);
-				s->port = ntohs(h.src.ss_family == AF_INET ?
-				    ((struct sockaddr_in *)&h.src)->sin_port :
-				    ((struct sockaddr_in6 *)&h.src)->sin6_port);
+				s->port = sockaddr_text((struct sockaddr *)&h.src, s->ip);
 				set_client(s, "unknown");
 			}
 			log_info("%s PROXY v%d from %s: client=%s:%u%s", s->sid, h.version,
@@ -978,17 +967,8 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
                const struct listener_def *l)
 {
 	struct daemon *d = w->d;
-	char ip[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &in4->sin_addr, ip, sizeof ip);
-		port = ntohs(in4->sin_port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
-		port = ntohs(in6->sin6_port);
-	}
+	char ip[INET6_ADDRSTRLEN];
+	unsigned port = sockaddr_text(sa, ip);
 	char client[300];
 	snprintf(client, sizeof client, "unknown[%s]", ip);
 
@@ -1070,7 +1050,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 		proxy_init(s->pp);
 		snprintf(s->proxy_ip, sizeof s->proxy_ip, "%s", ip);
 		s->proxy_timer = evtimer_new(w->base, on_proxy_timer, s);
-		struct timeval tv = ms_tv(PROXY_SNIFF_MS);
+		struct timeval tv = timeval_ms(PROXY_SNIFF_MS);
 		evtimer_add(s->proxy_timer, &tv);
 		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 		return;
@@ -1102,7 +1082,7 @@ session_start(struct session *s)
 		s->bev = tls_server_start(g->tls, w->base, s->bev);
 		s->in_handshake = true;
 		bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
-		struct timeval hs = ms_tv(cfg->smtpd_tls_handshake_timeout);
+		struct timeval hs = timeval_ms(cfg->smtpd_tls_handshake_timeout);
 		bufferevent_set_timeouts(s->bev, &hs, &hs);
 		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 		return;
@@ -1110,7 +1090,7 @@ session_start(struct session *s)
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	if (cfg->smtpd_greet_pause > 0) {
 		s->greet_timer = evtimer_new(w->base, on_greet_timer, s);
-		struct timeval tv = ms_tv(cfg->smtpd_greet_pause);
+		struct timeval tv = timeval_ms(cfg->smtpd_greet_pause);
 		evtimer_add(s->greet_timer, &tv);
 		return;
 	}
