@@ -27,5 +27,19 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 echo "install-deps: installing ${missing[*]}" >&2
+# unbound, postfix and dovecot are only tools for the tests: they must not
+# start as system services (they would take ports 25/53, and in a container
+# without an init system their postinst start would fail the install).
+# Where no policy-rc.d exists, one that refuses every start is put in place
+# for the install and removed afterwards.
+policy=/usr/sbin/policy-rc.d
+placed=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 0755 "$policy"
+  placed=1
+fi
+cleanup() { [ "$placed" -eq 1 ] && $SUDO rm -f "$policy"; return 0; }
+trap cleanup EXIT
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -101,6 +101,30 @@ def test_command_timeout():
     srv.wait_log("timeout after EHLO from unknown[127.0.0.1]")
 
 
+def test_peer_stops_mid_command_and_mid_data():
+    """A half-sent command line, or a DATA transfer that stalls, cannot
+    hold a session: 421 4.4.2 at the configured timeout, then close, and
+    nothing of the unfinished message is delivered."""
+    srv = Server({"smtpd_timeout": "1s", "smtpd_data_timeout": "1s"})
+    c = Client(srv.port)
+    c.ehlo()
+    c.send(b"MAIL FROM:<half@sender")          # no CRLF, then silence
+    t0 = time.monotonic()
+    c.expect(421, "4.4.2")
+    check(time.monotonic() - t0 <= 5, "no timeout for a half-sent command line")
+    check(c.closed(), "connection not closed after the timeout")
+    c = Client(srv.port)
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@sender.test>", 250)
+    c.cmd("RCPT TO:<stall@%s>" % DOMAIN, 250)
+    c.cmd("DATA", 354)
+    c.send(b"Subject: stalled\r\n\r\npart of a body")
+    c.expect(421, "4.4.2")
+    check(c.closed(), "connection not closed after the DATA timeout")
+    srv.wait_log("timeout after DATA")
+    eq(srv.messages("stall@" + DOMAIN), [], "messages from the stalled transfer")
+
+
 def test_helo_and_esmtp_parameters():
     srv = Server()
     c = Client(srv.port)
