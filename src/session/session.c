@@ -10,8 +10,15 @@
  * (STYLE.md lesson 9; STACK.md §2.1 traps 1, 3 and 4).
  *
  * Writes: replies accumulate in the machine's output buffer and are written
- * in one bufferevent_write when the input is drained (RFC 2920 §3.2), which
- * over TLS is one record per reply group (STACK.md §2.1 trap 2).
+ * in one piece when the input is drained (RFC 2920 §3.2), which over TLS is
+ * one record per reply group (STACK.md §2.1 trap 2). On a plain socket with
+ * nothing queued the piece goes straight to send(2); only what the kernel
+ * does not take goes through the bufferevent (and its write event).
+ *
+ * Reading stays enabled while the session waits for the spool or for DNS:
+ * process_input() does nothing while busy, and the input high-water mark
+ * bounds what a pipelining client can queue meanwhile. Toggling the read
+ * event per message cost two epoll_ctl(2) calls per message for nothing.
  */
 #include "session/daemon.h"
 
@@ -23,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,6 +83,7 @@ struct session {
 	bool                tls_closed;     /* close_notify sent */
 	bool                data_timeouts;  /* timeouts currently set for DATA */
 	bool                counted_ip;
+	bool                peer_eof;       /* EOF seen while busy; see on_event */
 	struct sockaddr_storage local;
 	enum smtp_cmd       last_cmd;
 	struct ident       *id;             /* identity checks; NULL if all off */
@@ -98,6 +107,8 @@ static void close_after_flush(struct session *s);
 static void log_identity(struct session *s, const struct policy_decision *d);
 static void helo_identity(struct session *s);
 static void identity_gate(struct session *s, enum smtp_event ev);
+static void on_flushed(void *arg);
+static const char *lost_after(const struct session *s);
 
 static void
 set_client(struct session *s, const char *name)
@@ -121,9 +132,41 @@ flush_out(struct session *s)
 	struct buf *o = &s->srv->out;
 	if (o->len == 0)
 		return;
-	bufferevent_write(s->bev, o->data, o->len);
+	size_t off = 0;
+	if (!s->tls_active && !s->in_handshake &&
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+		/* Nothing is queued before these bytes, so writing them now keeps
+		 * the order. MSG_NOSIGNAL: a vanished peer is an error, not a
+		 * signal. A failure other than EAGAIN is left for the bufferevent
+		 * to meet again and report through on_event. */
+		ssize_t n = send(bufferevent_getfd(s->bev), o->data, o->len,
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0)
+			off = (size_t)n;
+	}
+	if (off < o->len)
+		bufferevent_write(s->bev, o->data + off, o->len - off);
 	/* Release rather than keep: an idle session should hold no buffers. */
 	buf_free(o);
+}
+
+/* The asynchronous decision (spool or DNS) is in and its reply queued:
+ * go on with the input. A peer that closed its sending side meanwhile
+ * still gets the replies to what it sent before (its pipelined QUIT, say);
+ * after that its EOF ends the session as on_event would have. */
+static void
+resume(struct session *s)
+{
+	process_input(s);
+	if (!s->peer_eof || s->closing || s->busy)
+		return;
+	if (s->srv->state != SS_CLOSED) {
+		atomic_fetch_add(&s->w->d->stats.lost_connections, 1);
+		log_info("%s lost connection after %s from %s", s->sid, lost_after(s), s->client);
+	}
+	flush_out(s);
+	s->closing = true;
+	bev_when_flushed(&s->flush, s->bev, on_flushed, s);
 }
 
 static void
@@ -292,8 +335,7 @@ on_delivered(struct spool_job *job, int status, void *arg)
 		close_after_flush(s);
 		return;
 	}
-	bufferevent_enable(s->bev, EV_READ);
-	process_input(s);
+	resume(s);
 }
 
 /* Recipient -> Maildir; false if it is not ours or not deliverable. */
@@ -373,8 +415,6 @@ deliver(struct session *s)
 	buf_free(&hdr);
 
 	s->busy = true;
-	/* Backpressure while the spool works: stop reading. */
-	bufferevent_disable(s->bev, EV_READ);
 	s->job = spool_submit(s->w->d->spool, s->w->base, msg, mlen,
 	    (const char *const *)boxes, nbox, s->qid, on_delivered, s);
 	for (size_t i = 0; i < nbox; i++)
@@ -550,19 +590,17 @@ on_ident_ready(void *arg)
 		close_after_flush(s);
 		return;
 	}
-	bufferevent_enable(s->bev, EV_READ);
-	process_input(s);
+	resume(s);
 }
 
-/* Parks the pending event ev until ident's ready callback: the session
- * stops reading meanwhile (backpressure), and ident guarantees the
- * callback comes, at the latest at the DNS deadline. */
+/* Parks the pending event ev until ident's ready callback, which ident
+ * guarantees, at the latest at the DNS deadline. Input that arrives
+ * meanwhile waits in the input buffer (see the top of this file). */
 static void
 park(struct session *s, enum smtp_event ev)
 {
 	s->busy = true;
 	s->waiting_ev = ev;
-	bufferevent_disable(s->bev, EV_READ);
 }
 
 /* A HELO/EHLO name goes to the identity checks: accepted at once under
@@ -827,11 +865,17 @@ on_event(struct bufferevent *bev, short what, void *arg)
 			session_free(s);
 			return;
 		}
+		if (s->busy && (what & BEV_EVENT_READING)) {
+			/* Waiting for the spool or DNS is not the client's fault:
+			 * its read timeout starts again (libevent disabled the read
+			 * event when it fired). */
+			bufferevent_enable(s->bev, EV_READ);
+			return;
+		}
 		atomic_fetch_add(&d->stats.timeouts, 1);
 		log_info("%s timeout after %s from %s", s->sid, lost_after(s), s->client);
 		if (s->busy) {
-			/* Waiting for the spool is not the client's fault; only a
-			 * write timeout gets here while busy. */
+			/* A peer that does not read our replies while we wait. */
 			bev_flush_cancel(&s->flush);
 			session_free(s);
 			return;
@@ -846,6 +890,13 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		atomic_fetch_add(&d->stats.tls_failures, 1);
 		log_info("%s TLS handshake failed from %s: %s", s->sid, s->client, reason);
 		session_free(s);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && s->busy) {
+		/* A half-close after pipelined commands (".", then QUIT): the
+		 * replies are still owed. libevent stopped reading; resume()
+		 * finishes the session once the pending decision is in. */
+		s->peer_eof = true;
 		return;
 	}
 	/* EOF or error. */
@@ -1036,7 +1087,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	if (getsockname(fd, (struct sockaddr *)&s->local, &llen) != 0)
 		memset(&s->local, 0, sizeof s->local);
 
-	evutil_make_socket_nonblocking(fd);
+	/* evconnlistener accepted it with SOCK_NONBLOCK (accept4). */
 	s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGHWATER);
 	bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
