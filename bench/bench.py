@@ -28,6 +28,15 @@ How the figures are taken (docs/benchmarks.md says the same):
 Every process started here is stopped by its PID (Postfix with
 `postfix -c DIR stop`, then its master PID if needed); every load run has
 a message count and a timeout.
+
+File systems (--fs): with "fresh" every server instance gets a new ext4
+file system of its own, made on a sparse image under the temp dir and
+loop-mounted, which holds that server's whole directory.  On ext4 the cost
+of creating a file depends on how many inodes were deleted nearby in the
+last minutes; a server sharing a file system with the previous runs pays
+for their deletions.  The mounts are undone after each server stops, and
+any left (a failed run, Ctrl-C, SIGTERM) are undone on exit: only the
+mount points this driver made, by their paths.
 """
 
 import argparse
@@ -155,20 +164,214 @@ def alive(pid):
         return False
 
 
+# ---------------------------------------------------------------- file systems
+
+def unescape_mountinfo(s):
+    """/proc/self/mountinfo writes space, tab, newline and backslash as \\ooo."""
+    out, i = [], 0
+    while i < len(s):
+        if s[i] == '\\' and s[i + 1:i + 4].isdigit():
+            out.append(chr(int(s[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(s[i])
+            i += 1
+    return ''.join(out)
+
+
+def mountinfo():
+    """[(mount point, major:minor, fs type, source)] from /proc/self/mountinfo."""
+    out = []
+    with open('/proc/self/mountinfo') as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index('-')
+            out.append((unescape_mountinfo(fields[4]), fields[2], fields[sep + 1],
+                        unescape_mountinfo(fields[sep + 2])))
+    return out
+
+
+def is_mounted(path):
+    return any(m[0] == path for m in mountinfo())
+
+
+def detect_journal(path):
+    """
+    (True/False/None, how it was found): does the ext2/3/4 file system
+    holding path have a journal?  None when it could not be told.
+    """
+    st = os.stat(path)
+    majmin = f'{os.major(st.st_dev)}:{os.minor(st.st_dev)}'
+    found = [m for m in mountinfo() if m[1] == majmin]
+    if not found:
+        return None, f'no mount of device {majmin} in /proc/self/mountinfo'
+    _, _, fstype, source = found[-1]
+    if fstype not in ('ext2', 'ext3', 'ext4'):
+        return None, f'{source} is {fstype}, not ext2/3/4'
+    try:
+        r = subprocess.run(['tune2fs', '-l', source], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+        for line in r.stdout.splitlines():
+            if r.returncode == 0 and line.startswith('Filesystem features:'):
+                return 'has_journal' in line.split(':', 1)[1].split(), f'tune2fs -l {source}'
+        why = f'tune2fs -l {source} failed'
+    except (OSError, subprocess.TimeoutExpired):
+        why = f'tune2fs -l {source} failed'
+    # tune2fs may be refused the device even as root (a VM's device cgroup).
+    # jbd2 lists every journal it runs as /proc/fs/jbd2/<block device>-<inode>.
+    name = os.path.basename(os.path.realpath(f'/sys/dev/block/{majmin}'))
+    if os.path.isdir('/proc/fs/jbd2') and os.path.exists(f'/proc/fs/ext4/{name}'):
+        return (any(e.startswith(name + '-') for e in os.listdir('/proc/fs/jbd2')),
+                f'/proc/fs/jbd2 ({why})')
+    return None, why
+
+
+def parse_size(s):
+    """'4G', '512M', '1T', or bytes -> bytes (binary units)."""
+    units = {'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40}
+    t = s.strip().upper().removesuffix('IB').removesuffix('B')
+    try:
+        n = int(t[:-1]) * units[t[-1]] if t and t[-1] in units else int(t)
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(f'{s!r} is not a size like 4G or 512M') from None
+    if n < 64 << 20:
+        raise argparse.ArgumentTypeError(f'{s!r}: at least 64M')
+    return n
+
+
+class FileSystems:
+    """
+    Where each server's directory is made.  'tmp': a subdirectory of the
+    bench temp dir, as before.  'fresh': the root of a new ext4 file system
+    on a sparse image of its own (IMAGE = DIR.img next to it), mounted with
+    `mount -o loop`; release() unmounts it and deletes the image.
+    """
+
+    def __init__(self, base, mode, size, journal, keep):
+        self.base, self.mode, self.size, self.keep = base, mode, size, keep
+        self.mkfs = ['mkfs.ext4', '-q', '-F'] + ([] if journal else ['-O', '^has_journal'])
+        self.mounted = {}   # mount point -> image, for every mount not yet undone
+        self.made = []      # every mount point made, for the check at exit
+
+    def make(self, name):
+        path = os.path.join(self.base, f'{name}-{time.monotonic_ns()}')
+        os.makedirs(path)
+        if self.mode == 'fresh':
+            image = path + '.img'
+            # Recorded before mount runs, so an interrupted mount is undone too.
+            self.mounted[path] = image
+            self.made.append(path)
+            try:
+                with open(image, 'xb') as f:
+                    f.truncate(self.size)
+                run_checked(self.mkfs + [image])
+                run_checked(['mount', '-o', 'loop', image, path])
+            except BaseException:
+                self.release(path)
+                raise
+        # Servers run as nobody/postfix: they must be able to traverse it.
+        os.chmod(path, 0o755)
+        return path
+
+    def release(self, path):
+        """Unmounts path and deletes its image, if it is one of ours."""
+        image = self.mounted.get(path)
+        if image is None:
+            return
+        try:
+            gone = self._umount(path)
+            self._detach(image)
+        finally:
+            del self.mounted[path]
+            if not self.keep:
+                try:
+                    os.unlink(image)
+                except FileNotFoundError:
+                    pass
+        if gone:
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+
+    @staticmethod
+    def _umount(path):
+        """True once path is no longer a mount point; EBUSY is retried."""
+        for attempt in range(10):
+            if not is_mounted(path):
+                return True
+            r = subprocess.run(['umount', path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=120)
+            if r.returncode == 0:
+                return True
+            time.sleep(0.2 * (attempt + 1))
+        # Still busy after 9 s: detach it now, the kernel finishes when the
+        # last user lets go.  The mount point is no longer visible either way.
+        log(f'bench: umount {path}: {r.stdout.strip()}; detaching it lazily (umount -l)')
+        subprocess.run(['umount', '-l', path], stdin=subprocess.DEVNULL, timeout=120)
+        return False
+
+    @staticmethod
+    def _detach(image):
+        """Loop devices still backed by image (mount -o loop sets autoclear)."""
+        if not os.path.exists(image):
+            return
+        for _ in range(20):
+            r = subprocess.run(['losetup', '-n', '-O', 'NAME', '-j', image], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=30)
+            devs = r.stdout.split()
+            if not devs:
+                return
+            time.sleep(0.1)
+        for dev in devs:
+            subprocess.run(['losetup', '-d', dev], stdin=subprocess.DEVNULL, timeout=30)
+
+    def cleanup(self):
+        """Undoes every mount of ours still there; True if none is left."""
+        for path in list(self.mounted):
+            try:
+                self.release(path)
+            except Exception as e:  # noqa: BLE001 -- try the others
+                log(f'bench: releasing {path}: {e}')
+        return not any(is_mounted(p) for p in self.made)
+
+
+def run_checked(cmd):
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError(f'{" ".join(cmd)}: {r.stdout.strip()}')
+
+
 # ---------------------------------------------------------------- servers
+
+OPEN = []   # servers made and not yet closed, for the clean-up on exit
+
 
 class Server:
     """One server under test; subclasses know how to start and stop it."""
     maildir = None          # new/ directory messages land in, if any
     multi_process = False
 
-    def __init__(self, base, name):
+    def __init__(self, fs, name):
         self.name = name
-        self.dir = os.path.join(base, f'{name}-{time.monotonic_ns()}')
-        os.makedirs(self.dir)
-        os.chmod(self.dir, 0o755)
+        self.fs = fs
+        self.closed = False
+        self.dir = fs.make(name)
+        OPEN.append(self)
         self.port = free_port()
         self.root = None
+
+    def close(self):
+        """Stops the server and gives back its file system, also after a failure."""
+        if self in OPEN:
+            OPEN.remove(self)
+        try:
+            if not self.closed:
+                self.closed = True
+                self.stop()
+        finally:
+            self.fs.release(self.dir)
 
     def pids(self):
         return tree(self.root) if self.multi_process else [self.root]
@@ -212,8 +415,8 @@ def stop_pid(pid, proc=None, grace=10.0):
 
 
 class Ehlod(Server):
-    def __init__(self, base, binary, logfile=True):
-        super().__init__(base, 'ehlod')
+    def __init__(self, fs, binary, logfile=True):
+        super().__init__(fs, 'ehlod')
         self.binary = binary
         mail = os.path.join(self.dir, 'mail')
         os.makedirs(mail)
@@ -309,8 +512,8 @@ class Postfix(Server):
     """
     multi_process = True
 
-    def __init__(self, base, logfile=True):
-        super().__init__(base, 'postfix')
+    def __init__(self, fs, logfile=True):
+        super().__init__(fs, 'postfix')
         self.etc = os.path.join(self.dir, 'etc')
         spool, data, mail = (os.path.join(self.dir, d) for d in ('spool', 'data', 'mail'))
         for d in (self.etc, spool, data, mail):
@@ -408,8 +611,8 @@ smtpd_client_connection_rate_limit = 0
 
 
 class Sink(Server):
-    def __init__(self, base):
-        super().__init__(base, 'smtp-sink')
+    def __init__(self, fs):
+        super().__init__(fs, 'smtp-sink')
         self.proc = None
 
     def start(self):
@@ -473,6 +676,11 @@ def smtp_source(port, sessions, count, size, persist, timeout):
         p.kill()
         out, _ = p.communicate()
         stalled = True
+    except BaseException:
+        # SIGTERM or Ctrl-C: not left running against a server being stopped.
+        p.kill()
+        p.wait()
+        raise
     t = time.monotonic() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     client_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
@@ -493,6 +701,13 @@ def wait_delivered(server, target, t0, timeout):
 
 
 def throughput_one(server, size_name, sessions, mode, count, timeout):
+    try:
+        return measure_throughput(server, size_name, sessions, mode, count, timeout)
+    finally:
+        server.close()
+
+
+def measure_throughput(server, size_name, sessions, mode, count, timeout):
     size, persist = SIZES[size_name], MODES[mode]
     res = {'server': server.name, 'messages': count}
     try:
@@ -539,7 +754,6 @@ def throughput_one(server, size_name, sessions, mode, count, timeout):
         res['error'] = str(e)
     if not res.get('ok'):
         res['evidence'] = server.evidence()
-    server.stop()
     return res
 
 
@@ -598,10 +812,10 @@ def print_verdict(v):
 
 def new_server(args, name):
     if name == 'ehlod':
-        return Ehlod(args.tmp, args.ehlod, args.ehlod_log)
+        return Ehlod(args.fs, args.ehlod, args.ehlod_log)
     if name == 'postfix':
-        return Postfix(args.tmp, args.ehlod_log)
-    return Sink(args.tmp)
+        return Postfix(args.fs, args.ehlod_log)
+    return Sink(args.fs)
 
 
 def median_row(runs):
@@ -651,7 +865,7 @@ def run_throughput(args, results):
 # ---------------------------------------------------------------- idle, latency
 
 def run_idle(args, results):
-    srv = Ehlod(args.tmp, args.ehlod, args.ehlod_log)
+    srv = Ehlod(args.fs, args.ehlod, args.ehlod_log)
     res = {'sessions': args.idle_sessions}
     try:
         srv.start()
@@ -685,7 +899,7 @@ def run_idle(args, results):
         res['error'] = str(e)
     if not res.get('ok'):
         res['evidence'] = srv.evidence()
-    srv.stop()
+    srv.close()
     print(f'\n== {args.idle_sessions} concurrent idle sessions after EHLO (ehlod) ==')
     print(f'  probe: {res.get("probe", "-")}')
     if 'rss_kib' in res:
@@ -707,7 +921,7 @@ def run_idle(args, results):
 def postfix_idle(args):
     """Postfix's per-session memory, from a smaller count (one smtpd each)."""
     n = args.postfix_idle
-    srv = Postfix(args.tmp)
+    srv = Postfix(args.fs)
     res = {'sessions': n}
     try:
         srv.start()
@@ -735,7 +949,7 @@ def postfix_idle(args):
                 stop_pid(p.pid, p)
     except Exception as e:  # noqa: BLE001
         res['error'] = str(e)
-    srv.stop()
+    srv.close()
     print(f'\n== Postfix, {n} concurrent idle sessions after EHLO (for scale) ==')
     print(f'  probe: {res.get("probe", "-")}')
     if 'rss_kib' in res:
@@ -772,7 +986,7 @@ def run_latency(args, results):
             res['error'] = str(e)
         if not res['ok']:
             res['evidence'] = srv.evidence()
-        srv.stop()
+        srv.close()
         out.append(res)
         print(f'{name:10} ' + ' '.join(f'{res.get(k, "-"):>9}' for k in (
             'greeting_p50_us', 'greeting_p99_us', 'ehlo_p50_us', 'ehlo_p99_us',
@@ -817,6 +1031,13 @@ def main():
     ap.add_argument('--probe', required=True)
     ap.add_argument('--json', help='write all results here')
     ap.add_argument('--keep', action='store_true', help='keep the temp dir (logs, Maildirs)')
+    ap.add_argument('--fs', choices=('fresh', 'tmp'),
+                    help='fresh: a new loop-mounted ext4 file system per server (default as root); '
+                         'tmp: every server in the temp dir')
+    ap.add_argument('--fs-size', type=parse_size, default=parse_size('4G'), metavar='SIZE',
+                    help='size of each sparse image for --fs fresh (default 4G)')
+    ap.add_argument('--fs-journal', choices=('yes', 'no'),
+                    help='ext4 journal for --fs fresh (default: as the temp dir\'s file system)')
     args = ap.parse_args()
     args.repeat = args.repeat or (1 if args.quick else 3)
 
@@ -829,13 +1050,52 @@ def main():
         log(f'bench: RLIMIT_NOFILE hard limit {hard} is too low for {args.idle_sessions} sessions')
         return 2
 
-    args.tmp = tempfile.mkdtemp(prefix='ehlo-bench.')
+    missing = [t for t in ('mkfs.ext4', 'mount', 'umount', 'losetup') if shutil.which(t) is None]
+    why_not = 'not root' if os.geteuid() != 0 else ', '.join(missing) + ' not found' if missing else ''
+    if args.fs == 'fresh' and why_not:
+        log(f'bench: --fs fresh needs root and mkfs.ext4, mount, umount, losetup ({why_not})')
+        return 2
+    if args.fs is None:
+        args.fs = 'tmp' if why_not else 'fresh'
+        if why_not:
+            log(f'bench: note: no fresh file system per server ({why_not}); using --fs tmp, so '
+                f'file creation costs may depend on run order (docs/benchmarks.md)')
+
+    args.tmp = os.path.realpath(tempfile.mkdtemp(prefix='ehlo-bench.'))
     os.chmod(args.tmp, 0o755)
+    tmp_journal, how = detect_journal(args.tmp)
+    if args.fs == 'tmp':
+        journal, source = tmp_journal, f'the temp dir\'s, {how}'
+        if args.fs_journal:
+            log('bench: --fs-journal has no effect with --fs tmp')
+    elif args.fs_journal:
+        journal, source = args.fs_journal == 'yes', '--fs-journal'
+    elif tmp_journal is None:
+        journal, source = True, f'default, not known for the temp dir ({how})'
+    else:
+        journal, source = tmp_journal, f'as the temp dir, {how}'
+    args.fs = FileSystems(args.tmp, args.fs, args.fs_size, journal is not False, args.keep)
+    size = (f'{args.fs_size >> 30}G' if args.fs_size % (1 << 30) == 0
+            else f'{args.fs_size >> 20}M' if args.fs_size % (1 << 20) == 0 else str(args.fs_size))
+    fs = {'mode': args.fs.mode, 'journal': journal, 'journal_source': source,
+          'temp_dir_journal': tmp_journal,
+          'mkfs': ' '.join(args.fs.mkfs) if args.fs.mode == 'fresh' else None,
+          'image_size': size if args.fs.mode == 'fresh' else None}
     results = {'started': time.strftime('%Y-%m-%dT%H:%M:%S%z'), 'argv': sys.argv[1:],
                'machine': {'cpus': os.cpu_count(), 'kernel': os.uname().release},
-               'throughput': []}
+               'fs': fs, 'throughput': []}
+    yn = {True: 'yes', False: 'no', None: 'unknown'}[journal]
+    if args.fs.mode == 'fresh':
+        fs_text = f'fs fresh ({size} image per server, {fs["mkfs"]}, journal {yn}: {source})'
+    else:
+        fs_text = f'fs tmp (servers share the temp dir, journal {yn}: {source})'
     print(f'ehlo bench: {os.cpu_count()} CPUs, kernel {os.uname().release}, '
-          f'ehlod {args.ehlod}, temp {args.tmp}')
+          f'ehlod {args.ehlod}, temp {args.tmp}, {fs_text}')
+
+    def on_signal(signum, frame):
+        raise SystemExit(128 + signum)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     t0 = time.monotonic()
     try:
         if 'throughput' in args.tests:
@@ -845,14 +1105,26 @@ def main():
         if 'latency' in args.tests:
             run_latency(args, results)
     finally:
+        # A second Ctrl-C must not cut the clean-up short and leave mounts.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        for srv in list(OPEN):
+            try:
+                srv.close()
+            except Exception as e:  # noqa: BLE001 -- the mounts still go
+                log(f'bench: stopping {srv.name}: {e}')
+        unmounted = args.fs.cleanup()
         results['seconds'] = time.monotonic() - t0
         if args.json:
             with open(args.json, 'w') as f:
                 json.dump(results, f, indent=1)
         if args.keep:
-            print(f'kept {args.tmp}')
-        else:
+            print(f'kept {args.tmp}' + (' (each server\'s file system is its DIR.img: '
+                                        'mount -o loop to read it)' if args.fs.mode == 'fresh' else ''))
+        elif unmounted:
             shutil.rmtree(args.tmp, ignore_errors=True)
+        else:
+            log(f'bench: a mount under {args.tmp} is still there; not deleting the temp dir')
     print(f'\nbench: {results["seconds"]:.0f} s')
     ok = all(r.get('ok') for c in results['throughput'] for r in c['rows'])
     ok = ok and results.get('idle', {}).get('ok', True)

@@ -6,12 +6,15 @@
 #                [--servers ehlod,postfix,smtp-sink] [--messages N]
 #                [--idle-sessions N] [--postfix-idle N] [--latency-sessions N]
 #                [--no-log] [--json FILE] [--keep]
+#                [--fs fresh|tmp] [--fs-size 4G] [--fs-journal yes|no]
 #
 # ehlod is $EHLOD, else build/src/cli/ehlod.  Build it optimised first:
 #   meson setup build && ninja -C build src/cli/ehlod
 # Needs root for the Postfix instance (its master runs as root and drops to
 # the postfix user) and smtp-source, smtp-sink, postfix from the postfix
-# package.  Figures and method: docs/benchmarks.md.
+# package.  As root, each server gets a new loop-mounted ext4 file system
+# (--fs fresh; needs mkfs.ext4, mount, umount, losetup), so no server pays
+# for the files another one deleted.  Figures and method: docs/benchmarks.md.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
