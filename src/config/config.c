@@ -250,6 +250,12 @@ static const struct cfg_setting settings[] = {
 	  "Domains whose mail is delivered to mailboxes under $virtual_mailbox_base."),
 	P(virtual_mailbox_base, "var/mail", false,
 	  "Directory holding one Maildir per recipient address."),
+	P(spool_journal_directory, "", false,
+	  "Write-ahead journal for accepted mail; empty: none. Without it the 250 is sent once "
+	  "the message is durable in every recipient's new/. With it the 250 is sent once the "
+	  "message is fdatasynced in the journal (one flush for all messages committed "
+	  "together, like Postfix's queue file) and Maildir delivery follows in the "
+	  "background; after a crash the journal is replayed at start. See docs/spool.md."),
 	P(virtual_mailbox_maps, "", true,
 	  "File of valid recipient addresses, one per line (a second column is ignored, so a "
 	  "Postfix virtual_mailbox_maps source file works); empty: every local part is accepted."),

@@ -77,6 +77,7 @@ struct ehlo_config {
 	/* local delivery */
 	struct cfg_list virtual_mailbox_domains;
 	char    *virtual_mailbox_base;
+	char    *spool_journal_directory;
 	char    *virtual_mailbox_maps;
 
 	/* TLS (issue 3) */

@@ -482,6 +482,13 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	/* Settings that only take effect at start keep their running values. */
 	g->cfg->smtpd_workers = old->cfg->smtpd_workers;
 	g->cfg->delivery_threads = old->cfg->delivery_threads;
+	if (strcmp(g->cfg->spool_journal_directory, old->cfg->spool_journal_directory) != 0) {
+		log_warn("reload: spool_journal_directory takes effect at the next start; "
+		    "keeping %s", old->cfg->spool_journal_directory[0] ?
+		    old->cfg->spool_journal_directory : "(none)");
+		free(g->cfg->spool_journal_directory);
+		g->cfg->spool_journal_directory = xstrdup(old->cfg->spool_journal_directory);
+	}
 	gen_unref(&old);
 	pthread_mutex_lock(&d->lock);
 	struct gen *prev = d->gen;
@@ -587,6 +594,10 @@ ehlod_run(struct ehlo_config *cfg)
 	if (make_dirs(cfg->virtual_mailbox_base, uid, gid) != 0)
 		log_fatal(73, "cannot create virtual_mailbox_base %s: %s",
 		    cfg->virtual_mailbox_base, strerror(errno));
+	if (cfg->spool_journal_directory[0] &&
+	    make_dirs(cfg->spool_journal_directory, uid, gid) != 0)
+		log_fatal(73, "cannot create spool_journal_directory %s: %s",
+		    cfg->spool_journal_directory, strerror(errno));
 	if (cfg->smtpd_tls_auto_cert && cfg->smtpd_tls_cert_file.n == 0 &&
 	    make_dirs(cfg->smtpd_tls_auto_cert_dir, uid, gid) != 0)
 		log_fatal(73, "cannot create smtpd_tls_auto_cert_dir %s: %s",
@@ -648,6 +659,7 @@ ehlod_run(struct ehlo_config *cfg)
 
 	struct spool_opts so = {
 		.base = cfg->virtual_mailbox_base,
+		.journal_dir = cfg->spool_journal_directory,
 		.threads = (unsigned)cfg->delivery_threads,
 		.hostname = cfg->myhostname,
 	};

@@ -42,12 +42,14 @@
 struct copy {
 	struct delivery *job;
 	const char      *dir;       /* the Maildir, owned by the job */
+	const char      *name;      /* preset name under new/, or NULL */
 	char            *tmp;       /* <dir>/tmp/<u> */
 	char            *new;       /* <dir>/new/<u>,S=<len> */
 	int              fd;        /* open until synced, else -1 */
 	bool             made;      /* tmp exists and is ours */
 	bool             anon;      /* O_TMPFILE: no name until linked into new/ */
 	bool             linked;    /* new exists and is ours */
+	bool             synced;    /* made durable by bulk_sync */
 };
 
 static void
@@ -88,8 +90,8 @@ write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-static void
-name_copy(struct deliverer *d, struct copy *c)
+char *
+maildir_new_name(struct deliverer *d, size_t len)
 {
 	struct timespec ts;
 	unsigned long long q = atomic_fetch_add(&d->seq, 1) + 1;
@@ -97,11 +99,20 @@ name_copy(struct deliverer *d, struct copy *c)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	/* <sec>.M<usec>P<pid>Q<seq>.<host>: unique by pid + per-process
 	 * sequence, so two copies of one job in one Maildir cannot collide. */
-	c->tmp = xasprintf("%s/tmp/%lld.M%ldP%ldQ%llu.%s", c->dir,
-	    (long long)ts.tv_sec, ts.tv_nsec / 1000, d->pid, q, d->host);
-	c->new = xasprintf("%s/new/%lld.M%ldP%ldQ%llu.%s,S=%zu", c->dir,
-	    (long long)ts.tv_sec, ts.tv_nsec / 1000, d->pid, q, d->host,
-	    c->job->len);
+	return xasprintf("%lld.M%ldP%ldQ%llu.%s,S=%zu", (long long)ts.tv_sec,
+	    ts.tv_nsec / 1000, d->pid, q, d->host, len);
+}
+
+static void
+name_copy(struct deliverer *d, struct copy *c)
+{
+	char *made = NULL;
+	const char *name = c->name;
+	if (name == NULL)
+		name = made = maildir_new_name(d, c->job->len);
+	c->tmp = xasprintf("%s/tmp/%s", c->dir, name);
+	c->new = xasprintf("%s/new/%s", c->dir, name);
+	free(made);
 }
 
 static int
@@ -204,7 +215,7 @@ sync_open(struct copy *cp, size_t n, size_t *nopen)
 		struct copy *c = &cp[i];
 		if (c->fd < 0)
 			continue;
-		if (c->job->status == 0 && fdatasync(c->fd) != 0) {
+		if (c->job->status == 0 && !c->synced && fdatasync(c->fd) != 0) {
 			int e = errno;
 			log_fail(c->job, "fdatasync", c->tmp, e);
 			fail(c->job, e);
@@ -224,6 +235,27 @@ sync_open(struct copy *cp, size_t n, size_t *nopen)
 		c->fd = -1;
 		(*nopen)--;
 	}
+}
+
+/*
+ * Bulk mode, phase 2 for a whole batch at once: one syncfs() makes the data
+ * and inodes of every file durable with one device flush, where an
+ * fdatasync per file costs a flush each. The copies are then marked synced
+ * (sync_open skips their fdatasync). syncfs reports write-back errors of
+ * the file system since this descriptor was opened (Linux >= 5.8); on an
+ * error every copy falls back to its own fdatasync, which reports its own.
+ */
+static void
+bulk_sync(struct copy *cp, size_t n)
+{
+	int fd = -1;
+	for (size_t i = 0; i < n && fd < 0; i++)
+		if (cp[i].fd >= 0 && cp[i].job->status == 0)
+			fd = cp[i].fd;
+	if (fd < 0 || syncfs(fd) != 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		cp[i].synced = true;
 }
 
 static int
@@ -304,6 +336,7 @@ deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs)
 		for (size_t m = 0; m < jobs[j]->n; m++, k++) {
 			cp[k].job = jobs[j];
 			cp[k].dir = jobs[j]->mailboxes[m];
+			cp[k].name = jobs[j]->names ? jobs[j]->names[m] : NULL;
 			cp[k].fd = -1;
 		}
 
@@ -321,6 +354,8 @@ deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs)
 			sync_open(cp, i + 1, &nopen);
 	}
 	/* 2. sync */
+	if (d->bulk && nopen > 1 && nopen == n)
+		bulk_sync(cp, n);
 	sync_open(cp, n, &nopen);
 
 	/* 3. link, only jobs whose every copy is durable in tmp/ */

@@ -38,10 +38,17 @@
 
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "spool/jrec.h"
 
 /* Jobs per group commit: bounds one batch's latency and lets a second
  * idle thread start on the rest. */
 #define BATCH_MAX 64
+
+/* Journal group commit: at most this many records or bytes per fdatasync. */
+#define JBATCH_MAX      256
+#define JBATCH_BYTES    (8u << 20)
+/* A journaled message whose Maildir delivery failed is retried after this. */
+#define RETRY_SECONDS   10
 
 struct spool_sink {
 	struct spool_sink *next;        /* sp->sinks, under sp->mu */
@@ -61,6 +68,12 @@ struct spool_job {
 	spool_done_fn     *done;
 	void              *arg;
 	bool               abandoned;   /* under sink->mu */
+	/* Journal mode only: */
+	struct spool      *sp;
+	char             **names;       /* file names under new/, one per box */
+	bool               journaled;   /* acknowledged; the spool owns it now */
+	unsigned           segno;       /* journal segment holding it */
+	time_t             retry_at;
 };
 
 struct spool {
@@ -72,16 +85,44 @@ struct spool {
 	pthread_t         *tids;
 	unsigned           nthreads;
 	struct deliverer   dl;
+	/* Journal mode (spool_opts.journal_dir): */
+	struct journal    *jl;
+	pthread_t          jtid;
+	bool               jstarted;
+	bool               jstopping;
+	pthread_cond_t     jcv;
+	struct spool_job  *jhead, *jtail;   /* submitted, not yet journaled */
+	struct spool_job  *retry;           /* failed deliveries, by retry_at */
+	atomic_uint_fast64_t jsyncs, jrecords;
 };
 
 static void
 job_free(struct spool_job *job)
 {
 	free(job->content);
-	for (size_t i = 0; i < job->d.n; i++)
+	for (size_t i = 0; i < job->d.n; i++) {
 		free(job->boxes[i]);
+		if (job->names)
+			free(job->names[i]);
+	}
 	free(job->boxes);
+	free(job->names);
 	free(job);
+}
+
+/* Hands a journaled job to the delivery threads. */
+static void
+enqueue_delivery(struct spool *sp, struct spool_job *job)
+{
+	pthread_mutex_lock(&sp->mu);
+	job->next = NULL;
+	if (sp->qtail != NULL)
+		sp->qtail->next = job;
+	else
+		sp->qhead = job;
+	sp->qtail = job;
+	pthread_cond_signal(&sp->cv);
+	pthread_mutex_unlock(&sp->mu);
 }
 
 /* Runs on the sink's event base thread. */
@@ -103,25 +144,27 @@ sink_cb(evutil_socket_t fd, short what, void *arg)
 		pthread_mutex_unlock(&s->mu);
 		if (!abandoned)
 			job->done(job, job->d.status, job->arg);
-		job_free(job);
+		if (job->journaled)
+			enqueue_delivery(job->sp, job);
+		else
+			job_free(job);
 	}
 }
 
-/* Delivery thread: hand a finished job back to its loop. */
+/* Delivery or journal thread: hand a job's outcome back to its loop (for
+ * a journaled job: its acknowledgement, the delivery still to come). */
 static void
-job_finish(struct spool_job *job)
+job_post(struct spool_job *job)
 {
 	struct spool_sink *s = job->sink;
-
-	/* The message is on disk (or rolled back): release it before the
-	 * job waits for its loop. */
-	x_free(&job->content);
-	job->d.content = NULL;
 
 	pthread_mutex_lock(&s->mu);
 	if (job->abandoned) {
 		pthread_mutex_unlock(&s->mu);
-		job_free(job);
+		if (job->journaled)
+			enqueue_delivery(job->sp, job);   /* durable: still owed */
+		else
+			job_free(job);
 		return;
 	}
 	job->next = NULL;
@@ -132,6 +175,45 @@ job_finish(struct spool_job *job)
 	s->tail = job;
 	pthread_mutex_unlock(&s->mu);
 	event_active(s->ev, EV_READ, 0);
+}
+
+/* Under sp->mu: a journaled job whose delivery failed waits RETRY_SECONDS. */
+static void
+schedule_retry(struct spool *sp, struct spool_job *job)
+{
+	job->retry_at = time(NULL) + RETRY_SECONDS;
+	struct spool_job **pp = &sp->retry;
+	while (*pp != NULL && (*pp)->retry_at <= job->retry_at)
+		pp = &(*pp)->next;
+	job->next = *pp;
+	*pp = job;
+}
+
+/* Delivery thread, after deliver_batch. */
+static void
+job_finish(struct spool *sp, struct spool_job *job)
+{
+	if (job->journaled) {
+		if (job->d.status == 0) {
+			journal_release(sp->jl, job->segno);
+			job_free(job);
+			return;
+		}
+		/* Acknowledged already: the journal keeps it; try again later
+		 * (and at the next start, if we stop first). */
+		log_warn("%s: delivery from the spool journal failed: %s; retrying in %d s",
+		    job->qid, strerror(job->d.status), RETRY_SECONDS);
+		pthread_mutex_lock(&sp->mu);
+		schedule_retry(sp, job);
+		pthread_cond_signal(&sp->jcv);
+		pthread_mutex_unlock(&sp->mu);
+		return;
+	}
+	/* The message is on disk (or rolled back): release it before the
+	 * job waits for its loop. */
+	x_free(&job->content);
+	job->d.content = NULL;
+	job_post(job);
 }
 
 static void *
@@ -163,11 +245,104 @@ delivery_thread(void *arg)
 
 		deliver_batch(&sp->dl, batch, n);
 		for (size_t i = 0; i < n; i++)
-			job_finish(jobs[i]);
+			job_finish(sp, jobs[i]);
 
 		pthread_mutex_lock(&sp->mu);
 	}
 	pthread_mutex_unlock(&sp->mu);
+	return NULL;
+}
+
+/*
+ * Journal thread: group commit into the journal. Takes every submitted job
+ * (up to JBATCH_MAX / JBATCH_BYTES), appends their records with one write
+ * and one fdatasync, then acknowledges them; their Maildir delivery follows
+ * on the delivery threads. Also moves due retries back to the delivery
+ * queue. Drains its queue before it stops.
+ */
+static void *
+journal_thread(void *arg)
+{
+	struct spool *sp = arg;
+	struct buf rec = BUF_INIT;
+	struct spool_job *group[JBATCH_MAX];
+	bool encoded[JBATCH_MAX];
+
+	pthread_mutex_lock(&sp->mu);
+	for (;;) {
+		time_t now = time(NULL);
+		bool moved = false;
+		while (sp->retry != NULL && sp->retry->retry_at <= now) {
+			struct spool_job *job = sp->retry;
+			sp->retry = job->next;
+			job->next = NULL;
+			if (sp->qtail != NULL)
+				sp->qtail->next = job;
+			else
+				sp->qhead = job;
+			sp->qtail = job;
+			moved = true;
+		}
+		if (moved)
+			pthread_cond_broadcast(&sp->cv);
+		if (sp->jhead == NULL) {
+			if (sp->jstopping)
+				break;
+			if (sp->retry != NULL) {
+				struct timespec ts = { .tv_sec = sp->retry->retry_at, .tv_nsec = 0 };
+				pthread_cond_timedwait(&sp->jcv, &sp->mu, &ts);
+			} else {
+				pthread_cond_wait(&sp->jcv, &sp->mu);
+			}
+			continue;
+		}
+		size_t n = 0, bytes = 0;
+		while (sp->jhead != NULL && n < JBATCH_MAX &&
+		    (n == 0 || bytes + sp->jhead->d.len <= JBATCH_BYTES)) {
+			struct spool_job *job = sp->jhead;
+			sp->jhead = job->next;
+			bytes += job->d.len;
+			group[n++] = job;
+		}
+		if (sp->jhead == NULL)
+			sp->jtail = NULL;
+		pthread_mutex_unlock(&sp->mu);
+
+		buf_reset(&rec);
+		size_t nok = 0;
+		for (size_t i = 0; i < n; i++) {
+			struct spool_job *job = group[i];
+			encoded[i] = jrec_encode(&rec, journal_next_seq(sp->jl), job->qid,
+			    job->d.n, (const char *const *)job->boxes,
+			    (const char *const *)job->names, job->d.content, job->d.len) == 0;
+			nok += encoded[i];
+		}
+		unsigned segno = 0;
+		int e = nok > 0 ? journal_append(sp->jl, &rec, nok, &segno) : 0;
+		if (e != 0)
+			log_warn("spool journal: append of %zu message%s failed: %s", nok,
+			    nok == 1 ? "" : "s", strerror(e));
+		else if (nok > 0) {
+			atomic_fetch_add_explicit(&sp->jsyncs, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&sp->jrecords, nok, memory_order_relaxed);
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct spool_job *job = group[i];
+			if (e == 0 && encoded[i]) {
+				job->journaled = true;
+				job->segno = segno;
+				job->d.status = 0;
+			} else {
+				job->d.status = e != 0 ? e : EINVAL;
+				x_free(&job->content);
+				job->d.content = NULL;
+			}
+			job_post(job);
+		}
+		pthread_mutex_lock(&sp->mu);
+	}
+	pthread_mutex_unlock(&sp->mu);
+	buf_free(&rec);
 	return NULL;
 }
 
@@ -230,8 +405,21 @@ spool_new(const struct spool_opts *o, struct buf *err)
 	atomic_init(&sp->dl.bytes, 0);
 	atomic_init(&sp->dl.no_tmpfile, o->classic_tmp);
 
+	pthread_cond_init(&sp->jcv, NULL);
+	atomic_init(&sp->jsyncs, 0);
+	atomic_init(&sp->jrecords, 0);
 	sp->nthreads = o->threads ? o->threads : SPOOL_THREADS_DEFAULT;
 	sp->tids = xcalloc(sp->nthreads, sizeof *sp->tids);
+	if (o->journal_dir != NULL && *o->journal_dir != '\0') {
+		/* Recovery happens here, before any thread runs. */
+		sp->dl.bulk = true;
+		sp->jl = journal_open(o->journal_dir, &sp->dl, err);
+		if (sp->jl == NULL) {
+			sp->nthreads = 0;
+			spool_free(&sp);
+			return NULL;
+		}
+	}
 
 	/* Delivery threads never handle signals: they belong to the main
 	 * thread's event loop. The mask is inherited at creation. */
@@ -245,6 +433,10 @@ spool_new(const struct spool_opts *o, struct buf *err)
 		    sp);
 		if (e != 0)
 			break;
+	}
+	if (e == 0 && sp->jl != NULL) {
+		e = pthread_create(&sp->jtid, NULL, journal_thread, sp);
+		sp->jstarted = e == 0;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (e != 0) {
@@ -263,6 +455,33 @@ spool_free(struct spool **spp)
 
 	if (sp == NULL)
 		return;
+	if (sp->jstarted) {
+		/* The journal thread drains what was submitted first. */
+		pthread_mutex_lock(&sp->mu);
+		sp->jstopping = true;
+		pthread_cond_broadcast(&sp->jcv);
+		pthread_mutex_unlock(&sp->mu);
+		pthread_join(sp->jtid, NULL);
+		sp->jstarted = false;
+	}
+	/* Acknowledgements posted but never dispatched: the messages are in
+	 * the journal, so they are still delivered, now. */
+	for (struct spool_sink *s = sp->sinks; s != NULL; s = s->next) {
+		pthread_mutex_lock(&s->mu);
+		struct spool_job **pp = &s->head, *last = NULL;
+		while (*pp != NULL) {
+			struct spool_job *job = *pp;
+			if (job->journaled) {
+				*pp = job->next;
+				enqueue_delivery(sp, job);
+			} else {
+				last = job;
+				pp = &job->next;
+			}
+		}
+		s->tail = last;
+		pthread_mutex_unlock(&s->mu);
+	}
 	stop_threads(sp, sp->nthreads);
 
 	/* Posted but never dispatched: nobody is left to tell. */
@@ -278,6 +497,14 @@ spool_free(struct spool **spp)
 		pthread_mutex_destroy(&s->mu);
 		free(s);
 	}
+	/* Deliveries still failing: the journal keeps them for the next start. */
+	while (sp->retry != NULL) {
+		struct spool_job *job = sp->retry;
+		sp->retry = job->next;
+		job_free(job);
+	}
+	journal_close(&sp->jl);
+	pthread_cond_destroy(&sp->jcv);
 	dircache_destroy(&sp->dl.cache);
 	free(sp->dl.host);
 	free(sp->tids);
@@ -335,6 +562,28 @@ spool_submit(struct spool *sp, struct event_base *base, char *content,
 	job->d.qid = job->qid;
 	job->done = done;
 	job->arg = arg;
+
+	if (sp->jl != NULL) {
+		/* The names under new/ are fixed now and journaled, so that
+		 * recovery can tell a delivered copy from a missing one. */
+		job->sp = sp;
+		job->names = xcalloc(n, sizeof *job->names);
+		for (size_t i = 0; i < n; i++)
+			job->names[i] = maildir_new_name(&sp->dl, len);
+		job->d.names = job->names;
+		pthread_mutex_lock(&sp->mu);
+		if (sp->stopping || sp->jstopping)
+			abort();        /* submit after spool_free began */
+		job->sink = sink_for(sp, base);
+		if (sp->jtail != NULL)
+			sp->jtail->next = job;
+		else
+			sp->jhead = job;
+		sp->jtail = job;
+		pthread_cond_signal(&sp->jcv);
+		pthread_mutex_unlock(&sp->mu);
+		return job;
+	}
 
 	pthread_mutex_lock(&sp->mu);
 	if (sp->stopping)
@@ -405,4 +654,6 @@ spool_get_stats(struct spool *sp, struct spool_stats *out)
 	    memory_order_relaxed);
 	out->bytes = atomic_load_explicit(&sp->dl.bytes,
 	    memory_order_relaxed);
+	out->journal_syncs = atomic_load_explicit(&sp->jsyncs, memory_order_relaxed);
+	out->journal_records = atomic_load_explicit(&sp->jrecords, memory_order_relaxed);
 }

@@ -21,6 +21,20 @@
  * All-or-nothing per job: every copy of a job is written and synced before
  * any is linked; if one copy fails, none becomes visible.
  *
+ * Journal mode (spool_opts.journal_dir set): "status 0" comes earlier, as
+ * soon as the message is fdatasynced in an append-only journal shared by
+ * all sessions (one flush per group of messages committed together, and
+ * no file created per message before the reply). The Maildir delivery
+ * above then runs in the background; the journal entry is dropped once
+ * every copy is durable in new/. A delivery that fails is retried every
+ * RETRY_SECONDS, and at the next start. spool_new() replays the journal
+ * left by an earlier run before it returns: each journaled message is
+ * delivered to the mailboxes that do not have it yet (its file names under
+ * new/ are journaled too), so after a crash or kill -9 every acknowledged
+ * message reaches its Maildirs exactly once, unless a mail reader moved it
+ * out of new/ and cur/ first. The same durability as Postfix's queue file
+ * fsync before its 250.
+ *
  * libevent must have been initialised with evthread_use_pthreads() before
  * the event bases were created: completions cross threads.
  */
@@ -43,6 +57,8 @@ struct spool_opts {
 	const char *hostname;   /* for unique names; NULL = gethostname() */
 	bool        classic_tmp;/* always write through tmp/ (tests); otherwise
 	                           O_TMPFILE in new/ where the file system has it */
+	const char *journal_dir;/* write-ahead journal directory (must exist);
+	                           NULL or "": none (see "Journal mode" above) */
 };
 
 #define SPOOL_THREADS_DEFAULT 4
@@ -121,6 +137,8 @@ struct spool_stats {
 	uint64_t copies;        /* mailbox copies made durable */
 	uint64_t batches;       /* group commits performed */
 	uint64_t bytes;         /* bytes written into tmp files */
+	uint64_t journal_syncs;   /* journal group commits (fdatasync) */
+	uint64_t journal_records; /* messages journaled */
 };
 
 void spool_get_stats(struct spool *sp, struct spool_stats *out);

@@ -41,6 +41,8 @@ struct delivery {
 	const char  *content;
 	size_t       len;
 	char *const *mailboxes;     /* n paths without trailing '/' */
+	char *const *names;         /* n file names under new/, or NULL: made
+	                               up at delivery (maildir_new_name) */
 	size_t       n;
 	const char  *qid;           /* for log lines; never NULL */
 	int          status;        /* out: 0 or errno */
@@ -53,6 +55,8 @@ struct deliverer {
 	atomic_uint_fast64_t seq;   /* Q<seq> in unique names */
 	atomic_uint_fast64_t jobs_ok, jobs_failed, copies, batches, bytes;
 	atomic_bool      no_tmpfile; /* O_TMPFILE or linkat of it unsupported here */
+	bool             bulk;      /* background delivery (journal mode): one
+	                               syncfs per batch instead of a flush per file */
 };
 
 /*
@@ -60,6 +64,21 @@ struct deliverer {
  * are independent: one failing never affects another.
  */
 void deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs);
+
+/*
+ * A fresh Maildir file name for new/: <sec>.M<usec>P<pid>Q<seq>.<host>,S=<len>.
+ * Unique within the process (seq) and across processes (pid, time).
+ */
+char *maildir_new_name(struct deliverer *d, size_t len);
+
+/* The write-ahead journal (journal.c). */
+struct journal;
+struct journal *journal_open(const char *dir, struct deliverer *dl, struct buf *err);
+uint64_t journal_next_seq(struct journal *j);
+int  journal_append(struct journal *j, const struct buf *records, size_t nmsg,
+    unsigned *segno);
+void journal_release(struct journal *j, unsigned segno);
+void journal_close(struct journal **j);
 
 /* Escapes a host name for a Maildir unique name: '/' -> \057, ':' -> \072. */
 void maildir_escape_host(const char *host, struct buf *out);

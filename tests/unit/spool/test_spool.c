@@ -25,6 +25,7 @@
 
 #include "lib/buf.h"
 #include "lib/xmalloc.h"
+#include "spool/jrec.h"
 #include "spool/spool.h"
 
 #define LOOP_LIMIT_SEC 30
@@ -743,6 +744,200 @@ test_queue_ids(void **state)
 	assert_memory_equal(id + 13, pid, 6);
 }
 
+/* ---- journal mode ---- */
+
+static struct spool *
+new_journal_spool(const char *root, const char *jdir, struct buf *err)
+{
+	struct spool_opts o = { .base = root, .threads = 2, .hostname = "h",
+	    .classic_tmp = classic_tmp, .journal_dir = jdir };
+	return spool_new(&o, err);
+}
+
+static void
+write_file(const char *path, const void *p, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, p, n), (ssize_t)n);
+	close(fd);
+}
+
+/* Acknowledged from the journal; delivered to new/ by spool_free at the
+ * latest; a clean stop leaves no segment. */
+static void
+test_journal_submit(void **state)
+{
+	char *root = make_root();
+	char jdir[4096];
+	snprintf(jdir, sizeof jdir, "%s/journal", root);
+	assert_int_equal(mkdir(jdir, 0700), 0);
+	struct buf err = BUF_INIT;
+	struct spool *sp = new_journal_spool(root, jdir, &err);
+	assert_non_null(sp);
+	assert_int_equal(count_dir(jdir, ".", NULL, 0), 1);   /* journal.1 */
+
+	struct loop l;
+	loop_init(&l);
+	char *boxes[2] = { mailbox(root, "a"), mailbox(root, "b") };
+	l.want = 20;
+	for (int i = 0; i < 20; i++) {
+		char qid[24];
+		spool_queue_id(qid);
+		assert_non_null(spool_submit(sp, l.base, make_msg(300 + (size_t)i, (unsigned)i),
+		    300 + (size_t)i, (const char *const *)boxes, 1 + (size_t)(i % 2), qid,
+		    done_cb, &l));
+	}
+	loop_run(&l);
+	assert_false(l.timed_out);
+	assert_int_equal(l.got, 20);
+	assert_int_equal(l.failed, 0);
+	struct spool_stats st;
+	spool_get_stats(sp, &st);
+	assert_int_equal(st.journal_records, 20);
+	assert_true(st.journal_syncs >= 1 && st.journal_syncs <= 20);
+	spool_free(&sp);
+	assert_int_equal(count_dir(boxes[0], "new", NULL, 0), 20);
+	assert_int_equal(count_dir(boxes[1], "new", NULL, 0), 10);
+	assert_int_equal(count_dir(jdir, ".", NULL, 0), 0);
+	loop_free(&l);
+	free(boxes[0]);
+	free(boxes[1]);
+	buf_free(&err);
+	rm_tree(root);
+	free(root);
+}
+
+/*
+ * A journal left by a crash: each message reaches the mailboxes that lack
+ * it, a copy already in new/ or moved to cur/ is not made again, and the
+ * torn last record (never acknowledged) is not delivered.
+ */
+static void
+test_journal_recovery(void **state)
+{
+	char *root = make_root();
+	char jdir[4096], p[8192];
+	snprintf(jdir, sizeof jdir, "%s/journal", root);
+	assert_int_equal(mkdir(jdir, 0700), 0);
+	char *a = mailbox(root, "a"), *b = mailbox(root, "b");
+	/* Record paths are Maildirs without the trailing '/'. */
+	char *ad = xstrndup(a, strlen(a) - 1), *bd = xstrndup(b, strlen(b) - 1);
+	struct buf seg = BUF_INIT;
+	const char *d1[] = { ad }, *n1[] = { "100.M1P1Q1.h,S=6" };
+	const char *d2[] = { ad, bd }, *n2[] = { "100.M1P1Q2.h,S=6", "100.M1P1Q3.h,S=6" };
+	const char *d3[] = { bd }, *n3[] = { "100.M1P1Q4.h,S=6" };
+	const char *d4[] = { bd }, *n4[] = { "100.M1P1Q5.h,S=6" };
+	assert_int_equal(jrec_encode(&seg, 1, "Q1", 1, d1, n1, "first\n", 6), 0);
+	assert_int_equal(jrec_encode(&seg, 2, "Q2", 2, d2, n2, "twice\n", 6), 0);
+	assert_int_equal(jrec_encode(&seg, 3, "Q3", 1, d3, n3, "moved\n", 6), 0);
+	size_t whole = seg.len;
+	assert_int_equal(jrec_encode(&seg, 4, "Q4", 1, d4, n4, "stray\n", 6), 0);
+	/* Keep half of the last record and zeros after it. */
+	seg.len = whole + (seg.len - whole) / 2;
+	buf_append(&seg, "\0\0\0\0\0\0\0\0", 8);
+	snprintf(p, sizeof p, "%s/journal.7", jdir);
+	write_file(p, seg.data, seg.len);
+
+	/* Q2's copy in a/ and Q3's (read: in cur/) made it before the crash. */
+	const char *dirs[] = { ad, bd };
+	snprintf(p, sizeof p, "%s/example.test", root);
+	assert_int_equal(mkdir(p, 0700), 0);
+	for (int i = 0; i < 2; i++) {
+		for (const char *sub = "tmp"; sub; sub = strcmp(sub, "tmp") == 0 ? "new" :
+		    strcmp(sub, "new") == 0 ? "cur" : NULL) {
+			snprintf(p, sizeof p, "%s/%s", dirs[i], sub);
+			mkdir(dirs[i], 0700);
+			mkdir(p, 0700);
+		}
+	}
+	snprintf(p, sizeof p, "%s/new/%s", ad, n2[0]);
+	write_file(p, "older\n", 6);
+	snprintf(p, sizeof p, "%s/cur/%s:2,S", bd, n3[0]);
+	write_file(p, "moved\n", 6);
+
+	struct buf err = BUF_INIT;
+	struct spool *sp = new_journal_spool(root, jdir, &err);
+	assert_non_null(sp);
+	/* Recovery ran inside spool_new. */
+	assert_int_equal(count_dir(a, "new", NULL, 0), 2);
+	assert_int_equal(count_dir(b, "new", NULL, 0), 1);
+	assert_int_equal(count_dir(b, "cur", NULL, 0), 1);
+	size_t len;
+	snprintf(p, sizeof p, "%s/new/%s", ad, n1[0]);
+	char *got = read_file(p, &len);
+	assert_int_equal(len, 6);
+	assert_memory_equal(got, "first\n", 6);
+	free(got);
+	snprintf(p, sizeof p, "%s/new/%s", ad, n2[0]);
+	got = read_file(p, &len);
+	assert_memory_equal(got, "older\n", 6);    /* untouched */
+	free(got);
+	snprintf(p, sizeof p, "%s/new/%s", bd, n2[1]);
+	got = read_file(p, &len);
+	assert_memory_equal(got, "twice\n", 6);
+	free(got);
+	snprintf(p, sizeof p, "%s/new/%s", bd, n4[0]);
+	assert_int_equal(access(p, F_OK), -1);      /* torn: not delivered */
+	/* journal.7 is gone; the new current segment is journal.8. */
+	char first[256];
+	assert_int_equal(count_dir(jdir, ".", first, sizeof first), 1);
+	assert_string_equal(first, "journal.8");
+	spool_free(&sp);
+	assert_int_equal(count_dir(jdir, ".", NULL, 0), 0);
+
+	/* A second start finds nothing to do and delivers nothing twice. */
+	sp = new_journal_spool(root, jdir, &err);
+	assert_non_null(sp);
+	spool_free(&sp);
+	assert_int_equal(count_dir(a, "new", NULL, 0), 2);
+	assert_int_equal(count_dir(b, "new", NULL, 0), 1);
+
+	buf_free(&seg);
+	buf_free(&err);
+	free(a);
+	free(b);
+	free(ad);
+	free(bd);
+	rm_tree(root);
+	free(root);
+}
+
+/* A message whose mailbox cannot be made stays in the journal until it
+ * can (here: a plain file where a directory of the path must be). */
+static void
+test_journal_keeps_undeliverable(void **state)
+{
+	char *root = make_root();
+	char jdir[4096], p[8192], blocker[8192];
+	snprintf(jdir, sizeof jdir, "%s/journal", root);
+	assert_int_equal(mkdir(jdir, 0700), 0);
+	snprintf(blocker, sizeof blocker, "%s/blocked", root);
+	write_file(blocker, "", 0);
+	char box[8192];
+	snprintf(box, sizeof box, "%s/blocked/x", root);
+	struct buf seg = BUF_INIT;
+	const char *d[] = { box }, *n[] = { "1.M1P1Q1.h,S=2" };
+	assert_int_equal(jrec_encode(&seg, 1, "Q1", 1, d, n, "x\n", 2), 0);
+	snprintf(p, sizeof p, "%s/journal.3", jdir);
+	write_file(p, seg.data, seg.len);
+	struct buf err = BUF_INIT;
+	struct spool *sp = new_journal_spool(root, jdir, &err);
+	assert_non_null(sp);
+	spool_free(&sp);
+	assert_int_equal(access(p, F_OK), 0);       /* kept for the next start */
+	assert_int_equal(unlink(blocker), 0);
+	sp = new_journal_spool(root, jdir, &err);
+	assert_non_null(sp);
+	spool_free(&sp);
+	assert_int_equal(access(p, F_OK), -1);
+	assert_int_equal(count_dir(box, "new", NULL, 0), 1);
+	buf_free(&seg);
+	buf_free(&err);
+	rm_tree(root);
+	free(root);
+}
+
 int
 main(void)
 {
@@ -759,6 +954,9 @@ main(void)
 		cmocka_unit_test(test_free_finishes_queue),
 		cmocka_unit_test(test_new_errors),
 		cmocka_unit_test(test_queue_ids),
+		cmocka_unit_test(test_journal_submit),
+		cmocka_unit_test(test_journal_recovery),
+		cmocka_unit_test(test_journal_keeps_undeliverable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

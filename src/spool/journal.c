@@ -1,0 +1,490 @@
+/*
+ * The spool's write-ahead journal: segment files <dir>/journal.<n>.
+ *
+ * Contract (see spool.h and docs/spool.md):
+ *   - journal_append() writes a group of records at the end of the current
+ *     segment and fdatasync()s it: when it returns 0 every record in the
+ *     group is on stable storage and the messages may be acknowledged.
+ *   - Every appended message counts as live in its segment until
+ *     journal_release(), which the spool calls once all the message's
+ *     Maildir copies are durable (new/ fsynced). A segment that is no longer
+ *     written to and has no live message is unlinked.
+ *   - journal_open() first recovers: every message found in a segment left
+ *     by an earlier run is delivered (the copies whose new/ or cur/ file is
+ *     missing), then the segment is removed. A segment whose messages cannot
+ *     all be delivered is kept, to be retried at the next start.
+ *
+ * Only one thread appends (the spool's journal thread); release may come
+ * from any delivery thread, hence the mutex around the segment list.
+ *
+ * Why segments and not one file truncated when empty: under steady load
+ * some message is always in flight, so a single file would never be empty;
+ * a segment closes at JOURNAL_SEGMENT_MAX and is dropped once drained.
+ */
+#include "spool/spool_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "spool/jrec.h"
+
+#define JOURNAL_SEGMENT_MAX (64u << 20)
+#define RECOVER_BATCH 64
+
+struct segment {
+	struct segment *next;
+	unsigned        no;
+	size_t          live;       /* appended, not yet released */
+};
+
+struct journal {
+	char            *dir;
+	int              dirfd;
+	int              fd;        /* current segment, O_APPEND */
+	unsigned         cur;       /* its number */
+	uint64_t         size;      /* its length */
+	uint64_t         seq;       /* last sequence number used */
+	pthread_mutex_t  mu;        /* guards segs and live counts */
+	struct segment  *segs;      /* current one included */
+};
+
+static void
+seg_path(const struct journal *j, unsigned no, char *out, size_t n)
+{
+	snprintf(out, n, "%s/journal.%u", j->dir, no);
+}
+
+/* "journal.<decimal>" -> number; false for anything else. */
+static bool
+seg_name(const char *s, unsigned *no)
+{
+	if (strncmp(s, "journal.", 8) != 0 || s[8] < '0' || s[8] > '9')
+		return false;
+	unsigned long long v = 0;
+	for (const char *p = s + 8; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		v = v * 10 + (unsigned)(*p - '0');
+		if (v > 0xffffffffULL)
+			return false;
+	}
+	*no = (unsigned)v;
+	return true;
+}
+
+static int
+cmp_uint(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Reads a whole file; NULL and errno on failure. */
+static unsigned char *
+slurp(int dirfd, const char *name, size_t *len)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return NULL;
+	}
+	size_t cap = (size_t)st.st_size, n = 0;
+	unsigned char *p = xmalloc(cap ? cap : 1);
+	while (n < cap) {
+		ssize_t r = read(fd, p + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;      /* a short file: parse what there is */
+		n += (size_t)r;
+	}
+	close(fd);
+	*len = n;
+	return p;
+}
+
+/*
+ * True if the copy named name is already in dir's new/, or in cur/ (a mail
+ * reader moves new/<name> to cur/<name>:2,<flags>).
+ */
+static bool
+already_delivered(const char *dir, const char *name)
+{
+	char p[8192];
+	snprintf(p, sizeof p, "%s/new/%s", dir, name);
+	if (access(p, F_OK) == 0)
+		return true;
+	snprintf(p, sizeof p, "%s/cur", dir);
+	DIR *d = opendir(p);
+	if (d == NULL)
+		return false;
+	size_t nl = strlen(name);
+	bool found = false;
+	struct dirent *de;
+	while (!found && (de = readdir(d)) != NULL)
+		found = strncmp(de->d_name, name, nl) == 0 &&
+		    (de->d_name[nl] == ':' || de->d_name[nl] == '\0');
+	closedir(d);
+	return found;
+}
+
+struct rjob {
+	struct delivery d;
+	char          **dirs, **names;
+	char           *content;
+	char            qid[32];
+};
+
+static void
+rjob_free(struct rjob *r)
+{
+	for (size_t i = 0; i < r->d.n; i++) {
+		free(r->dirs[i]);
+		free(r->names[i]);
+	}
+	free(r->dirs);
+	free(r->names);
+	free(r->content);
+}
+
+/* Delivers the pending copies of up to RECOVER_BATCH records; returns the
+ * number of jobs that failed. */
+static size_t
+recover_flush(struct deliverer *dl, struct rjob *rj, size_t n)
+{
+	struct delivery *v[RECOVER_BATCH];
+	size_t failed = 0;
+	for (size_t i = 0; i < n; i++)
+		v[i] = &rj[i].d;
+	if (n > 0)
+		deliver_batch(dl, v, n);
+	for (size_t i = 0; i < n; i++) {
+		if (rj[i].d.status != 0)
+			failed++;
+		else
+			log_info("%s: recovered from the spool journal to %zu mailbox%s",
+			    rj[i].qid, rj[i].d.n, rj[i].d.n == 1 ? "" : "es");
+		rjob_free(&rj[i]);
+	}
+	return failed;
+}
+
+/* Recovers one segment; true if every message in it is now delivered. */
+static bool
+recover_segment(struct journal *j, struct deliverer *dl, unsigned no)
+{
+	char name[32];
+	snprintf(name, sizeof name, "journal.%u", no);
+	size_t len = 0;
+	unsigned char *p = slurp(j->dirfd, name, &len);
+	if (p == NULL) {
+		log_warn("spool journal: cannot read %s/%s: %s", j->dir, name, strerror(errno));
+		return false;
+	}
+	struct rjob *rj = xcalloc(RECOVER_BATCH, sizeof *rj);
+	size_t nrj = 0, off = 0, failed = 0, records = 0;
+	while (off < len) {
+		struct jrec r;
+		long long k = jrec_parse(p + off, len - off, &r);
+		if (k <= 0) {
+			/* The torn tail of a crash: never acknowledged. */
+			log_info("spool journal: %s/%s: %zu bytes after the last whole record ignored",
+			    j->dir, name, len - off);
+			break;
+		}
+		off += (size_t)k;
+		records++;
+		if (r.seq > j->seq)
+			j->seq = r.seq;
+		struct rjob *x = &rj[nrj];
+		x->dirs = xcalloc(r.nbox, sizeof *x->dirs);
+		x->names = xcalloc(r.nbox, sizeof *x->names);
+		size_t n = 0;
+		for (uint32_t i = 0; i < r.nbox; i++) {
+			const char *dp, *np;
+			size_t dlen, nlen;
+			jrec_box(&r, i, &dp, &dlen, &np, &nlen);
+			char *dir = xstrndup(dp, dlen), *fn = xstrndup(np, nlen);
+			if (already_delivered(dir, fn)) {
+				free(dir);
+				free(fn);
+				continue;
+			}
+			x->dirs[n] = dir;
+			x->names[n] = fn;
+			n++;
+		}
+		snprintf(x->qid, sizeof x->qid, "%.*s", (int)(r.qidlen < 31 ? r.qidlen : 31), r.qid);
+		if (n == 0) {
+			free(x->dirs);
+			free(x->names);
+			memset(x, 0, sizeof *x);
+			continue;
+		}
+		x->content = xmalloc(r.len ? (size_t)r.len : 1);
+		memcpy(x->content, r.content, (size_t)r.len);
+		x->d.content = x->content;
+		x->d.len = (size_t)r.len;
+		x->d.mailboxes = x->dirs;
+		x->d.names = x->names;
+		x->d.n = n;
+		x->d.qid = x->qid;
+		if (++nrj == RECOVER_BATCH) {
+			failed += recover_flush(dl, rj, nrj);
+			memset(rj, 0, RECOVER_BATCH * sizeof *rj);
+			nrj = 0;
+		}
+	}
+	failed += recover_flush(dl, rj, nrj);
+	free(rj);
+	free(p);
+	if (failed > 0) {
+		log_warn("spool journal: %s/%s: %zu of %zu messages could not be delivered; "
+		    "kept for the next start", j->dir, name, failed, records);
+		return false;
+	}
+	if (records > 0)
+		log_info("spool journal: %s/%s: %zu messages checked, all delivered", j->dir,
+		    name, records);
+	return true;
+}
+
+/* Opens segment no as the current one (creating it) and makes its name
+ * durable before any record goes in. */
+static int
+start_segment(struct journal *j, unsigned no)
+{
+	char p[4096];
+	seg_path(j, no, p, sizeof p);
+	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno;
+	if (fsync(j->dirfd) != 0) {
+		int e = errno;
+		close(fd);
+		unlink(p);
+		return e;
+	}
+	struct segment *s = xcalloc(1, sizeof *s);
+	s->no = no;
+	pthread_mutex_lock(&j->mu);
+	s->next = j->segs;
+	j->segs = s;
+	pthread_mutex_unlock(&j->mu);
+	j->fd = fd;
+	j->cur = no;
+	j->size = 0;
+	return 0;
+}
+
+/* Under j->mu: unlinks and forgets segment s if it is drained and closed. */
+static void
+maybe_drop(struct journal *j, struct segment *s)
+{
+	if (s->live > 0 || s->no == j->cur)
+		return;
+	char p[4096];
+	seg_path(j, s->no, p, sizeof p);
+	if (unlink(p) != 0 && errno != ENOENT)
+		log_warn("spool journal: unlink %s: %s", p, strerror(errno));
+	for (struct segment **pp = &j->segs; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			free(s);
+			return;
+		}
+}
+
+struct journal *
+journal_open(const char *dir, struct deliverer *dl, struct buf *err)
+{
+	struct journal *j = xcalloc(1, sizeof *j);
+	j->dir = xstrdup(dir);
+	j->fd = -1;
+	pthread_mutex_init(&j->mu, NULL);
+	j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (j->dirfd < 0) {
+		buf_appendf(err, "spool journal: %s: %s", dir, strerror(errno));
+		journal_close(&j);
+		return NULL;
+	}
+
+	/* Recovery, oldest segment first. */
+	DIR *d = fdopendir(dup(j->dirfd));
+	if (d == NULL) {
+		buf_appendf(err, "spool journal: %s: %s", dir, strerror(errno));
+		journal_close(&j);
+		return NULL;
+	}
+	unsigned *nos = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		unsigned no;
+		if (!seg_name(de->d_name, &no))
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			nos = xrealloc(nos, cap * sizeof *nos);
+		}
+		nos[n++] = no;
+	}
+	closedir(d);
+	qsort(nos, n, sizeof *nos, cmp_uint);
+	unsigned next = 1;
+	bool removed = false;
+	for (size_t i = 0; i < n; i++) {
+		if (recover_segment(j, dl, nos[i])) {
+			char p[4096];
+			seg_path(j, nos[i], p, sizeof p);
+			if (unlink(p) == 0)
+				removed = true;
+		}
+		if (nos[i] >= next)
+			next = nos[i] + 1;
+	}
+	free(nos);
+	if (removed)
+		(void)fsync(j->dirfd);
+	if (next == 0)
+		next = 1;       /* wrapped after 2^32 segments: start over */
+
+	int e = start_segment(j, next);
+	if (e != 0) {
+		buf_appendf(err, "spool journal: cannot create %s/journal.%u: %s", dir, next,
+		    strerror(e));
+		journal_close(&j);
+		return NULL;
+	}
+	return j;
+}
+
+uint64_t
+journal_next_seq(struct journal *j)
+{
+	return ++j->seq;
+}
+
+int
+journal_append(struct journal *j, const struct buf *records, size_t nmsg, unsigned *segno)
+{
+	if (j->size >= JOURNAL_SEGMENT_MAX) {
+		unsigned old = j->cur;
+		int oldfd = j->fd;
+		int e = start_segment(j, j->cur + 1 ? j->cur + 1 : 1);
+		if (e != 0) {
+			log_warn("spool journal: cannot start segment %u, staying on %u: %s",
+			    j->cur + 1, j->cur, strerror(e));
+		} else {
+			close(oldfd);
+			pthread_mutex_lock(&j->mu);
+			for (struct segment *s = j->segs; s != NULL; s = s->next)
+				if (s->no == old) {
+					maybe_drop(j, s);
+					break;
+				}
+			pthread_mutex_unlock(&j->mu);
+		}
+	}
+	const char *p = records->data;
+	size_t left = records->len;
+	while (left > 0) {
+		ssize_t w = write(j->fd, p, left);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			int e = w < 0 ? errno : EIO;
+			/* Cut the partial group off so later records follow whole
+			 * ones; if that fails too, the CRC still stops recovery at
+			 * the damage, which was never acknowledged. */
+			if (ftruncate(j->fd, (off_t)j->size) != 0)
+				log_warn("spool journal: truncate after a failed write: %s",
+				    strerror(errno));
+			return e;
+		}
+		p += w;
+		left -= (size_t)w;
+	}
+	if (fdatasync(j->fd) != 0) {
+		int e = errno;
+		/* After a failed fdatasync the page state is unknown (the
+		 * "fsyncgate" lesson): do not retry the same bytes as if
+		 * they had been written; drop them and report. */
+		if (ftruncate(j->fd, (off_t)j->size) != 0)
+			log_warn("spool journal: truncate after a failed fdatasync: %s",
+			    strerror(errno));
+		return e;
+	}
+	j->size += records->len;
+	pthread_mutex_lock(&j->mu);
+	for (struct segment *s = j->segs; s != NULL; s = s->next)
+		if (s->no == j->cur) {
+			s->live += nmsg;
+			break;
+		}
+	pthread_mutex_unlock(&j->mu);
+	*segno = j->cur;
+	return 0;
+}
+
+void
+journal_release(struct journal *j, unsigned segno)
+{
+	pthread_mutex_lock(&j->mu);
+	for (struct segment *s = j->segs; s != NULL; s = s->next)
+		if (s->no == segno) {
+			if (s->live > 0)
+				s->live--;
+			maybe_drop(j, s);
+			break;
+		}
+	pthread_mutex_unlock(&j->mu);
+}
+
+void
+journal_close(struct journal **jp)
+{
+	struct journal *j = *jp;
+	if (j == NULL)
+		return;
+	/* Drained segments other than the current one are already gone. The
+	 * current one is removed too when nothing in it is live: a clean stop
+	 * leaves an empty directory. */
+	if (j->fd >= 0) {
+		close(j->fd);
+		pthread_mutex_lock(&j->mu);
+		bool empty = true;
+		for (struct segment *s = j->segs; s != NULL; s = s->next)
+			if (s->no == j->cur && s->live > 0)
+				empty = false;
+		pthread_mutex_unlock(&j->mu);
+		if (empty) {
+			char p[4096];
+			seg_path(j, j->cur, p, sizeof p);
+			(void)unlink(p);
+		}
+	}
+	while (j->segs != NULL) {
+		struct segment *s = j->segs;
+		j->segs = s->next;
+		free(s);
+	}
+	if (j->dirfd >= 0)
+		close(j->dirfd);
+	pthread_mutex_destroy(&j->mu);
+	free(j->dir);
+	x_free(jp);
+}
