@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,25 @@ log_close(void)
 	use_syslog = 0;
 }
 
+/* Whole lines, one write: O_APPEND keeps them whole with respect to other
+ * writers (threads and processes). */
+static void
+write_lines(const char *p, size_t n)
+{
+	ssize_t w;
+	do {
+		w = write(log_fd, p, n);
+	} while (w < 0 && errno == EINTR);
+}
+
+/* This thread's batch (log_batch_begin); no line is ever split between
+ * two writes. */
+static _Thread_local struct {
+	bool   on;
+	size_t len;
+	char   data[16384];
+} batch;
+
 static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
@@ -105,11 +125,35 @@ log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 		return;
 	}
 	line[off++] = '\n';
-	/* One write per line: O_APPEND makes it atomic with respect to other writers. */
-	ssize_t w;
-	do {
-		w = write(log_fd, line, off);
-	} while (w < 0 && errno == EINTR);
+	if (batch.on) {
+		if (batch.len + off > sizeof batch.data)
+			log_batch_flush();
+		memcpy(batch.data + batch.len, line, off);
+		batch.len += off;
+		return;
+	}
+	write_lines(line, off);
+}
+
+void
+log_batch_begin(void)
+{
+	batch.on = true;
+}
+
+void
+log_batch_flush(void)
+{
+	if (batch.len > 0)
+		write_lines(batch.data, batch.len);
+	batch.len = 0;
+}
+
+void
+log_batch_end(void)
+{
+	log_batch_flush();
+	batch.on = false;
 }
 
 void
@@ -132,6 +176,7 @@ log_fatal(int code, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	log_msg(LOG_LVL_ERR, "fatal: %s", msg);
+	log_batch_flush();
 	if (log_fd != 2)
 		fprintf(stderr, "%s: fatal: %s\n", prog, msg);
 	exit(code);

@@ -418,7 +418,15 @@ worker_main(void *arg)
 		buf_free(&err);
 		gen_unref(&g);
 	}
-	event_base_dispatch(w->base);
+	/* event_base_dispatch(), one iteration at a time: the log lines of an
+	 * iteration go out together (log_batch_begin). */
+	log_batch_begin();
+	while (event_base_loop(w->base, EVLOOP_ONCE) == 0) {
+		log_batch_flush();
+		if (event_base_got_exit(w->base) || event_base_got_break(w->base))
+			break;
+	}
+	log_batch_end();
 	/* Sessions left at the shutdown deadline are freed here, on their own
 	 * thread, so their DNS queries are cancelled by the resolver's owner. */
 	session_free_all(w);

@@ -110,6 +110,21 @@ static void identity_gate(struct session *s, enum smtp_event ev);
 static void on_flushed(void *arg);
 static const char *lost_after(const struct session *s);
 
+/* True unless l is bound to one specific address and a fixed port. */
+static bool
+listener_is_wildcard(const struct listener_def *l)
+{
+	if (l->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&l->ss;
+		return a->sin_port == 0 || a->sin_addr.s_addr == htonl(INADDR_ANY);
+	}
+	if (l->ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&l->ss;
+		return a->sin6_port == 0 || IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr);
+	}
+	return true;
+}
+
 static void
 set_client(struct session *s, const char *name)
 {
@@ -1083,9 +1098,15 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 
 	log_info("%s connect from %s:%u to %s", s->sid, s->client, port, l->name);
 
-	socklen_t llen = sizeof s->local;
-	if (getsockname(fd, (struct sockaddr *)&s->local, &llen) != 0)
-		memset(&s->local, 0, sizeof s->local);
+	/* The local address: the listener's own when it is bound to one
+	 * address and port (no system call per connection), else asked. */
+	if (!listener_is_wildcard(l)) {
+		memcpy(&s->local, &l->ss, sizeof s->local);
+	} else {
+		socklen_t llen = sizeof s->local;
+		if (getsockname(fd, (struct sockaddr *)&s->local, &llen) != 0)
+			memset(&s->local, 0, sizeof s->local);
+	}
 
 	/* evconnlistener accepted it with SOCK_NONBLOCK (accept4). */
 	s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);

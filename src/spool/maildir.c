@@ -116,7 +116,7 @@ name_copy(struct deliverer *d, struct copy *c)
 }
 
 static int
-open_tmp(struct deliverer *d, struct copy *c)
+open_tmp(struct deliverer *d, struct copy *c, bool start_writeback)
 {
 	int e = dircache_ensure(&d->cache, c->dir);
 	if (e != 0) {
@@ -181,8 +181,10 @@ open_tmp(struct deliverer *d, struct copy *c)
 	}
 #ifdef SYNC_FILE_RANGE_WRITE
 	/* Start write-back now, without waiting: the fdatasync in phase 2
-	 * then finds the data of the whole batch already on its way. */
-	(void)sync_file_range(c->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	 * then finds the data of the whole batch already on its way. With a
+	 * single file the fdatasync follows at once: nothing to overlap. */
+	if (start_writeback)
+		(void)sync_file_range(c->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 #endif
 	atomic_fetch_add_explicit(&d->bytes, c->job->len, memory_order_relaxed);
 	return 0;
@@ -345,7 +347,7 @@ deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs)
 	for (size_t i = 0; i < n; i++) {
 		if (cp[i].job->status != 0)
 			continue;
-		int e = open_tmp(d, &cp[i]);
+		int e = open_tmp(d, &cp[i], n > 1);
 		if (cp[i].fd >= 0)
 			nopen++;
 		if (e != 0)

@@ -637,8 +637,13 @@ spool_queue_id(char out[24])
 	unsigned c = counter;
 	pthread_mutex_unlock(&mu);
 
+	/* getpid() once per process, not per message (a fork would need a
+	 * new value, but ehlod does not fork after start). */
+	static long pid;
+	if (pid == 0)
+		pid = (long)getpid();
 	snprintf(out, 24, "%013llX%06lX%04X", us & 0xfffffffffffffULL,
-	    (unsigned long)getpid() & 0xffffffUL, c);
+	    (unsigned long)pid & 0xffffffUL, c);
 }
 
 void
