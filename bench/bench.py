@@ -55,7 +55,9 @@ import time
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 SIZES = {'1k': 1024, '64k': 65536}
 MODES = {'persist': True, 'single': False}
-SERVERS = ('ehlod', 'postfix', 'smtp-sink')
+SERVERS = ('ehlod', 'ehlod-journal', 'postfix', 'smtp-sink')
+# ehlod-journal: ehlod with spool_journal_directory (250 after the journal's
+# fdatasync, Maildir delivery right after it), the durability Postfix has.
 RCPT_LOCAL = 'rcpt'
 DOMAIN = 'example.test'
 
@@ -242,7 +244,10 @@ def parse_size(s):
 class FileSystems:
     """
     Where each server's directory is made.  'tmp': a subdirectory of the
-    bench temp dir, as before.  'fresh': the root of a new ext4 file system
+    bench temp dir, as before.  'spread': the same, but the temp dir carries
+    ext4's TOPDIR flag (chattr +T), so the Orlov allocator places each
+    server's directory tree in a block group of its own, with free inodes
+    and none of the other servers' deleted ones (docs/benchmarks.md).  'fresh': the root of a new ext4 file system
     on a sparse image of its own (IMAGE = DIR.img next to it), mounted with
     `mount -o loop`; release() unmounts it and deletes the image.
     """
@@ -415,8 +420,8 @@ def stop_pid(pid, proc=None, grace=10.0):
 
 
 class Ehlod(Server):
-    def __init__(self, fs, binary, logfile=True):
-        super().__init__(fs, 'ehlod')
+    def __init__(self, fs, binary, logfile=True, journal=False):
+        super().__init__(fs, 'ehlod-journal' if journal else 'ehlod')
         self.binary = binary
         mail = os.path.join(self.dir, 'mail')
         os.makedirs(mail)
@@ -425,6 +430,13 @@ class Ehlod(Server):
             shutil.chown(mail, 'nobody')
         self.log = os.path.join(self.dir, 'maillog') if logfile else '/dev/null'
         self.conf = os.path.join(self.dir, 'ehlod.conf')
+        journal_line = ''
+        if journal:
+            jdir = os.path.join(self.dir, 'journal')
+            os.makedirs(jdir)
+            if owner:
+                shutil.chown(jdir, 'nobody')
+            journal_line = f'spool_journal_directory = {jdir}'
         with open(self.conf, 'w') as f:
             f.write(f"""\
 listen = smtp:127.0.0.1:{self.port}
@@ -438,6 +450,7 @@ smtpd_client_connection_count_limit = 0
 smtpd_max_connections = 20000
 # No DNS in a benchmark: loopback clients skip the EHLO-name checks.
 helo_checks_exempt = 127.0.0.0/8
+{journal_line}
 smtpd_tls_security_level = none
 smtpd_tls_auto_cert = no
 """)
@@ -763,12 +776,12 @@ def fmt(v, spec):
 
 def print_config(title, rows):
     print(f'\n== {title} ==  (load average {os.getloadavg()[0]:.1f})')
-    print(f'{"server":10} {"msgs":>6} {"msg/s":>8} {"deliv/s":>8} {"CPU s/1k":>9} '
+    print(f'{"server":13} {"msgs":>6} {"msg/s":>8} {"deliv/s":>8} {"CPU s/1k":>9} '
           f'{"peak RSS MiB":>12} {"PSS MiB":>7} {"procs":>5}  status / rates of the runs')
     for r in rows:
         nbad = len(r.get('failed_runs', []))
         status = 'ok' if r.get('ok') else f'FAILED {nbad or 1}/{r.get("runs", 1)}'
-        print(f'{r["server"]:10} {r["messages"]:>6} {fmt(r.get("rate"), ".0f"):>8} '
+        print(f'{r["server"]:13} {r["messages"]:>6} {fmt(r.get("rate"), ".0f"):>8} '
               f'{fmt(r.get("deliver_rate"), ".0f"):>8} {fmt(r.get("cpu_s_per_1k"), ".3f"):>9} '
               f'{fmt(r.get("peak_rss_kib", 0) / 1024, ".1f"):>12} '
               f'{fmt(r.get("pss_end_kib", 0) / 1024, ".1f"):>7} {r.get("processes", 0):>5}  {status}'
@@ -779,10 +792,8 @@ def print_config(title, rows):
                     print('    ' + str(line).replace('\n', '\n    '))
 
 
-def verdict(rows):
-    by = {r['server']: r for r in rows if r.get('rate')}
+def verdict_one(e, p, s):
     out = {}
-    e, p, s = by.get('ehlod'), by.get('postfix'), by.get('smtp-sink')
     if e and p:
         out['ehlod_over_postfix'] = e['rate'] / p['rate']
         out['ehlod_over_postfix_delivered'] = e['rate'] / p['deliver_rate']
@@ -796,23 +807,32 @@ def verdict(rows):
     return out
 
 
-def print_verdict(v):
-    parts = []
-    if 'ehlod_over_postfix' in v:
-        parts.append(f'ehlod/postfix = {v["ehlod_over_postfix"]:.2f}x '
-                     f'({v["ehlod_over_postfix_delivered"]:.2f}x of its delivered rate)')
-    if 'ehlod_over_sink' in v:
-        parts.append(f'ehlod/smtp-sink = {v["ehlod_over_sink"]:.2f}')
-    if parts:
-        print('  ' + '; '.join(parts))
-    if 'target_met' in v:
-        print(f'  target ehlod >= min(5 x postfix, 0.8 x smtp-sink) = {v["target_rate"]:.0f} msg/s: '
-              f'{"MET" if v["target_met"] else "NOT MET"}')
+def verdict(rows):
+    """Ratios and the target for each ehlod variant that ran."""
+    by = {r['server']: r for r in rows if r.get('rate')}
+    p, s = by.get('postfix'), by.get('smtp-sink')
+    return {name: verdict_one(by.get(name), p, s)
+            for name in ('ehlod', 'ehlod-journal') if name in by}
+
+
+def print_verdict(vs):
+    for name, v in vs.items():
+        parts = []
+        if 'ehlod_over_postfix' in v:
+            parts.append(f'{name}/postfix = {v["ehlod_over_postfix"]:.2f}x '
+                         f'({v["ehlod_over_postfix_delivered"]:.2f}x of its delivered rate)')
+        if 'ehlod_over_sink' in v:
+            parts.append(f'{name}/smtp-sink = {v["ehlod_over_sink"]:.2f}')
+        if parts:
+            print('  ' + '; '.join(parts))
+        if 'target_met' in v:
+            print(f'  target {name} >= min(5 x postfix, 0.8 x smtp-sink) = '
+                  f'{v["target_rate"]:.0f} msg/s: {"MET" if v["target_met"] else "NOT MET"}')
 
 
 def new_server(args, name):
-    if name == 'ehlod':
-        return Ehlod(args.fs, args.ehlod, args.ehlod_log)
+    if name in ('ehlod', 'ehlod-journal'):
+        return Ehlod(args.fs, args.ehlod, args.ehlod_log, journal=name == 'ehlod-journal')
     if name == 'postfix':
         return Postfix(args.fs, args.ehlod_log)
     return Sink(args.fs)
@@ -1031,9 +1051,11 @@ def main():
     ap.add_argument('--probe', required=True)
     ap.add_argument('--json', help='write all results here')
     ap.add_argument('--keep', action='store_true', help='keep the temp dir (logs, Maildirs)')
-    ap.add_argument('--fs', choices=('fresh', 'tmp'),
-                    help='fresh: a new loop-mounted ext4 file system per server (default as root); '
-                         'tmp: every server in the temp dir')
+    ap.add_argument('--fs', choices=('spread', 'fresh', 'tmp'),
+                    help="spread (default): every server in the temp dir, marked chattr +T so each "
+                         "server's files go to block groups of their own; "
+                         "fresh: a new loop-mounted ext4 file system per server; "
+                         "tmp: every server in the temp dir, unmarked")
     ap.add_argument('--fs-size', type=parse_size, default=parse_size('4G'), metavar='SIZE',
                     help='size of each sparse image for --fs fresh (default 4G)')
     ap.add_argument('--fs-journal', choices=('yes', 'no'),
@@ -1056,18 +1078,21 @@ def main():
         log(f'bench: --fs fresh needs root and mkfs.ext4, mount, umount, losetup ({why_not})')
         return 2
     if args.fs is None:
-        args.fs = 'tmp' if why_not else 'fresh'
-        if why_not:
-            log(f'bench: note: no fresh file system per server ({why_not}); using --fs tmp, so '
-                f'file creation costs may depend on run order (docs/benchmarks.md)')
+        args.fs = 'spread'
 
     args.tmp = os.path.realpath(tempfile.mkdtemp(prefix='ehlo-bench.'))
     os.chmod(args.tmp, 0o755)
+    if args.fs == 'spread':
+        r = subprocess.run(['chattr', '+T', args.tmp], capture_output=True, text=True)
+        if r.returncode != 0:
+            log(f'bench: note: chattr +T {args.tmp} failed ({(r.stderr or "").strip()}); using '
+                f'--fs tmp, so file creation costs may depend on run order (docs/benchmarks.md)')
+            args.fs = 'tmp'
     tmp_journal, how = detect_journal(args.tmp)
-    if args.fs == 'tmp':
+    if args.fs in ('tmp', 'spread'):
         journal, source = tmp_journal, f'the temp dir\'s, {how}'
         if args.fs_journal:
-            log('bench: --fs-journal has no effect with --fs tmp')
+            log(f'bench: --fs-journal has no effect with --fs {args.fs}')
     elif args.fs_journal:
         journal, source = args.fs_journal == 'yes', '--fs-journal'
     elif tmp_journal is None:
@@ -1087,6 +1112,9 @@ def main():
     yn = {True: 'yes', False: 'no', None: 'unknown'}[journal]
     if args.fs.mode == 'fresh':
         fs_text = f'fs fresh ({size} image per server, {fs["mkfs"]}, journal {yn}: {source})'
+    elif args.fs.mode == 'spread':
+        fs_text = (f'fs spread (servers share the temp dir, chattr +T: a block group each, '
+                   f'journal {yn}: {source})')
     else:
         fs_text = f'fs tmp (servers share the temp dir, journal {yn}: {source})'
     print(f'ehlo bench: {os.cpu_count()} CPUs, kernel {os.uname().release}, '
