@@ -343,7 +343,8 @@ journal_open(const char *dir, struct deliverer *dl, struct buf *err)
 		nos[n++] = no;
 	}
 	closedir(d);
-	qsort(nos, n, sizeof *nos, cmp_uint);
+	if (n > 1)
+		qsort(nos, n, sizeof *nos, cmp_uint);
 	unsigned next = 1;
 	bool removed = false;
 	for (size_t i = 0; i < n; i++) {
