@@ -232,6 +232,41 @@ def test_dropped_query_deadline():
           "no HELO reject line with 450 4.7.1")
 
 
+def test_half_close_while_parked():
+    """A client pipelines MAIL, RCPT and QUIT and half-closes its side
+    (shutdown SHUT_WR) while the RCPT waits for a dropped PTR query: the
+    EOF is noted, and at the DNS deadline the replies to all three still
+    come, in order, before ehlod closes."""
+    import socket as _socket
+    srv = Server(identity_settings({"fcrdns": "reject"}, dns_timeout="1s"))
+    c = connect(srv, "127.0.0.7")
+    c.ehlo("mx.good.test")
+    c.send(b"MAIL FROM:<sender@sender.test>\r\nRCPT TO:<bob@example.test>\r\nQUIT\r\n")
+    c.sock.shutdown(_socket.SHUT_WR)
+    t0 = time.monotonic()
+    eq(c.reply()[0], 250, "MAIL reply after the half-close")
+    code, lines = c.reply()
+    eq((code, lines[-1][4:10]), (450, "4.7.25"), "RCPT reply at the DNS deadline")
+    eq(c.reply()[0], 221, "QUIT reply")
+    check(time.monotonic() - t0 < 3, "replies took %.2fs" % (time.monotonic() - t0))
+    check(c.closed(), "ehlod did not close after QUIT")
+
+
+def test_wait_for_dns_is_not_a_client_timeout():
+    """smtpd_timeout (1 s) shorter than the DNS deadline (2 s): the client
+    is waiting for us, not idle, so its RCPT gets the verdict at the
+    deadline, not 421 "timeout exceeded"."""
+    srv = Server(identity_settings({"fcrdns": "reject"}, dns_timeout="2s", smtpd_timeout="1s"))
+    c = connect(srv, "127.0.0.7")
+    c.ehlo("mx.good.test")
+    c.cmd("MAIL FROM:<sender@sender.test>", 250)
+    dt, code, lines = c.timed("RCPT TO:<bob@example.test>")
+    eq((code, lines[-1][4:10]), (450, "4.7.25"), "RCPT reply after waiting %.2fs" % dt)
+    check(dt > 1.5, "RCPT answered after %.2fs, before the 2 s DNS deadline" % dt)
+    c.cmd("QUIT", 221)
+    check(not log_lines(srv, "timeout after"), "a timeout was logged while we were waiting")
+
+
 def test_tag_pipelined():
     """A PIPELINING client sends EHLO through the message in one go.  The
     tag results in Authentication-Results: and the identity line must be
