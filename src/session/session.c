@@ -53,6 +53,18 @@
 #include "tls/tls.h"
 
 #define SESSION_INPUT_HIGHWATER (256 * 1024)
+/*
+ * Output backpressure: a client that pipelines commands but does not read
+ * the replies (a memory-exhaustion attack: six octets of NOOP buy sixteen
+ * of reply) makes the session stop executing commands once this much
+ * output waits in the bufferevent, and go on when it has drained to the
+ * low mark. Unread input then stops at SESSION_INPUT_HIGHWATER and TCP
+ * pushes back on the client. Replies of one pipelined group are also sent
+ * once they reach SESSION_OUTPUT_CHUNK instead of at the end of the group.
+ */
+#define SESSION_OUTPUT_HIGHWATER (64 * 1024)
+#define SESSION_OUTPUT_LOWWATER  (16 * 1024)
+#define SESSION_OUTPUT_CHUNK     (16 * 1024)
 
 struct session {
 	struct session     *next, *prev;
@@ -84,6 +96,7 @@ struct session {
 	bool                data_timeouts;  /* timeouts currently set for DATA */
 	bool                counted_ip;
 	bool                peer_eof;       /* EOF seen while busy; see on_event */
+	bool                out_blocked;    /* output above the high mark */
 	struct sockaddr_storage local;
 	enum smtp_cmd       last_cmd;
 	struct ident       *id;             /* identity checks; NULL if all off */
@@ -101,6 +114,7 @@ struct session {
 static void process_input(struct session *s);
 static bool proxy_input(struct session *s);
 static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 static void session_free(struct session *s);
 static void close_after_flush(struct session *s);
@@ -130,6 +144,15 @@ set_client(struct session *s, const char *name)
 {
 	free(s->client);
 	s->client = xasprintf("%s[%s]", name, s->ip);
+}
+
+/* Callbacks and the output low mark, for the socket bufferevent and again
+ * for the TLS one that replaces it. */
+static void
+set_callbacks(struct session *s)
+{
+	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+	bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_OUTPUT_LOWWATER, 0);
 }
 
 static void
@@ -210,6 +233,8 @@ close_after_flush(struct session *s)
 	s->closing = true;
 	flush_out(s);
 	bufferevent_disable(s->bev, EV_READ);
+	/* Writing (and so its timeout) must be on for the flush to end. */
+	bufferevent_enable(s->bev, EV_WRITE);
 	/* A peer that stops reading cannot hold the session: the write
 	 * timeout still applies and frees it (on_event). */
 	bev_when_flushed(&s->flush, s->bev, on_flushed, s);
@@ -669,7 +694,7 @@ start_tls(struct session *s)
 	}
 	s->bev = tls_server_start(s->g->tls, s->w->base, s->bev);
 	s->in_handshake = true;
-	bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
+	set_callbacks(s);
 	struct timeval hs = timeval_ms(s->cfg->smtpd_tls_handshake_timeout);
 	bufferevent_set_timeouts(s->bev, &hs, &hs);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
@@ -737,6 +762,13 @@ process_input(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	while (!s->busy && !s->closing && !s->in_handshake) {
+		if (s->srv->out.len >= SESSION_OUTPUT_CHUNK)
+			flush_out(s);
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
+		    SESSION_OUTPUT_HIGHWATER) {
+			s->out_blocked = true;   /* on_write resumes */
+			break;
+		}
 		struct evbuffer_iovec v;
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 			break;
@@ -821,6 +853,19 @@ on_read(struct bufferevent *bev, void *arg)
 	process_input(s);
 }
 
+/* The output drained to the low mark (or below): resume commands that
+ * output backpressure held back. */
+static void
+on_write(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+	(void)bev;
+	if (!s->out_blocked || s->closing)
+		return;
+	s->out_blocked = false;
+	process_input(s);
+}
+
 static const char *
 lost_after(const struct session *s)
 {
@@ -888,9 +933,12 @@ on_event(struct bufferevent *bev, short what, void *arg)
 			return;
 		}
 		atomic_fetch_add(&d->stats.timeouts, 1);
-		log_info("%s timeout after %s from %s", s->sid, lost_after(s), s->client);
-		if (s->busy) {
-			/* A peer that does not read our replies while we wait. */
+		log_info("%s timeout after %s from %s%s", s->sid, lost_after(s), s->client,
+		    (what & BEV_EVENT_WRITING) ? " (not reading replies)" : "");
+		if (s->busy || (what & BEV_EVENT_WRITING)) {
+			/* A peer that does not read what we already sent will not
+			 * read a 421 either: libevent has stopped writing, so a
+			 * flush would wait for ever. */
 			bev_flush_cancel(&s->flush);
 			session_free(s);
 			return;
@@ -1111,7 +1159,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	/* evconnlistener accepted it with SOCK_NONBLOCK (accept4). */
 	s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGHWATER);
-	bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
+	set_callbacks(s);
 	set_timeouts(s, false);
 
 	if (g->proxy_hosts.n > 0 && cidr_list_match(&g->proxy_hosts, sa)) {
@@ -1153,7 +1201,7 @@ session_start(struct session *s)
 		/* RFC 8314 §3: TLS first, the greeting inside it. */
 		s->bev = tls_server_start(g->tls, w->base, s->bev);
 		s->in_handshake = true;
-		bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
+		set_callbacks(s);
 		struct timeval hs = timeval_ms(cfg->smtpd_tls_handshake_timeout);
 		bufferevent_set_timeouts(s->bev, &hs, &hs);
 		bufferevent_enable(s->bev, EV_READ | EV_WRITE);

@@ -137,5 +137,61 @@ def test_bdat_oversize():
     eq(len(srv.messages("small@" + DOMAIN)), 1, "small message after oversize")
 
 
+def test_slow_reader_gets_every_reply():
+    """A client that pipelines 20,000 NOOPs and reads nothing until it has
+    sent them all: the replies (about 300 KiB) overflow the socket buffers,
+    so most go out through the bufferevent after a partial send(2); they
+    must all arrive, whole and in order, then QUIT's. A client that never
+    reads is dropped by the write timeout (smtpd_timeout) and counted."""
+    import socket as _socket
+    import time as _time
+    srv = Server({"smtpd_timeout": "2s"})
+    c = Client(srv.port)
+    c.ehlo()
+    n = 20000
+    c.sock.settimeout(30)
+    c.send(b"NOOP\r\n" * n + b"QUIT\r\n")
+    for i in range(n):
+        code, lines = c.reply()
+        if code != 250:
+            eq(code, 250, "reply %d of %d" % (i + 1, n))
+    c.expect(221)
+    check(c.closed(), "not closed after QUIT")
+
+    # Never reads: ehlod must stop taking commands (output backpressure),
+    # so the client can push only a bounded amount, and ehlod's memory
+    # stays bounded; the write timeout then drops it.
+    rss0 = srv_rss_kib(srv)
+    d = Client(srv.port)
+    d.ehlo()
+    d.sock.setblocking(False)
+    sent, chunk = 0, b"NOOP\r\n" * 10000
+    t0 = _time.monotonic()
+    while _time.monotonic() - t0 < 1.5:
+        try:
+            sent += d.sock.send(chunk)
+        except BlockingIOError:
+            _time.sleep(0.01)
+    rss1 = srv_rss_kib(srv)
+    print("# non-reading client pushed %d bytes in 1.5 s; ehlod RSS %d -> %d KiB"
+          % (sent, rss0, rss1))
+    check(sent < 64 * 1024 * 1024, "ehlod kept taking input from a client that "
+          "does not read: %d bytes" % sent)
+    check(rss1 - rss0 < 32 * 1024, "ehlod grew by %d KiB for one non-reading client"
+          % (rss1 - rss0))
+    d.sock.setblocking(True)
+    srv.wait_log("timeout after", timeout=15)
+    check(_time.monotonic() - t0 < 12, "the non-reading client was not dropped in time")
+    d.close()
+
+
+def srv_rss_kib(srv):
+    with open("/proc/%d/status" % srv.pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 if __name__ == "__main__":
     main(globals())
