@@ -80,6 +80,7 @@ struct daemon_stats {
 	atomic_ullong timeouts, lost_connections, pregreet;
 	atomic_ullong smuggling_rejects;
 	atomic_ullong proxy_errors;
+	atomic_ullong output_blocked;   /* sessions held back by unread replies */
 	atomic_ullong helo_rejects, helo_tempfails, helo_shadow_rejects;
 	atomic_llong  sessions_active;
 };

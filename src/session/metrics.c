@@ -61,6 +61,10 @@ on_metrics(struct evhttp_request *req, void *arg)
 	    atomic_load(&st->starttls_injection));
 	counter(b, "ehlo_smtpd_pregreet_total", "Clients that talked before the greeting.",
 	    atomic_load(&st->pregreet));
+	counter(b, "ehlo_smtpd_output_blocked_total",
+	    "Sessions that stopped executing commands because the client did not read "
+	    "its replies (more than 64 KiB pending).",
+	    atomic_load(&st->output_blocked));
 	counter(b, "ehlo_smtpd_proxy_errors_total", "Bad or missing PROXY protocol headers.",
 	    atomic_load(&st->proxy_errors));
 	evbuffer_add_printf(b, "# HELP ehlo_smtpd_helo_checks_total Identity policy refusals "

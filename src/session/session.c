@@ -97,6 +97,7 @@ struct session {
 	bool                counted_ip;
 	bool                peer_eof;       /* EOF seen while busy; see on_event */
 	bool                out_blocked;    /* output above the high mark */
+	bool                out_blocked_seen; /* counted in stats.output_blocked */
 	struct sockaddr_storage local;
 	enum smtp_cmd       last_cmd;
 	struct ident       *id;             /* identity checks; NULL if all off */
@@ -766,6 +767,10 @@ process_input(struct session *s)
 			flush_out(s);
 		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
 		    SESSION_OUTPUT_HIGHWATER) {
+			if (!s->out_blocked_seen) {
+				s->out_blocked_seen = true;
+				atomic_fetch_add(&s->w->d->stats.output_blocked, 1);
+			}
 			s->out_blocked = true;   /* on_write resumes */
 			break;
 		}

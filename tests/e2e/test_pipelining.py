@@ -4,7 +4,8 @@ PIPELINING (RFC 2920) and CHUNKING/BDAT (RFC 3030) over a raw socket: replies
 come back in the order of the commands, one per command, and every accepted
 message lands in the Maildir exactly as sent.
 """
-from ehlotest import Server, Client, check, eq, main, strip_received, to_lf, stuff, DOMAIN
+from ehlotest import (Server, Client, check, eq, free_port, main, strip_received, to_lf, stuff,
+                      DOMAIN)
 
 
 def codes(c, n):
@@ -145,7 +146,9 @@ def test_slow_reader_gets_every_reply():
     reads is dropped by the write timeout (smtpd_timeout) and counted."""
     import socket as _socket
     import time as _time
-    srv = Server({"smtpd_timeout": "2s"})
+    import urllib.request
+    mport = free_port()
+    srv = Server({"smtpd_timeout": "2s", "metrics_listen": "127.0.0.1:%d" % mport})
     c = Client(srv.port)
     c.ehlo()
     n = 20000
@@ -181,8 +184,18 @@ def test_slow_reader_gets_every_reply():
           % (rss1 - rss0))
     d.sock.setblocking(True)
     srv.wait_log("timeout after", timeout=15)
+    check(log_has(srv, "(not reading replies)"), "the timeout line does not say why")
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5) as r:
+        metrics = r.read().decode()
+    check("\nehlo_smtpd_output_blocked_total 1\n" in metrics,
+          "output_blocked counter is not 1: %r" % [l for l in metrics.splitlines()
+                                                   if "output_blocked" in l])
     check(_time.monotonic() - t0 < 12, "the non-reading client was not dropped in time")
     d.close()
+
+
+def log_has(srv, needle):
+    return needle in srv.maillog()
 
 
 def srv_rss_kib(srv):
