@@ -123,7 +123,7 @@ static void log_identity(struct session *s, const struct policy_decision *d);
 static void helo_identity(struct session *s);
 static void identity_gate(struct session *s, enum smtp_event ev);
 static void on_flushed(void *arg);
-static const char *lost_after(const struct session *s);
+static void note_lost(struct session *s);
 
 /* True unless l is bound to one specific address and a fixed port. */
 static bool
@@ -199,10 +199,7 @@ resume(struct session *s)
 	process_input(s);
 	if (!s->peer_eof || s->closing || s->busy)
 		return;
-	if (s->srv->state != SS_CLOSED) {
-		atomic_fetch_add(&s->w->d->stats.lost_connections, 1);
-		log_info("%s lost connection after %s from %s", s->sid, lost_after(s), s->client);
-	}
+	note_lost(s);
 	flush_out(s);
 	s->closing = true;
 	bev_when_flushed(&s->flush, s->bev, on_flushed, s);
@@ -889,6 +886,16 @@ lost_after(const struct session *s)
 	return up[s->last_cmd];
 }
 
+/* The peer went away: count and log it unless the dialogue had ended. */
+static void
+note_lost(struct session *s)
+{
+	if (s->srv->state == SS_CLOSED)
+		return;
+	atomic_fetch_add(&s->w->d->stats.lost_connections, 1);
+	log_info("%s lost connection after %s from %s", s->sid, lost_after(s), s->client);
+}
+
 static void
 on_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -968,10 +975,7 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	/* EOF or error. */
-	if (s->srv->state != SS_CLOSED) {
-		atomic_fetch_add(&d->stats.lost_connections, 1);
-		log_info("%s lost connection after %s from %s", s->sid, lost_after(s), s->client);
-	}
+	note_lost(s);
 	session_free(s);
 }
 

@@ -290,6 +290,16 @@ start_segment(struct journal *j, unsigned no)
 	return 0;
 }
 
+/* Under j->mu: the segment numbered no, or NULL. */
+static struct segment *
+seg_find(struct journal *j, unsigned no)
+{
+	struct segment *s = j->segs;
+	while (s != NULL && s->no != no)
+		s = s->next;
+	return s;
+}
+
 /* Under j->mu: unlinks and forgets segment s if it is drained and closed. */
 static void
 maybe_drop(struct journal *j, struct segment *s)
@@ -392,11 +402,9 @@ journal_append(struct journal *j, const struct buf *records, size_t nmsg, unsign
 		} else {
 			close(oldfd);
 			pthread_mutex_lock(&j->mu);
-			for (struct segment *s = j->segs; s != NULL; s = s->next)
-				if (s->no == old) {
-					maybe_drop(j, s);
-					break;
-				}
+			struct segment *s = seg_find(j, old);
+			if (s != NULL)
+				maybe_drop(j, s);
 			pthread_mutex_unlock(&j->mu);
 		}
 	}
@@ -431,11 +439,9 @@ journal_append(struct journal *j, const struct buf *records, size_t nmsg, unsign
 	}
 	j->size += records->len;
 	pthread_mutex_lock(&j->mu);
-	for (struct segment *s = j->segs; s != NULL; s = s->next)
-		if (s->no == j->cur) {
-			s->live += nmsg;
-			break;
-		}
+	struct segment *s = seg_find(j, j->cur);
+	if (s != NULL)
+		s->live += nmsg;
 	pthread_mutex_unlock(&j->mu);
 	*segno = j->cur;
 	return 0;
@@ -445,13 +451,12 @@ void
 journal_release(struct journal *j, unsigned segno)
 {
 	pthread_mutex_lock(&j->mu);
-	for (struct segment *s = j->segs; s != NULL; s = s->next)
-		if (s->no == segno) {
-			if (s->live > 0)
-				s->live--;
-			maybe_drop(j, s);
-			break;
-		}
+	struct segment *s = seg_find(j, segno);
+	if (s != NULL) {
+		if (s->live > 0)
+			s->live--;
+		maybe_drop(j, s);
+	}
 	pthread_mutex_unlock(&j->mu);
 }
 
@@ -467,10 +472,8 @@ journal_close(struct journal **jp)
 	if (j->fd >= 0) {
 		close(j->fd);
 		pthread_mutex_lock(&j->mu);
-		bool empty = true;
-		for (struct segment *s = j->segs; s != NULL; s = s->next)
-			if (s->no == j->cur && s->live > 0)
-				empty = false;
+		struct segment *s = seg_find(j, j->cur);
+		bool empty = s == NULL || s->live == 0;
 		pthread_mutex_unlock(&j->mu);
 		if (empty) {
 			char p[4096];

@@ -110,17 +110,25 @@ job_free(struct spool_job *job)
 	free(job);
 }
 
+/* Appends job to a head/tail list: the submit, journal, delivery and sink
+ * queues. The caller holds the lock that guards the list. */
+static void
+fifo_push(struct spool_job **head, struct spool_job **tail, struct spool_job *job)
+{
+	job->next = NULL;
+	if (*tail != NULL)
+		(*tail)->next = job;
+	else
+		*head = job;
+	*tail = job;
+}
+
 /* Hands a journaled job to the delivery threads. */
 static void
 enqueue_delivery(struct spool *sp, struct spool_job *job)
 {
 	pthread_mutex_lock(&sp->mu);
-	job->next = NULL;
-	if (sp->qtail != NULL)
-		sp->qtail->next = job;
-	else
-		sp->qhead = job;
-	sp->qtail = job;
+	fifo_push(&sp->qhead, &sp->qtail, job);
 	pthread_cond_signal(&sp->cv);
 	pthread_mutex_unlock(&sp->mu);
 }
@@ -167,12 +175,7 @@ job_post(struct spool_job *job)
 			job_free(job);
 		return;
 	}
-	job->next = NULL;
-	if (s->tail != NULL)
-		s->tail->next = job;
-	else
-		s->head = job;
-	s->tail = job;
+	fifo_push(&s->head, &s->tail, job);
 	pthread_mutex_unlock(&s->mu);
 	event_active(s->ev, EV_READ, 0);
 }
@@ -275,12 +278,7 @@ journal_thread(void *arg)
 		while (sp->retry != NULL && sp->retry->retry_at <= now) {
 			struct spool_job *job = sp->retry;
 			sp->retry = job->next;
-			job->next = NULL;
-			if (sp->qtail != NULL)
-				sp->qtail->next = job;
-			else
-				sp->qhead = job;
-			sp->qtail = job;
+			fifo_push(&sp->qhead, &sp->qtail, job);
 			moved = true;
 		}
 		if (moved)
@@ -571,30 +569,19 @@ spool_submit(struct spool *sp, struct event_base *base, char *content,
 		for (size_t i = 0; i < n; i++)
 			job->names[i] = maildir_new_name(&sp->dl, len);
 		job->d.names = job->names;
-		pthread_mutex_lock(&sp->mu);
-		if (sp->stopping || sp->jstopping)
-			abort();        /* submit after spool_free began */
-		job->sink = sink_for(sp, base);
-		if (sp->jtail != NULL)
-			sp->jtail->next = job;
-		else
-			sp->jhead = job;
-		sp->jtail = job;
-		pthread_cond_signal(&sp->jcv);
-		pthread_mutex_unlock(&sp->mu);
-		return job;
 	}
 
 	pthread_mutex_lock(&sp->mu);
-	if (sp->stopping)
+	if (sp->stopping || sp->jstopping)
 		abort();        /* submit after spool_free began */
 	job->sink = sink_for(sp, base);
-	if (sp->qtail != NULL)
-		sp->qtail->next = job;
-	else
-		sp->qhead = job;
-	sp->qtail = job;
-	pthread_cond_signal(&sp->cv);
+	if (sp->jl != NULL) {
+		fifo_push(&sp->jhead, &sp->jtail, job);
+		pthread_cond_signal(&sp->jcv);
+	} else {
+		fifo_push(&sp->qhead, &sp->qtail, job);
+		pthread_cond_signal(&sp->cv);
+	}
 	pthread_mutex_unlock(&sp->mu);
 	return job;
 }
