@@ -255,7 +255,9 @@ static const struct cfg_setting settings[] = {
 	  "the message is durable in every recipient's new/. With it the 250 is sent once the "
 	  "message is fdatasynced in the journal (one flush for all messages committed "
 	  "together, like Postfix's queue file) and Maildir delivery follows in the "
-	  "background; after a crash the journal is replayed at start. See docs/spool.md."),
+	  "background, in batches (up to 64 messages or 20 ms); after a crash the journal is "
+	  "replayed at start. Each journal segment is a 64 MiB file, written full of zeros "
+	  "when it is created. See docs/spool.md."),
 	P(virtual_mailbox_maps, "", true,
 	  "File of valid recipient addresses, one per line (a second column is ignored, so a "
 	  "Postfix virtual_mailbox_maps source file works); empty: every local part is accepted."),

@@ -347,7 +347,10 @@ deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs)
 	for (size_t i = 0; i < n; i++) {
 		if (cp[i].job->status != 0)
 			continue;
-		int e = open_tmp(d, &cp[i], n > 1);
+		/* Bulk mode: syncfs writes the batch back in one go, with
+		 * the block layer merging adjacent files; starting each file
+		 * on its own would only split that into small requests. */
+		int e = open_tmp(d, &cp[i], n > 1 && !d->bulk);
 		if (cp[i].fd >= 0)
 			nopen++;
 		if (e != 0)

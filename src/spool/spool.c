@@ -44,6 +44,7 @@
  * idle thread start on the rest. */
 #define BATCH_MAX 64
 
+
 /* Journal group commit: at most this many records or bytes per fdatasync. */
 #define JBATCH_MAX      256
 #define JBATCH_BYTES    (8u << 20)
@@ -74,12 +75,23 @@ struct spool_job {
 	bool               journaled;   /* acknowledged; the spool owns it now */
 	unsigned           segno;       /* journal segment holding it */
 	time_t             retry_at;
+	struct timespec    queued;      /* CLOCK_MONOTONIC, entering sp->qhead */
 };
 
 struct spool {
 	pthread_mutex_t    mu;
 	pthread_cond_t     cv;
 	struct spool_job  *qhead, *qtail;   /* submitted, not yet taken */
+	size_t             qlen;
+	/*
+	 * Journal mode: how long an acknowledged message may wait for others
+	 * before its Maildir delivery starts (0: never waits). Nobody waits on
+	 * these deliveries, so the delivery threads take BATCH_MAX jobs, or
+	 * whatever has gathered after this long: one syncfs and one directory
+	 * fsync then serve up to 64 messages instead of one or two each. Mail
+	 * shows up in new/ at most this much later.
+	 */
+	unsigned           linger_ms;
 	bool               stopping;
 	struct spool_sink *sinks;
 	pthread_t         *tids;
@@ -123,13 +135,27 @@ fifo_push(struct spool_job **head, struct spool_job **tail, struct spool_job *jo
 	*tail = job;
 }
 
+/*
+ * Under sp->mu: appends a job to the delivery queue. When the threads
+ * linger, only the first job (which starts a thread's timer) and a full
+ * batch wake one: a signal per message would cost a context switch each.
+ */
+static void
+queue_push(struct spool *sp, struct spool_job *job)
+{
+	clock_gettime(CLOCK_MONOTONIC, &job->queued);
+	fifo_push(&sp->qhead, &sp->qtail, job);
+	sp->qlen++;
+	if (sp->linger_ms == 0 || sp->qlen == 1 || sp->qlen == BATCH_MAX)
+		pthread_cond_signal(&sp->cv);
+}
+
 /* Hands a journaled job to the delivery threads. */
 static void
 enqueue_delivery(struct spool *sp, struct spool_job *job)
 {
 	pthread_mutex_lock(&sp->mu);
-	fifo_push(&sp->qhead, &sp->qtail, job);
-	pthread_cond_signal(&sp->cv);
+	queue_push(sp, job);
 	pthread_mutex_unlock(&sp->mu);
 }
 
@@ -219,6 +245,28 @@ job_finish(struct spool *sp, struct spool_job *job)
 	job_post(job);
 }
 
+/*
+ * Under sp->mu, with a job queued: waits until BATCH_MAX jobs are queued,
+ * the oldest has waited sp->linger_ms, or the spool stops. False if the
+ * queue emptied meanwhile.
+ */
+static bool
+linger(struct spool *sp)
+{
+	while (sp->qhead != NULL && sp->qlen < BATCH_MAX && !sp->stopping) {
+		struct timespec due = sp->qhead->queued;
+		due.tv_sec += sp->linger_ms / 1000;
+		due.tv_nsec += (long)(sp->linger_ms % 1000) * 1000000L;
+		if (due.tv_nsec >= 1000000000L) {
+			due.tv_sec++;
+			due.tv_nsec -= 1000000000L;
+		}
+		if (pthread_cond_timedwait(&sp->cv, &sp->mu, &due) == ETIMEDOUT)
+			break;
+	}
+	return sp->qhead != NULL;
+}
+
 static void *
 delivery_thread(void *arg)
 {
@@ -232,6 +280,8 @@ delivery_thread(void *arg)
 			pthread_cond_wait(&sp->cv, &sp->mu);
 		if (sp->qhead == NULL)
 			break;          /* stopping and drained */
+		if (sp->linger_ms > 0 && !linger(sp))
+			continue;       /* another thread took the queue */
 		size_t n = 0;
 		while (sp->qhead != NULL && n < BATCH_MAX) {
 			struct spool_job *job = sp->qhead;
@@ -240,6 +290,7 @@ delivery_thread(void *arg)
 			batch[n] = &job->d;
 			n++;
 		}
+		sp->qlen -= n;
 		if (sp->qhead == NULL)
 			sp->qtail = NULL;
 		else
@@ -278,7 +329,7 @@ journal_thread(void *arg)
 		while (sp->retry != NULL && sp->retry->retry_at <= now) {
 			struct spool_job *job = sp->retry;
 			sp->retry = job->next;
-			fifo_push(&sp->qhead, &sp->qtail, job);
+			queue_push(sp, job);
 			moved = true;
 		}
 		if (moved)
@@ -389,7 +440,11 @@ spool_new(const struct spool_opts *o, struct buf *err)
 
 	struct spool *sp = xcalloc(1, sizeof *sp);
 	pthread_mutex_init(&sp->mu, NULL);
-	pthread_cond_init(&sp->cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&sp->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	dircache_init(&sp->dl.cache);
 	struct buf h = BUF_INIT;
 	maildir_escape_host(host, &h);
@@ -411,6 +466,7 @@ spool_new(const struct spool_opts *o, struct buf *err)
 	if (o->journal_dir != NULL && *o->journal_dir != '\0') {
 		/* Recovery happens here, before any thread runs. */
 		sp->dl.bulk = true;
+		sp->linger_ms = o->linger_ms ? o->linger_ms : SPOOL_LINGER_MS_DEFAULT;
 		sp->jl = journal_open(o->journal_dir, &sp->dl, err);
 		if (sp->jl == NULL) {
 			sp->nthreads = 0;
@@ -579,8 +635,7 @@ spool_submit(struct spool *sp, struct event_base *base, char *content,
 		fifo_push(&sp->jhead, &sp->jtail, job);
 		pthread_cond_signal(&sp->jcv);
 	} else {
-		fifo_push(&sp->qhead, &sp->qtail, job);
-		pthread_cond_signal(&sp->cv);
+		queue_push(sp, job);
 	}
 	pthread_mutex_unlock(&sp->mu);
 	return job;

@@ -33,7 +33,9 @@
  * new/ are journaled too), so after a crash or kill -9 every acknowledged
  * message reaches its Maildirs exactly once, unless a mail reader moved it
  * out of new/ and cur/ first. The same durability as Postfix's queue file
- * fsync before its 250.
+ * fsync before its 250. Nobody waits on the background deliveries, so the
+ * delivery threads let them gather (linger_ms, or 64 jobs) and commit each
+ * group with one syncfs and one fsync per new/ directory.
  *
  * libevent must have been initialised with evthread_use_pthreads() before
  * the event bases were created: completions cross threads.
@@ -59,7 +61,12 @@ struct spool_opts {
 	                           O_TMPFILE in new/ where the file system has it */
 	const char *journal_dir;/* write-ahead journal directory (must exist);
 	                           NULL or "": none (see "Journal mode" above) */
+	unsigned    linger_ms;  /* journal mode: how long an acknowledged message
+	                           may wait for others to share its Maildir group
+	                           commit; 0 = SPOOL_LINGER_MS_DEFAULT */
 };
+
+#define SPOOL_LINGER_MS_DEFAULT 20
 
 #define SPOOL_THREADS_DEFAULT 4
 #define SPOOL_THREADS_MAX     64

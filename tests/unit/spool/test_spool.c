@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -747,12 +749,31 @@ test_queue_ids(void **state)
 /* ---- journal mode ---- */
 
 static struct spool *
-new_journal_spool(const char *root, const char *jdir, struct buf *err)
+new_lingering_spool(const char *root, const char *jdir, unsigned linger_ms,
+    struct buf *err)
 {
 	struct spool_opts o = { .base = root, .threads = 2, .hostname = "h",
-	    .classic_tmp = classic_tmp, .journal_dir = jdir };
+	    .classic_tmp = classic_tmp, .journal_dir = jdir, .linger_ms = linger_ms };
 	return spool_new(&o, err);
 }
+
+static struct spool *
+new_journal_spool(const char *root, const char *jdir, struct buf *err)
+{
+	return new_lingering_spool(root, jdir, 0, err);
+}
+
+/* Size of jdir/name, or -1. */
+static long long
+file_size(const char *jdir, const char *name)
+{
+	char p[8192];
+	struct stat st;
+	snprintf(p, sizeof p, "%s/%s", jdir, name);
+	return stat(p, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+#define SEGMENT_BYTES (64LL << 20)    /* JOURNAL_SEGMENT_MAX */
 
 static void
 write_file(const char *path, const void *p, size_t n)
@@ -776,6 +797,8 @@ test_journal_submit(void **state)
 	struct spool *sp = new_journal_spool(root, jdir, &err);
 	assert_non_null(sp);
 	assert_int_equal(count_dir(jdir, ".", NULL, 0), 1);   /* journal.1 */
+	/* Written full of zeros up front: groups overwrite, never extend. */
+	assert_int_equal(file_size(jdir, "journal.1"), SEGMENT_BYTES);
 
 	struct loop l;
 	loop_init(&l);
@@ -796,6 +819,7 @@ test_journal_submit(void **state)
 	spool_get_stats(sp, &st);
 	assert_int_equal(st.journal_records, 20);
 	assert_true(st.journal_syncs >= 1 && st.journal_syncs <= 20);
+	assert_int_equal(file_size(jdir, "journal.1"), SEGMENT_BYTES);
 	spool_free(&sp);
 	assert_int_equal(count_dir(boxes[0], "new", NULL, 0), 20);
 	assert_int_equal(count_dir(boxes[1], "new", NULL, 0), 10);
@@ -938,6 +962,132 @@ test_journal_keeps_undeliverable(void **state)
 	free(root);
 }
 
+/* Submits n messages of 100 bytes to box and runs l until all are acked. */
+static void
+submit_acked(struct spool *sp, struct loop *l, char *box, int n)
+{
+	l->want += n;
+	for (int i = 0; i < n; i++) {
+		char qid[24];
+		spool_queue_id(qid);
+		assert_non_null(spool_submit(sp, l->base, make_msg(100, (unsigned)i), 100,
+		    (const char *const *)&box, 1, qid, done_cb, l));
+	}
+	loop_run(l);
+	assert_false(l->timed_out);
+	assert_int_equal(l->got, l->want);
+	assert_int_equal(l->failed, 0);
+}
+
+/* Polls box's new/ until it holds n files; false after 10 s. */
+static bool
+wait_count(const char *box, int n)
+{
+	for (int i = 0; i < 1000; i++) {
+		if (count_dir(box, "new", NULL, 0) >= n)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/*
+ * Journal mode's background deliveries linger: acknowledged messages wait
+ * (here up to a minute) until 64 have gathered, then go in one group
+ * commit; spool_free delivers the rest at once instead of waiting.
+ */
+static void
+test_journal_linger(void **state)
+{
+	char *root = make_root();
+	char jdir[4096];
+	snprintf(jdir, sizeof jdir, "%s/journal", root);
+	assert_int_equal(mkdir(jdir, 0700), 0);
+	struct buf err = BUF_INIT;
+	struct spool *sp = new_lingering_spool(root, jdir, 60000, &err);
+	assert_non_null(sp);
+	struct loop l;
+	loop_init(&l);
+	char *box = mailbox(root, "a");
+
+	submit_acked(sp, &l, box, 3);
+	usleep(200000);
+	assert_true(count_dir(box, "new", NULL, 0) <= 0);   /* lingering (no new/ yet) */
+	struct spool_stats st;
+	spool_get_stats(sp, &st);
+	assert_int_equal(st.batches, 0);
+
+	submit_acked(sp, &l, box, 61);                            /* 64: a full batch */
+	assert_true(wait_count(box, 64));
+	/* The batch counts once its directory fsync is done, just after the
+	 * files showed up. */
+	for (int i = 0; i < 1000; i++) {
+		spool_get_stats(sp, &st);
+		if (st.batches > 0)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(st.batches, 1);
+
+	submit_acked(sp, &l, box, 2);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	spool_free(&sp);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 10);
+	assert_int_equal(count_dir(box, "new", NULL, 0), 66);
+	assert_int_equal(count_dir(jdir, ".", NULL, 0), 0);
+	loop_free(&l);
+	free(box);
+	buf_free(&err);
+	rm_tree(root);
+	free(root);
+}
+
+/*
+ * A process that dies right after its acknowledgements (nothing in new/
+ * yet: the deliveries were lingering) leaves a pre-filled segment: records,
+ * then megabytes of zeros. The next start delivers every message once.
+ */
+static void
+test_journal_crash(void **state)
+{
+	char *root = make_root();
+	char jdir[4096];
+	snprintf(jdir, sizeof jdir, "%s/journal", root);
+	assert_int_equal(mkdir(jdir, 0700), 0);
+	char *box = mailbox(root, "a");
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct buf err = BUF_INIT;
+		struct spool *sp = new_lingering_spool(root, jdir, 60000, &err);
+		if (sp == NULL)
+			_exit(2);
+		struct loop l;
+		loop_init(&l);
+		submit_acked(sp, &l, box, 5);
+		_exit(count_dir(box, "new", NULL, 0) <= 0 ? 0 : 3);   /* no cleanup */
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(file_size(jdir, "journal.1"), SEGMENT_BYTES);
+
+	struct buf err = BUF_INIT;
+	struct spool *sp = new_journal_spool(root, jdir, &err);
+	assert_non_null(sp);
+	assert_int_equal(count_dir(box, "new", NULL, 0), 5);
+	spool_free(&sp);
+	assert_int_equal(count_dir(box, "new", NULL, 0), 5);
+	assert_int_equal(count_dir(jdir, ".", NULL, 0), 0);
+	free(box);
+	buf_free(&err);
+	rm_tree(root);
+	free(root);
+}
+
 int
 main(void)
 {
@@ -957,6 +1107,8 @@ main(void)
 		cmocka_unit_test(test_journal_submit),
 		cmocka_unit_test(test_journal_recovery),
 		cmocka_unit_test(test_journal_keeps_undeliverable),
+		cmocka_unit_test(test_journal_linger),
+		cmocka_unit_test(test_journal_crash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
