@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,6 +91,59 @@ static _Thread_local struct {
 	char   data[16384];
 } batch;
 
+/* Appends s at off in a line buffer of at least STAMP_MAX bytes. */
+#define STAMP_MAX 256
+static size_t
+put(char *line, size_t off, const char *s)
+{
+	size_t n = strlen(s);
+	if (n > STAMP_MAX / 2 - 1)
+		n = STAMP_MAX / 2 - 1;
+	memcpy(line + off, s, n);
+	return off + n;
+}
+
+/*
+ * Writes "2026-11-28T15:17:58.123456Z host prog[pid]: " at line[0] and
+ * returns its length (< STAMP_MAX). The date and time part is formatted
+ * once per second per thread: gmtime_r and strftime for every line were a
+ * visible part of the server's CPU under load.
+ */
+static size_t
+stamp(char *line)
+{
+	static _Thread_local time_t cached_sec = -1;
+	static _Thread_local char cached[32];
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (ts.tv_sec != cached_sec) {
+		struct tm tm;
+		gmtime_r(&ts.tv_sec, &tm);
+		if (strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+			cached[0] = '\0';
+		cached_sec = ts.tv_sec;
+	}
+	size_t off = put(line, 0, cached);
+	long us = ts.tv_nsec / 1000;
+	line[off++] = '.';
+	for (int i = 5; i >= 0; i--, us /= 10)
+		line[off + (size_t)i] = (char)('0' + us % 10);
+	off += 6;
+	line[off++] = 'Z';
+	line[off++] = ' ';
+	off = put(line, off, host);
+	line[off++] = ' ';
+	static _Thread_local long cached_pid = -1;
+	static _Thread_local char tail[32];
+	long p = pid ? pid : (long)getpid();
+	if (p != cached_pid) {
+		snprintf(tail, sizeof tail, "[%ld]: ", p);
+		cached_pid = p;
+	}
+	off = put(line, off, prog);
+	return put(line, off, tail);
+}
+
 static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
@@ -100,17 +152,10 @@ log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 {
 	char line[8192];
 	size_t off = 0;
-	if (!use_syslog) {
-		struct timeval tv;
-		struct tm tm;
-		gettimeofday(&tv, NULL);
-		gmtime_r(&tv.tv_sec, &tm);
-		off = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-		off += (size_t)snprintf(line + off, sizeof line - off, ".%06ldZ %s %s[%ld]: ",
-		    (long)tv.tv_usec, host, prog, pid ? pid : (long)getpid());
-	}
+	if (!use_syslog)
+		off = stamp(line);
 	const char *tag = lvl == LOG_LVL_WARN ? "warning: " : lvl == LOG_LVL_ERR ? "error: " : "";
-	off += (size_t)snprintf(line + off, sizeof line - off, "%s", tag);
+	off = put(line, off, tag);
 	int n = vsnprintf(line + off, sizeof line - off, fmt, ap);
 	if (n < 0)
 		n = 0;
