@@ -183,8 +183,15 @@ flush_out(struct session *s)
 		if (n > 0)
 			off = (size_t)n;
 	}
-	if (off < o->len)
+	if (off < o->len) {
 		bufferevent_write(s->bev, o->data + off, o->len - off);
+		/* A plain session writes through the bufferevent only what the
+		 * kernel did not take, so writing (and its timeout and the
+		 * low-mark callback) is switched on only now. Enabling it with
+		 * an empty buffer would cost an epoll change, a wake-up to find
+		 * nothing to write, and another change. */
+		bufferevent_enable(s->bev, EV_WRITE);
+	}
 	/* Release rather than keep: an idle session should hold no buffers. */
 	buf_free(o);
 }
@@ -231,10 +238,12 @@ close_after_flush(struct session *s)
 	s->closing = true;
 	flush_out(s);
 	bufferevent_disable(s->bev, EV_READ);
-	/* Writing (and so its timeout) must be on for the flush to end. */
-	bufferevent_enable(s->bev, EV_WRITE);
-	/* A peer that stops reading cannot hold the session: the write
-	 * timeout still applies and frees it (on_event). */
+	/* Writing (and so its timeout) must be on for the flush to end, if
+	 * anything is left to flush; flush_out switched it on for a plain
+	 * session that has some. A peer that stops reading cannot hold the
+	 * session: the write timeout still applies and frees it (on_event). */
+	if (s->tls_active || s->in_handshake)
+		bufferevent_enable(s->bev, EV_WRITE);
 	bev_when_flushed(&s->flush, s->bev, on_flushed, s);
 }
 
@@ -1181,7 +1190,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 		s->proxy_timer = evtimer_new(w->base, on_proxy_timer, s);
 		struct timeval tv = timeval_ms(PROXY_SNIFF_MS);
 		evtimer_add(s->proxy_timer, &tv);
-		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+		bufferevent_enable(s->bev, EV_READ);   /* EV_WRITE: see flush_out */
 		return;
 	}
 	session_start(s);
@@ -1216,7 +1225,7 @@ session_start(struct session *s)
 		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 		return;
 	}
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(s->bev, EV_READ);   /* EV_WRITE: see flush_out */
 	if (cfg->smtpd_greet_pause > 0) {
 		s->greet_timer = evtimer_new(w->base, on_greet_timer, s);
 		struct timeval tv = timeval_ms(cfg->smtpd_greet_pause);
