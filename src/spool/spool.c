@@ -44,7 +44,6 @@
  * idle thread start on the rest. */
 #define BATCH_MAX 64
 
-
 /* Journal group commit: at most this many records or bytes per fdatasync. */
 #define JBATCH_MAX      256
 #define JBATCH_BYTES    (8u << 20)
