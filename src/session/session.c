@@ -96,6 +96,7 @@ struct session {
 	bool                data_timeouts;  /* timeouts currently set for DATA */
 	bool                counted_ip;
 	bool                peer_eof;       /* EOF seen while busy; see on_event */
+	struct timeval      resumed_at;     /* last resume(), loop's cached time */
 	bool                out_blocked;    /* output above the high mark */
 	bool                out_blocked_seen; /* counted in stats.output_blocked */
 	struct sockaddr_storage local;
@@ -203,6 +204,18 @@ flush_out(struct session *s)
 static void
 resume(struct session *s)
 {
+	/*
+	 * RFC 5321 §4.5.3.2: the client's time to send its next command runs
+	 * from our reply, but the read timeout still counts from the command
+	 * we were busy with (or from its last restart in on_event). So when it
+	 * fires less than a timeout after this, on_event restarts it instead
+	 * (resumed_lately). Not restarted here: if the timeout expired in
+	 * this same loop iteration, libevent has already taken the read event
+	 * out of epoll and queued its callback, and re-adding it now would
+	 * cancel that callback but leave the socket unwatched (event_add does
+	 * not re-register an event that is active).
+	 */
+	event_base_gettimeofday_cached(s->w->base, &s->resumed_at);
 	process_input(s);
 	if (!s->peer_eof || s->closing || s->busy)
 		return;
@@ -210,6 +223,20 @@ resume(struct session *s)
 	flush_out(s);
 	s->closing = true;
 	bev_when_flushed(&s->flush, s->bev, on_flushed, s);
+}
+
+/* True if resume() ran less than the current read timeout ago. */
+static bool
+resumed_lately(struct session *s)
+{
+	struct timeval now, d;
+	if (!evutil_timerisset(&s->resumed_at) ||
+	    event_base_gettimeofday_cached(s->w->base, &now) != 0)
+		return false;
+	evutil_timersub(&now, &s->resumed_at, &d);
+	long long ms = (long long)d.tv_sec * 1000 + d.tv_usec / 1000;
+	long long limit = s->data_timeouts ? s->cfg->smtpd_data_timeout : s->cfg->smtpd_timeout;
+	return ms >= 0 && ms < limit;
 }
 
 static void
@@ -946,10 +973,13 @@ on_event(struct bufferevent *bev, short what, void *arg)
 			session_free(s);
 			return;
 		}
-		if (s->busy && (what & BEV_EVENT_READING)) {
+		if ((what & BEV_EVENT_READING) && (s->busy || resumed_lately(s))) {
 			/* Waiting for the spool or DNS is not the client's fault:
 			 * its read timeout starts again (libevent disabled the read
-			 * event when it fired). */
+			 * event when it fired). Also less than a timeout after
+			 * resume(): the timer still counted from the command we
+			 * were busy with, and the client is owed its full time
+			 * from our reply (so at most twice smtpd_timeout). */
 			bufferevent_enable(s->bev, EV_READ);
 			return;
 		}
