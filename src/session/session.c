@@ -157,13 +157,33 @@ set_callbacks(struct session *s)
 	bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_OUTPUT_LOWWATER, 0);
 }
 
+/* The read timeout for a phase: DATA/BDAT content, or commands. */
+static long long
+read_timeout_ms(const struct session *s, bool data)
+{
+	return data ? s->cfg->smtpd_data_timeout : s->cfg->smtpd_timeout;
+}
+
 static void
 set_timeouts(struct session *s, bool data)
 {
-	struct timeval rd = timeval_ms(data ? s->cfg->smtpd_data_timeout : s->cfg->smtpd_timeout);
+	struct timeval rd = timeval_ms(read_timeout_ms(s, data));
 	struct timeval wr = timeval_ms(s->cfg->smtpd_timeout);
 	bufferevent_set_timeouts(s->bev, &rd, &wr);
 	s->data_timeouts = data;
+}
+
+/* Wraps the socket in TLS and waits for the handshake (STARTTLS, or an
+ * implicit-TLS listener), with its own timeout for both directions. */
+static void
+begin_handshake(struct session *s)
+{
+	s->bev = tls_server_start(s->g->tls, s->w->base, s->bev);
+	s->in_handshake = true;
+	set_callbacks(s);
+	struct timeval hs = timeval_ms(s->cfg->smtpd_tls_handshake_timeout);
+	bufferevent_set_timeouts(s->bev, &hs, &hs);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
 static void
@@ -235,8 +255,7 @@ resumed_lately(struct session *s)
 		return false;
 	evutil_timersub(&now, &s->resumed_at, &d);
 	long long ms = (long long)d.tv_sec * 1000 + d.tv_usec / 1000;
-	long long limit = s->data_timeouts ? s->cfg->smtpd_data_timeout : s->cfg->smtpd_timeout;
-	return ms >= 0 && ms < limit;
+	return ms >= 0 && ms < read_timeout_ms(s, s->data_timeouts);
 }
 
 static void
@@ -726,12 +745,7 @@ start_tls(struct session *s)
 		s->srv->plaintext_discarded += left;
 		atomic_fetch_add(&d->stats.starttls_injection, 1);
 	}
-	s->bev = tls_server_start(s->g->tls, s->w->base, s->bev);
-	s->in_handshake = true;
-	set_callbacks(s);
-	struct timeval hs = timeval_ms(s->cfg->smtpd_tls_handshake_timeout);
-	bufferevent_set_timeouts(s->bev, &hs, &hs);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	begin_handshake(s);
 }
 
 /* Performs one machine event. */
@@ -1247,12 +1261,7 @@ session_start(struct session *s)
 			return;
 		}
 		/* RFC 8314 §3: TLS first, the greeting inside it. */
-		s->bev = tls_server_start(g->tls, w->base, s->bev);
-		s->in_handshake = true;
-		set_callbacks(s);
-		struct timeval hs = timeval_ms(cfg->smtpd_tls_handshake_timeout);
-		bufferevent_set_timeouts(s->bev, &hs, &hs);
-		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+		begin_handshake(s);
 		return;
 	}
 	bufferevent_enable(s->bev, EV_READ);   /* EV_WRITE: see flush_out */

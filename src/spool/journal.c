@@ -442,6 +442,23 @@ journal_next_seq(struct journal *j)
 	return ++j->seq;
 }
 
+/*
+ * A group's write or fdatasync failed: cut the segment back to its last
+ * whole, acknowledged record, so that nothing of the group (never
+ * acknowledged) can be recovered and the next group starts there. After a
+ * failed fdatasync the page state is unknown (the "fsyncgate" lesson): the
+ * same bytes are not retried as if written. If the cut fails too, the next
+ * group still overwrites from the same offset, and the CRC stops recovery
+ * at whatever damage is left after it.
+ */
+static void
+cut_back(struct journal *j, const char *what)
+{
+	if (ftruncate(j->fd, (off_t)j->size) != 0)
+		log_warn("spool journal: truncate after a failed %s: %s", what,
+		    strerror(errno));
+}
+
 int
 journal_append(struct journal *j, const struct buf *records, size_t nmsg, unsigned *segno)
 {
@@ -470,12 +487,7 @@ journal_append(struct journal *j, const struct buf *records, size_t nmsg, unsign
 			continue;
 		if (w <= 0) {
 			int e = w < 0 ? errno : EIO;
-			/* Cut the partial group off so later records follow whole
-			 * ones; if that fails too, the CRC still stops recovery at
-			 * the damage, which was never acknowledged. */
-			if (ftruncate(j->fd, (off_t)j->size) != 0)
-				log_warn("spool journal: truncate after a failed write: %s",
-				    strerror(errno));
+			cut_back(j, "write");
 			return e;
 		}
 		p += w;
@@ -484,12 +496,7 @@ journal_append(struct journal *j, const struct buf *records, size_t nmsg, unsign
 	}
 	if (fdatasync(j->fd) != 0) {
 		int e = errno;
-		/* After a failed fdatasync the page state is unknown (the
-		 * "fsyncgate" lesson): do not retry the same bytes as if
-		 * they had been written; drop them and report. */
-		if (ftruncate(j->fd, (off_t)j->size) != 0)
-			log_warn("spool journal: truncate after a failed fdatasync: %s",
-			    strerror(errno));
+		cut_back(j, "fdatasync");
 		return e;
 	}
 	j->size += records->len;

@@ -7,29 +7,32 @@
 
 static const unsigned char magic[4] = { 'E', 'H', 'J', '1' };
 
+/* Appends the n low bytes of v, least significant first. */
+static void
+put_le(struct buf *b, uint64_t v, int n)
+{
+	unsigned char x[8];
+	for (int i = 0; i < n; i++)
+		x[i] = (unsigned char)(v >> (8 * i));
+	buf_append(b, x, (size_t)n);
+}
+
 static void
 put16(struct buf *b, uint32_t v)
 {
-	unsigned char x[2] = { (unsigned char)v, (unsigned char)(v >> 8) };
-	buf_append(b, x, 2);
+	put_le(b, v, 2);
 }
 
 static void
 put32(struct buf *b, uint32_t v)
 {
-	unsigned char x[4];
-	for (int i = 0; i < 4; i++)
-		x[i] = (unsigned char)(v >> (8 * i));
-	buf_append(b, x, 4);
+	put_le(b, v, 4);
 }
 
 static void
 put64(struct buf *b, uint64_t v)
 {
-	unsigned char x[8];
-	for (int i = 0; i < 8; i++)
-		x[i] = (unsigned char)(v >> (8 * i));
-	buf_append(b, x, 8);
+	put_le(b, v, 8);
 }
 
 static uint32_t

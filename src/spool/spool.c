@@ -74,7 +74,8 @@ struct spool_job {
 	bool               journaled;   /* acknowledged; the spool owns it now */
 	unsigned           segno;       /* journal segment holding it */
 	time_t             retry_at;
-	struct timespec    queued;      /* CLOCK_MONOTONIC, entering sp->qhead */
+	struct timespec    queued;      /* CLOCK_MONOTONIC, entering sp->qhead
+	                                   (set only when the threads linger) */
 };
 
 struct spool {
@@ -142,7 +143,8 @@ fifo_push(struct spool_job **head, struct spool_job **tail, struct spool_job *jo
 static void
 queue_push(struct spool *sp, struct spool_job *job)
 {
-	clock_gettime(CLOCK_MONOTONIC, &job->queued);
+	if (sp->linger_ms > 0)
+		clock_gettime(CLOCK_MONOTONIC, &job->queued);
 	fifo_push(&sp->qhead, &sp->qtail, job);
 	sp->qlen++;
 	if (sp->linger_ms == 0 || sp->qlen == 1 || sp->qlen == BATCH_MAX)

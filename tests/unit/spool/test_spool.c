@@ -748,6 +748,16 @@ test_queue_ids(void **state)
 
 /* ---- journal mode ---- */
 
+/* A fresh root with an empty journal directory, jdir = <root>/journal. */
+static char *
+make_journal_root(char jdir[4096])
+{
+	char *root = make_root();
+	snprintf(jdir, 4096, "%s/journal", root);
+	assert_int_equal(mkdir(jdir, 0700), 0);
+	return root;
+}
+
 static struct spool *
 new_lingering_spool(const char *root, const char *jdir, unsigned linger_ms,
     struct buf *err)
@@ -789,10 +799,8 @@ write_file(const char *path, const void *p, size_t n)
 static void
 test_journal_submit(void **state)
 {
-	char *root = make_root();
 	char jdir[4096];
-	snprintf(jdir, sizeof jdir, "%s/journal", root);
-	assert_int_equal(mkdir(jdir, 0700), 0);
+	char *root = make_journal_root(jdir);
 	struct buf err = BUF_INIT;
 	struct spool *sp = new_journal_spool(root, jdir, &err);
 	assert_non_null(sp);
@@ -840,10 +848,9 @@ test_journal_submit(void **state)
 static void
 test_journal_recovery(void **state)
 {
-	char *root = make_root();
-	char jdir[4096], p[8192];
-	snprintf(jdir, sizeof jdir, "%s/journal", root);
-	assert_int_equal(mkdir(jdir, 0700), 0);
+	char jdir[4096];
+	char *root = make_journal_root(jdir);
+	char p[8192];
 	char *a = mailbox(root, "a"), *b = mailbox(root, "b");
 	/* Record paths are Maildirs without the trailing '/'. */
 	char *ad = xstrndup(a, strlen(a) - 1), *bd = xstrndup(b, strlen(b) - 1);
@@ -932,10 +939,9 @@ test_journal_recovery(void **state)
 static void
 test_journal_keeps_undeliverable(void **state)
 {
-	char *root = make_root();
-	char jdir[4096], p[8192], blocker[8192];
-	snprintf(jdir, sizeof jdir, "%s/journal", root);
-	assert_int_equal(mkdir(jdir, 0700), 0);
+	char jdir[4096];
+	char *root = make_journal_root(jdir);
+	char p[8192], blocker[8192];
 	snprintf(blocker, sizeof blocker, "%s/blocked", root);
 	write_file(blocker, "", 0);
 	char box[8192];
@@ -999,10 +1005,8 @@ wait_count(const char *box, int n)
 static void
 test_journal_linger(void **state)
 {
-	char *root = make_root();
 	char jdir[4096];
-	snprintf(jdir, sizeof jdir, "%s/journal", root);
-	assert_int_equal(mkdir(jdir, 0700), 0);
+	char *root = make_journal_root(jdir);
 	struct buf err = BUF_INIT;
 	struct spool *sp = new_lingering_spool(root, jdir, 60000, &err);
 	assert_non_null(sp);
@@ -1052,10 +1056,8 @@ test_journal_linger(void **state)
 static void
 test_journal_crash(void **state)
 {
-	char *root = make_root();
 	char jdir[4096];
-	snprintf(jdir, sizeof jdir, "%s/journal", root);
-	assert_int_equal(mkdir(jdir, 0700), 0);
+	char *root = make_journal_root(jdir);
 	char *box = mailbox(root, "a");
 	pid_t pid = fork();
 	assert_true(pid >= 0);
