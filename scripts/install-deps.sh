@@ -10,6 +10,10 @@ PKGS=(
   pkg-config meson ninja-build gcc
   clang-14 libclang-rt-14-dev llvm-14
   libevent-dev libssl-dev libunbound-dev libcrypt-dev libcmocka-dev
+  # libunbound.pc lists hogweed and nettle in Requires.private, but
+  # libunbound-dev does not depend on nettle-dev: without it pkg-config
+  # (and so meson) cannot use libunbound on a fresh machine.
+  nettle-dev
   openssl unbound ldnsutils dnsutils publicsuffix
   swaks libnet-ssleay-perl libio-socket-ssl-perl curl msmtp postfix dovecot-core dovecot-lmtpd
   python3 python3-prometheus-client
