@@ -6,6 +6,7 @@ works (it reads the certificate and maps as the mail owner).
 """
 import os
 import pwd
+import shutil
 import signal
 
 from ehlotest import Server, Client, Skip, check, eq, main, DOMAIN
@@ -25,6 +26,15 @@ def test_runs_as_mail_owner():
     nobody = pwd.getpwnam("nobody")
     srv = Server({"mail_owner": "nobody"}, start=False)
     os.chmod(srv.dir, 0o755)      # the mail owner must reach its Maildir base
+    # A reload reads every file again as the mail owner. The shipped
+    # generic-patterns file defaults to the source tree's copy, which the
+    # mail owner cannot read when the checkout sits under /root (mode
+    # 0700): use a copy it can read, wherever the tree is.
+    patterns = os.path.join(srv.dir, "generic-patterns")
+    shutil.copyfile(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                 "data", "generic-patterns"), patterns)
+    os.chmod(patterns, 0o644)
+    srv.settings["helo_generic_patterns_file"] = patterns
     srv.start()
     uids = status_uids(srv.pid)
     eq(uids, [nobody.pw_uid] * 4, "real/effective/saved/fs uid of ehlod")
