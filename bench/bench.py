@@ -420,7 +420,7 @@ def stop_pid(pid, proc=None, grace=10.0):
 
 
 class Ehlod(Server):
-    def __init__(self, fs, binary, logfile=True, journal=False):
+    def __init__(self, fs, binary, logfile=True, journal=False, settings=()):
         super().__init__(fs, 'ehlod-journal' if journal else 'ehlod')
         self.binary = binary
         mail = os.path.join(self.dir, 'mail')
@@ -454,6 +454,8 @@ helo_checks_exempt = 127.0.0.0/8
 smtpd_tls_security_level = none
 smtpd_tls_auto_cert = no
 """)
+            # --set: later lines win (ehlod.conf(5)).
+            f.writelines(f'{s}\n' for s in settings)
         self.maildir = os.path.join(mail, DOMAIN, RCPT_LOCAL, 'new')
         self.proc = None
 
@@ -713,8 +715,23 @@ def wait_delivered(server, target, t0, timeout):
         time.sleep(0.02)
 
 
-def throughput_one(server, size_name, sessions, mode, count, timeout):
+def drop_caches():
+    """Writes dirty data back, then drops the clean page cache and the dentry
+    and inode caches, so that every server's run starts from the same kernel
+    state (docs/benchmarks.md, "Cache state").  False where not allowed."""
     try:
+        os.sync()
+        with open('/proc/sys/vm/drop_caches', 'w') as f:
+            f.write('3\n')
+    except OSError:
+        return False
+    return True
+
+
+def throughput_one(server, size_name, sessions, mode, count, timeout, drop):
+    try:
+        if drop and not drop_caches():
+            raise RuntimeError('cannot drop caches (/proc/sys/vm/drop_caches); use --caches keep')
         return measure_throughput(server, size_name, sessions, mode, count, timeout)
     finally:
         server.close()
@@ -832,7 +849,8 @@ def print_verdict(vs):
 
 def new_server(args, name):
     if name in ('ehlod', 'ehlod-journal'):
-        return Ehlod(args.fs, args.ehlod, args.ehlod_log, journal=name == 'ehlod-journal')
+        return Ehlod(args.fs, args.ehlod, args.ehlod_log, journal=name == 'ehlod-journal',
+                     settings=args.set)
     if name == 'postfix':
         return Postfix(args.fs, args.ehlod_log)
     return Sink(args.fs)
@@ -872,7 +890,8 @@ def run_throughput(args, results):
                         timeout = max(60, count / 20)
                         log(f'  {title}: {name}, {count} messages, run {rep + 1}/{args.repeat} ...')
                         runs[name].append(throughput_one(new_server(args, name), size_name,
-                                                         sessions, mode, count, timeout))
+                                                         sessions, mode, count, timeout,
+                                                         args.caches == 'drop'))
                 rows = [median_row(runs[name]) for name in args.servers]
                 v = verdict(rows)
                 print_config(title, rows)
@@ -1056,6 +1075,11 @@ def main():
                          "server's files go to block groups of their own; "
                          "fresh: a new loop-mounted ext4 file system per server; "
                          "tmp: every server in the temp dir, unmarked")
+    ap.add_argument('--set', action='append', default=[], metavar='NAME=VALUE',
+                    help='an ehlod.conf line added to both ehlod configurations (repeatable)')
+    ap.add_argument('--caches', choices=('drop', 'keep'),
+                    help="drop (default as root): sync and drop the page, dentry and inode caches "
+                         "before each server's run; keep: leave them as they are")
     ap.add_argument('--fs-size', type=parse_size, default=parse_size('4G'), metavar='SIZE',
                     help='size of each sparse image for --fs fresh (default 4G)')
     ap.add_argument('--fs-journal', choices=('yes', 'no'),
@@ -1079,6 +1103,8 @@ def main():
         return 2
     if args.fs is None:
         args.fs = 'spread'
+    if args.caches is None:
+        args.caches = 'drop' if os.geteuid() == 0 else 'keep'
 
     args.tmp = os.path.realpath(tempfile.mkdtemp(prefix='ehlo-bench.'))
     os.chmod(args.tmp, 0o755)
@@ -1108,7 +1134,7 @@ def main():
           'image_size': size if args.fs.mode == 'fresh' else None}
     results = {'started': time.strftime('%Y-%m-%dT%H:%M:%S%z'), 'argv': sys.argv[1:],
                'machine': {'cpus': os.cpu_count(), 'kernel': os.uname().release},
-               'fs': fs, 'throughput': []}
+               'fs': fs, 'caches': args.caches, 'ehlod_settings': args.set, 'throughput': []}
     yn = {True: 'yes', False: 'no', None: 'unknown'}[journal]
     if args.fs.mode == 'fresh':
         fs_text = f'fs fresh ({size} image per server, {fs["mkfs"]}, journal {yn}: {source})'
@@ -1118,7 +1144,8 @@ def main():
     else:
         fs_text = f'fs tmp (servers share the temp dir, journal {yn}: {source})'
     print(f'ehlo bench: {os.cpu_count()} CPUs, kernel {os.uname().release}, '
-          f'ehlod {args.ehlod}, temp {args.tmp}, {fs_text}')
+          f'ehlod {args.ehlod}, temp {args.tmp}, {fs_text}, caches {args.caches}'
+          + (f', ehlod settings: {"; ".join(args.set)}' if args.set else ''))
 
     def on_signal(signum, frame):
         raise SystemExit(128 + signum)
