@@ -1079,7 +1079,7 @@ def main():
                     help='an ehlod.conf line added to both ehlod configurations (repeatable)')
     ap.add_argument('--caches', choices=('drop', 'keep'),
                     help="drop (default as root): sync and drop the page, dentry and inode caches "
-                         "before each server's run; keep: leave them as they are")
+                         "before each throughput run of each server; keep: leave them as they are")
     ap.add_argument('--fs-size', type=parse_size, default=parse_size('4G'), metavar='SIZE',
                     help='size of each sparse image for --fs fresh (default 4G)')
     ap.add_argument('--fs-journal', choices=('yes', 'no'),
