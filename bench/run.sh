@@ -1,20 +1,22 @@
 #!/bin/sh
 # bench/run.sh: ehlod against a private Postfix and smtp-sink, on loopback.
 #
-#   bench/run.sh [--quick] [--tests throughput,idle,latency] [--sizes 1k,64k]
-#                [--sessions 10,100] [--modes persist,single]
-#                [--servers ehlod,postfix,smtp-sink] [--messages N]
+#   bench/run.sh [--quick] [--repeat N] [--tests throughput,idle,latency]
+#                [--sizes 1k,64k] [--sessions 10,100] [--modes persist,single]
+#                [--servers ehlod,ehlod-journal,postfix,smtp-sink] [--messages N]
 #                [--idle-sessions N] [--postfix-idle N] [--latency-sessions N]
-#                [--no-log] [--json FILE] [--keep]
-#                [--fs fresh|tmp] [--fs-size 4G] [--fs-journal yes|no]
+#                [--no-log] [--json FILE] [--keep] [--set 'NAME = VALUE']...
+#                [--caches drop|keep] [--fs spread|fresh|tmp] [--fs-size 4G]
+#                [--fs-journal yes|no]
 #
 # ehlod is $EHLOD, else build/src/cli/ehlod.  Build it optimised first:
 #   meson setup build && ninja -C build src/cli/ehlod
 # Needs root for the Postfix instance (its master runs as root and drops to
-# the postfix user) and smtp-source, smtp-sink, postfix from the postfix
-# package.  As root, each server gets a new loop-mounted ext4 file system
-# (--fs fresh; needs mkfs.ext4, mount, umount, losetup), so no server pays
-# for the files another one deleted.  Figures and method: docs/benchmarks.md.
+# the postfix user) and for dropping the kernel's caches before each
+# throughput run (--caches drop), and smtp-source, smtp-sink, postfix from
+# the postfix package.  Each server gets a directory of its own in a temp
+# directory marked chattr +T (--fs spread), so no server creates files among
+# the inodes another one deleted.  Figures and method: docs/benchmarks.md.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
