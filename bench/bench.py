@@ -1105,6 +1105,10 @@ def main():
         args.fs = 'spread'
     if args.caches is None:
         args.caches = 'drop' if os.geteuid() == 0 else 'keep'
+    if args.caches == 'drop' and not os.access('/proc/sys/vm/drop_caches', os.W_OK):
+        log('bench: --caches drop needs to write /proc/sys/vm/drop_caches (root); '
+            'use --caches keep')
+        return 2
 
     args.tmp = os.path.realpath(tempfile.mkdtemp(prefix='ehlo-bench.'))
     os.chmod(args.tmp, 0o755)
