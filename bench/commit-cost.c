@@ -164,15 +164,15 @@ clean(enum way w, const char *top, long n)
 {
 	char dir[1200], name[1300];
 	snprintf(dir, sizeof dir, "%s/%s", top, way_name[w]);
-	for (long i = 0; i < n; i++) {
-		if (w == JOURNAL)
-			snprintf(name, sizeof name, "%s/segment", dir);
-		else
-			snprintf(name, sizeof name, "%s/%ld", dir, i);
+	if (w == JOURNAL) {
+		snprintf(name, sizeof name, "%s/segment", dir);
 		if (unlink(name) != 0)
 			die("unlink", name);
-		if (w == JOURNAL)
-			break;
+	}
+	for (long i = 0; i < n && w != JOURNAL; i++) {
+		snprintf(name, sizeof name, "%s/%ld", dir, i);
+		if (unlink(name) != 0)
+			die("unlink", name);
 	}
 	if (rmdir(dir) != 0)
 		die("rmdir", dir);
