@@ -189,6 +189,11 @@ def test_slow_reader_gets_every_reply():
     check("\nehlo_smtpd_output_blocked_total 1\n" in metrics,
           "output_blocked counter is not 1: %r" % [l for l in metrics.splitlines()
                                                    if "output_blocked" in l])
+    # Dropped, not left waiting to flush a 421 it will never read: the
+    # session is gone while the client still holds its socket open.
+    check("\nehlo_smtpd_sessions_active 0\n" in metrics,
+          "the non-reading client's session is still open: %r" % [
+              l for l in metrics.splitlines() if l.startswith("ehlo_smtpd_sessions_active")])
     check(_time.monotonic() - t0 < 12, "the non-reading client was not dropped in time")
     d.close()
 
