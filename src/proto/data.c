@@ -53,6 +53,12 @@ data_decoder_init(struct data_decoder *d, enum data_bare_policy policy,
 	d->state = S_BOL_HARD;
 }
 
+void
+data_decoder_discard(struct data_decoder *d)
+{
+	d->discard = true;
+}
+
 bool
 data_decoder_bare_violation(const struct data_decoder *d)
 {
@@ -112,7 +118,7 @@ put(struct buf *b, const char *p, size_t k)
 static void
 emit_text(struct data_decoder *d, const char *p, size_t k, struct buf *out)
 {
-	if (!d->overflow) {
+	if (!d->overflow && !d->discard) {
 		if (d->max_size != 0 && k > d->max_size - d->size) {
 			put(out, p, (size_t)(d->max_size - d->size));
 			d->overflow = true;
@@ -150,7 +156,7 @@ line_end(struct data_decoder *d, struct buf *out)
 {
 	d->lines++;
 	d->line_len = 0;
-	if (!d->overflow) {
+	if (!d->overflow && !d->discard) {
 		if (d->max_size != 0 && d->max_size - d->size < 2)
 			d->overflow = true;
 		else if (d->lf_out)
@@ -165,7 +171,7 @@ line_end(struct data_decoder *d, struct buf *out)
 static void
 text_crlf(struct data_decoder *d, const char *p, size_t k, struct buf *out)
 {
-	if (d->lf_out || d->overflow ||
+	if (d->lf_out || d->overflow || d->discard ||
 	    (d->max_size != 0 && k + 2 > d->max_size - d->size)) {
 		text(d, p, k, out);
 		line_end(d, out);

@@ -68,6 +68,7 @@ struct data_decoder {
 	bool     nul_seen;            /* a NUL octet in the content */
 	bool     eightbit;            /* an octet >= 0x80 in the content */
 	bool     overflow;            /* size > max_size */
+	bool     discard;             /* data_decoder_discard() was called */
 	/* private state */
 	int      state;
 	size_t   line_len;
@@ -84,6 +85,14 @@ void data_decoder_init(struct data_decoder *d, enum data_bare_policy policy,
  */
 bool data_decoder_feed(struct data_decoder *d, const char *in, size_t n,
                        size_t *used, struct buf *out);
+
+/*
+ * From now on append nothing more to out, but go on decoding to the end of
+ * the message, so that the session stays in sync. For the caller that has
+ * to refuse the message for a reason of its own (no room to hold it) and
+ * has already released out.
+ */
+void data_decoder_discard(struct data_decoder *d);
 
 /* True if the message must be refused under the bare-CR/LF policy. */
 bool data_decoder_bare_violation(const struct data_decoder *d);

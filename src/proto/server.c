@@ -545,7 +545,9 @@ static struct bdat_discard discard_reply[] = {
 	{ 554, "5.5.1", "Error: no valid recipients" },
 	{ 552, "5.3.4", "Error: message file too big" },
 	{ 502, "5.5.1", "Error: CHUNKING not offered" },
+	{ 452, "4.3.1", "Error: insufficient system storage" },
 };
+#define DISCARD_STORAGE 6   /* discard_reply[] entry of smtp_server_storage_full */
 
 static void
 do_bdat(struct smtp_server *s, const char *arg, size_t n)
@@ -693,7 +695,10 @@ end_of_data(struct smtp_server *s)
 	struct data_decoder *d = &s->tx->dd;
 	s->pending_cmd = CMD_DATA;
 	set_state(s, SS_RCPT);
-	if (d->overflow) {
+	if (d->discard) {
+		/* smtp_server_storage_full(): the content is gone already. */
+		reply(s, 452, "4.3.1", "Error: insufficient system storage");
+	} else if (d->overflow) {
 		reply(s, 552, "5.3.4", "Error: message file too big");
 	} else if (data_decoder_bare_violation(d)) {
 		/* RFC 5321 §2.3.8; SMTP smuggling (CVE-2023-51764). */
@@ -928,6 +933,24 @@ smtp_server_tls_started(struct smtp_server *s)
 	s->esmtp = false;
 	line_reader_reset(&s->lr);
 	set_state(s, SS_INIT);
+}
+
+bool
+smtp_server_storage_full(struct smtp_server *s)
+{
+	if (s->pending != SRV_EV_NONE || s->tx == NULL)
+		return false;
+	if (s->state == SS_DATA && !s->tx->dd.discard) {
+		buf_free(&s->tx->body);
+		data_decoder_discard(&s->tx->dd);
+		return true;
+	}
+	if (s->state == SS_BDAT && s->bdat_discard == NULL) {
+		s->bdat_discard = &discard_reply[DISCARD_STORAGE];
+		tx_free(&s->tx);   /* RFC 3030 §4: the transaction has failed */
+		return true;
+	}
+	return false;
 }
 
 char *

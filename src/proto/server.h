@@ -170,6 +170,20 @@ void smtp_server_tls_started(struct smtp_server *s);
  * (free()). *len gets its length. Only valid while SRV_EV_MESSAGE is pending. */
 char *smtp_server_take_message(struct smtp_server *s, size_t *len);
 
+/*
+ * The session has no room to hold more message content (a memory budget it
+ * shares with every other session). While content is being received
+ * (SS_DATA, or SS_BDAT with a chunk being kept) the content held so far is
+ * released at once, the rest of the message (DATA: up to CRLF.CRLF) or of
+ * the chunk (BDAT: exactly the announced octets, RFC 3030 §2) is read and
+ * thrown away, and then answered "452 4.3.1 Error: insufficient system
+ * storage" (RFC 5321 §4.2.3 452; RFC 3463 X.3.1 "mail system full"). The
+ * transaction ends there, as after any failed DATA or BDAT; later BDAT
+ * chunks of it get 503. Returns true if it did so, false (and changes
+ * nothing) in any other state.
+ */
+bool smtp_server_storage_full(struct smtp_server *s);
+
 /* RFC 5321 §4.4 / RFC 3848 / RFC 6531 §3.7.3 "with" protocol name:
  * SMTP, ESMTP, ESMTPA, ESMTPS, ESMTPSA, UTF8SMTP, UTF8SMTPA, UTF8SMTPS, UTF8SMTPSA. */
 const char *smtp_server_with_protocol(const struct smtp_server *s);

@@ -5,7 +5,9 @@
  * counters and consumption; the data ends exactly after the first
  * CRLF "." CRLF (or a leading "." CRLF) and never elsewhere; the output has
  * no bare CR or LF (no CR at all in LF form); size matches the output when
- * nothing overflowed.
+ * nothing overflowed. data_decoder_discard() at the cut point changes
+ * where nothing ends and what is counted, only what reaches the output: a
+ * prefix of the whole run's.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,7 +26,8 @@ struct result {
 };
 
 static void
-run(const char *in, size_t n, size_t step, size_t cut, unsigned cfg, struct result *r)
+run(const char *in, size_t n, size_t step, size_t cut, unsigned cfg, struct result *r,
+    bool discard_at_cut)
 {
 	static const uint64_t maxes[] = { 0, 1, 7, 64 };
 	size_t off = 0;
@@ -42,6 +45,8 @@ run(const char *in, size_t n, size_t step, size_t cut, unsigned cfg, struct resu
 			len = step;
 		if (cut != 0 && off < cut && off + len > cut)
 			len = cut - off;
+		if (discard_at_cut && off == cut)
+			data_decoder_discard(&r->d);
 		r->done = data_decoder_feed(&r->d, in + off, len, &used, &r->out);
 		if (used > len || (!r->done && used != len))
 			abort();
@@ -79,7 +84,7 @@ expected_end(const char *in, size_t n)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct result whole, two, bytes;
+	struct result whole, two, bytes, dropped;
 	const char *in;
 	unsigned cfg;
 	size_t n, cut, want;
@@ -91,11 +96,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	n = size - 2;
 	cut = n ? data[1] % n : 0;
 
-	run(in, n, 0, 0, cfg, &whole);
-	run(in, n, 0, cut, cfg, &two);
-	run(in, n, 1, 0, cfg, &bytes);
+	run(in, n, 0, 0, cfg, &whole, false);
+	run(in, n, 0, cut, cfg, &two, false);
+	run(in, n, 1, 0, cfg, &bytes, false);
+	run(in, n, 0, cut, cfg, &dropped, true);
 	same(&whole, &two);
 	same(&whole, &bytes);
+	if (dropped.done != whole.done || dropped.used != whole.used ||
+	    dropped.d.size != whole.d.size || dropped.d.lines != whole.d.lines ||
+	    (dropped.d.overflow && !whole.d.overflow) ||
+	    dropped.out.len > whole.out.len ||
+	    memcmp(buf_cstr(&dropped.out), buf_cstr(&whole.out), dropped.out.len) != 0)
+		abort();
 
 	want = expected_end(in, n);
 	if (whole.done != (want != 0) || (whole.done && whole.used != want))
@@ -121,5 +133,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	buf_free(&whole.out);
 	buf_free(&two.out);
 	buf_free(&bytes.out);
+	buf_free(&dropped.out);
 	return 0;
 }

@@ -263,6 +263,39 @@ test_after_end(void **state)
 	buf_free(&out);
 }
 
+/* data_decoder_discard(): nothing more reaches out, decoding goes on to the
+ * real end (a "." line inside is stuffed content, not the end), for every
+ * split point of the input and with CRLF or LF output. */
+static void
+test_discard(void **state)
+{
+	const char *in = "aaaa\r\n..\r\nbb\r\n.\r\nQUIT\r\n";
+	const size_t end = 17;   /* octets up to and including CRLF.CRLF */
+
+	(void)state;
+	for (int lf = 0; lf < 2; lf++) {
+		for (size_t cut = 0; cut <= end; cut++) {
+			struct data_decoder d;
+			struct buf out = BUF_INIT;
+			size_t used = 0;
+			data_decoder_init(&d, DATA_BARE_REJECT, lf, 0);
+			assert_false(data_decoder_feed(&d, in, cut, &used, &out) && cut < end);
+			size_t kept = out.len;
+			data_decoder_discard(&d);
+			if (cut < end) {
+				assert_true(data_decoder_feed(&d, in + cut, strlen(in) - cut, &used, &out));
+				assert_int_equal(used, end - cut);
+			}
+			assert_int_equal(out.len, kept);
+			assert_true(d.discard);
+			assert_false(d.overflow);
+			assert_int_equal(d.wire_octets, end);
+			assert_int_equal(d.lines, 3);
+			buf_free(&out);
+		}
+	}
+}
+
 static void
 test_size_limit(void **state)
 {
@@ -409,6 +442,7 @@ main(void)
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_after_end),
 		cmocka_unit_test(test_size_limit),
+		cmocka_unit_test(test_discard),
 		cmocka_unit_test(test_long_lines),
 		cmocka_unit_test(test_random_content),
 	};

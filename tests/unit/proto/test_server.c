@@ -118,6 +118,11 @@ feed(struct run *r, const char *in, size_t n)
 	}
 }
 
+/* Step inputs that are not bytes: call smtp_server_storage_full(), which
+ * must return true (FULL_TAKEN) or false (FULL_IGNORED); out is then "". */
+static const char FULL_TAKEN[] = "<storage full: taken>";
+static const char FULL_IGNORED[] = "<storage full: ignored>";
+
 static void
 run_transcript(const struct step *steps, const struct opts_override *ov, bool bytewise,
                struct run *r)
@@ -129,7 +134,14 @@ run_transcript(const struct step *steps, const struct opts_override *ov, bool by
 		buf_reset(&r->s->out);
 		r->drop_rest = false;
 		size_t n = strlen(st->in);
-		if (bytewise) {
+		if (st->in == FULL_TAKEN || st->in == FULL_IGNORED) {
+			bool taken = smtp_server_storage_full(r->s);
+			if (taken != (st->in == FULL_TAKEN)) {
+				print_error("step %zu: smtp_server_storage_full returned %d\n",
+				    (size_t)(st - steps), taken);
+				fail();
+			}
+		} else if (bytewise) {
 			for (size_t i = 0; i < n && !r->closed && !r->drop_rest; i++)
 				feed(r, st->in + i, 1);
 		} else {
@@ -299,6 +311,43 @@ test_bdat_too_big(void **state)
 		{ NULL, NULL },
 	};
 	check(t, &ov, "");
+}
+
+/* The shared budget for message content ran out while a message was being
+ * received: the rest is read, thrown away and answered 452 4.3.1, the
+ * session stays in sync and the next transaction works. */
+static void
+test_storage_full(void **state)
+{
+	static const struct step t[] = {
+		{ "EHLO c.test\r\n", EHLO_REPLY },
+		{ FULL_IGNORED, "" },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n",
+		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n" },
+		{ "line one\r\n", "" },
+		{ FULL_TAKEN, "" },
+		{ FULL_IGNORED, "" },
+		/* What looks like commands is still content until CRLF.CRLF. */
+		{ "QUIT\r\n..\r\n.\r\nNOOP\r\n",
+		  "452 4.3.1 Error: insufficient system storage\r\n250 2.0.0 Ok\r\n" },
+		{ FULL_IGNORED, "" },
+		{ "RCPT TO:<b@y.test>\r\n", "503 5.5.1 Error: need MAIL command\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\nok\r\n.\r\n",
+		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
+		  "250 2.0.0 Ok: queued as Q1\r\n" },
+		/* BDAT: the chunk is read to its announced length, then 452; the
+		 * transaction is over, so its next chunk gets 503. */
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nBDAT 4\r\nabcd",
+		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: 4 octets received\r\n" },
+		{ "BDAT 8\r\nxy", "" },
+		{ FULL_TAKEN, "" },
+		{ FULL_IGNORED, "" },
+		{ "QUIT\r\n", "452 4.3.1 Error: insufficient system storage\r\n" },
+		{ "BDAT 2 LAST\r\nab", "503 5.5.1 Error: need MAIL command\r\n" },
+		{ "NOOP\r\n", "250 2.0.0 Ok\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, NULL, "ok\n<END>\n");
 }
 
 static void
@@ -522,6 +571,7 @@ main(void)
 		cmocka_unit_test(test_second_ehlo_resets),
 		cmocka_unit_test(test_bdat),
 		cmocka_unit_test(test_bdat_too_big),
+		cmocka_unit_test(test_storage_full),
 		cmocka_unit_test(test_line_limits),
 		cmocka_unit_test(test_nul),
 		cmocka_unit_test(test_error_limit),
