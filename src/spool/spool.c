@@ -61,6 +61,7 @@ struct spool_sink {
 struct spool_job {
 	struct spool_job  *next;        /* queue or sink list */
 	struct spool_sink *sink;
+	atomic_size_t     *held;        /* the spool's held counter, d.len in it */
 	struct delivery    d;
 	char              *content;
 	char             **boxes;
@@ -106,11 +107,13 @@ struct spool {
 	struct spool_job  *jhead, *jtail;   /* submitted, not yet journaled */
 	struct spool_job  *retry;           /* failed deliveries, by retry_at */
 	atomic_uint_fast64_t jsyncs, jrecords;
+	atomic_size_t      held;            /* content bytes of jobs not freed */
 };
 
 static void
 job_free(struct spool_job *job)
 {
+	atomic_fetch_sub_explicit(job->held, job->d.len, memory_order_relaxed);
 	free(job->content);
 	for (size_t i = 0; i < job->d.n; i++) {
 		free(job->boxes[i]);
@@ -456,6 +459,7 @@ spool_new(const struct spool_opts *o, struct buf *err)
 	atomic_init(&sp->dl.jobs_failed, 0);
 	atomic_init(&sp->dl.copies, 0);
 	atomic_init(&sp->dl.batches, 0);
+	atomic_init(&sp->held, 0);
 	atomic_init(&sp->dl.bytes, 0);
 	atomic_init(&sp->dl.no_tmpfile, o->classic_tmp);
 
@@ -612,6 +616,8 @@ spool_submit(struct spool *sp, struct event_base *base, char *content,
 	    queue_id != NULL ? queue_id : "NOQUEUE");
 	job->d.content = content != NULL ? content : "";
 	job->d.len = len;
+	job->held = &sp->held;
+	atomic_fetch_add_explicit(&sp->held, len, memory_order_relaxed);
 	job->d.mailboxes = job->boxes;
 	job->d.n = n;
 	job->d.qid = job->qid;
@@ -704,4 +710,11 @@ spool_get_stats(struct spool *sp, struct spool_stats *out)
 	    memory_order_relaxed);
 	out->journal_syncs = atomic_load_explicit(&sp->jsyncs, memory_order_relaxed);
 	out->journal_records = atomic_load_explicit(&sp->jrecords, memory_order_relaxed);
+	out->held_bytes = spool_held_bytes(sp);
+}
+
+size_t
+spool_held_bytes(struct spool *sp)
+{
+	return atomic_load_explicit(&sp->held, memory_order_relaxed);
 }

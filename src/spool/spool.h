@@ -146,8 +146,17 @@ struct spool_stats {
 	uint64_t bytes;         /* bytes written into tmp files */
 	uint64_t journal_syncs;   /* journal group commits (fdatasync) */
 	uint64_t journal_records; /* messages journaled */
+	uint64_t held_bytes;      /* spool_held_bytes() */
 };
 
 void spool_get_stats(struct spool *sp, struct spool_stats *out);
+
+/*
+ * Bytes of message content the spool holds in memory now: every submitted
+ * job's content from spool_submit() until it is freed (delivered, failed,
+ * or in journal mode delivered from the journal, retries included). Part
+ * of the budget that smtpd_message_memory_limit puts on all sessions.
+ */
+size_t spool_held_bytes(struct spool *sp);
 
 #endif
