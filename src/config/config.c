@@ -263,6 +263,15 @@ static const struct cfg_setting settings[] = {
 	  "Postfix virtual_mailbox_maps source file works); empty: every local part is accepted."),
 	Z(message_size_limit, "10240000", 0, LLONG_MAX, true,
 	  "Largest message accepted, in bytes, announced with the SIZE extension (RFC 1870); 0 means no limit."),
+	Z(smtpd_message_memory_limit, "536870912", 0, LLONG_MAX, true,
+	  "Most bytes of message content held in memory by all sessions together: messages "
+	  "being received and accepted messages not yet in their Maildirs (or, with "
+	  "spool_journal_directory, not yet delivered from the journal). At the limit MAIL "
+	  "gets 452 4.3.1, as does a MAIL whose SIZE= would not fit (RFC 1870 §6.1), and a "
+	  "message whose content would go over it is read to its end, thrown away and "
+	  "refused with 452 4.3.1: no number of clients can make ehlod run out of memory. "
+	  "At least twice message_size_limit (a message buffer grows by doubling); 0 means "
+	  "no limit."),
 	I(smtpd_recipient_limit, "1000", 1, INT_MAX, true,
 	  "Most recipients accepted per message (RFC 5321 §4.5.3.1.8 requires at least 100)."),
 	I(smtpd_hard_error_limit, "20", 1, INT_MAX, true,
@@ -1394,6 +1403,20 @@ config_validate(const struct ehlo_config *cfg, struct buf *err)
 		buf_appendf(err, "smtpd_tls_cert_file lists %zu file(s) but smtpd_tls_key_file "
 		    "lists %zu: give one key per certificate, in the same order",
 		    cfg->smtpd_tls_cert_file.n, cfg->smtpd_tls_key_file.n);
+		return false;
+	}
+	/*
+	 * A message of message_size_limit octets is held in a buffer that grows
+	 * by doubling, so it can take up to twice its size; a memory budget
+	 * smaller than that would refuse such a message (452) every time.
+	 */
+	if (cfg->smtpd_message_memory_limit != 0 && cfg->message_size_limit != 0 &&
+	    cfg->smtpd_message_memory_limit / 2 < cfg->message_size_limit) {
+		prefix(cfg, err, later(cfg, setting_index("smtpd_message_memory_limit"),
+		    setting_index("message_size_limit")));
+		buf_appendf(err, "smtpd_message_memory_limit (%llu) must be at least twice "
+		    "message_size_limit (%llu), or 0: a message of the largest size could never "
+		    "be accepted", cfg->smtpd_message_memory_limit, cfg->message_size_limit);
 		return false;
 	}
 	/*

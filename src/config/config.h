@@ -58,6 +58,7 @@ struct ehlo_config {
 	/* listeners, limits, logging, privileges */
 	struct cfg_list listen;
 	unsigned long long message_size_limit;
+	unsigned long long smtpd_message_memory_limit;
 	long long smtpd_recipient_limit;
 	long long smtpd_hard_error_limit;
 	long long smtpd_client_connection_count_limit;

@@ -83,6 +83,9 @@ struct daemon_stats {
 	atomic_ullong output_blocked;   /* sessions held back by unread replies */
 	atomic_ullong helo_rejects, helo_tempfails, helo_shadow_rejects;
 	atomic_llong  sessions_active;
+	/* smtpd_message_memory_limit (session.c, "the message memory budget") */
+	atomic_size_t receiving_bytes;  /* message bodies being received, all sessions */
+	atomic_ullong memory_rejects_mail, memory_rejects_data;
 };
 
 struct daemon {

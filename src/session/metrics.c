@@ -76,6 +76,20 @@ on_metrics(struct evhttp_request *req, void *arg)
 	    (unsigned long long)atomic_load(&st->helo_rejects),
 	    (unsigned long long)atomic_load(&st->helo_tempfails),
 	    (unsigned long long)atomic_load(&st->helo_shadow_rejects));
+	evbuffer_add_printf(b, "# HELP ehlo_smtpd_memory_limit_rejects_total Refusals with "
+	    "452 4.3.1 because message content held in memory reached "
+	    "smtpd_message_memory_limit (stage: mail, data).\n"
+	    "# TYPE ehlo_smtpd_memory_limit_rejects_total counter\n"
+	    "ehlo_smtpd_memory_limit_rejects_total{stage=\"mail\"} %llu\n"
+	    "ehlo_smtpd_memory_limit_rejects_total{stage=\"data\"} %llu\n",
+	    (unsigned long long)atomic_load(&st->memory_rejects_mail),
+	    (unsigned long long)atomic_load(&st->memory_rejects_data));
+	evbuffer_add_printf(b, "# HELP ehlo_smtpd_message_memory_bytes Message content held in "
+	    "memory now: bodies being received plus accepted messages not yet freed by the "
+	    "spool (bounded by smtpd_message_memory_limit).\n"
+	    "# TYPE ehlo_smtpd_message_memory_bytes gauge\nehlo_smtpd_message_memory_bytes %zu\n",
+	    (size_t)atomic_load(&st->receiving_bytes) +
+	    (d->spool != NULL ? spool_held_bytes(d->spool) : 0));
 	evbuffer_add_printf(b, "# HELP ehlo_smtpd_sessions_active Sessions open now.\n"
 	    "# TYPE ehlo_smtpd_sessions_active gauge\nehlo_smtpd_sessions_active %lld\n",
 	    (long long)atomic_load(&st->sessions_active));

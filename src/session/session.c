@@ -84,6 +84,7 @@ struct session {
 	struct spool_job   *job;
 	char                qid[24];
 	uint64_t            msg_size;
+	size_t              held;           /* body bytes counted in stats.receiving_bytes */
 	struct bev_flush    flush;
 	struct tls_info    *tlsinfo;        /* once TLS is up (heap) */
 	bool                greeted;
@@ -125,6 +126,7 @@ static void helo_identity(struct session *s);
 static void identity_gate(struct session *s, enum smtp_event ev);
 static void on_flushed(void *arg);
 static void note_lost(struct session *s);
+static void account_body(struct session *s);
 
 /* True unless l is bound to one specific address and a fixed port. */
 static bool
@@ -322,6 +324,7 @@ session_free(struct session *s)
 	if (s->bev)
 		bufferevent_free(s->bev);
 	smtp_server_free(&s->srv);
+	atomic_fetch_sub(&d->stats.receiving_bytes, s->held);
 	if (s->counted_ip)
 		daemon_ip_del(d, (struct sockaddr *)&s->peer);
 	gen_unref(&s->g);
@@ -749,6 +752,83 @@ start_tls(struct session *s)
 }
 
 /* Performs one machine event. */
+/* ---- the message memory budget ---- */
+
+/*
+ * smtpd_message_memory_limit bounds what all sessions together hold of
+ * message content: bodies being received (stats.receiving_bytes, the sum of
+ * every session's s->held) plus messages handed to the spool and not yet
+ * freed (spool_held_bytes). Without it, clients that each send a message
+ * slowly could make ehlod hold smtpd_max_connections x message_size_limit
+ * (10,000 x 10 MB by default) and run the machine out of memory; Postfix
+ * avoids this by writing to its queue file as it reads, we by refusing
+ * with a temporary 452 4.3.1 (RFC 5321 §4.2.3 "insufficient system
+ * storage"; the client tries again later) at the limit.
+ */
+static size_t
+message_memory(const struct session *s)
+{
+	const struct daemon *d = s->w->d;
+	return atomic_load_explicit(&d->stats.receiving_bytes, memory_order_relaxed) +
+	    (d->spool != NULL ? spool_held_bytes(d->spool) : 0);
+}
+
+/* Brings s->held and the shared total up to the body buffer the engine
+ * holds now (its capacity: that is the memory taken). */
+static void
+account_body(struct session *s)
+{
+	struct daemon *d = s->w->d;
+	size_t now = s->srv->tx != NULL ? s->srv->tx->body.cap : 0;
+	if (now > s->held)
+		atomic_fetch_add(&d->stats.receiving_bytes, now - s->held);
+	else if (now < s->held)
+		atomic_fetch_sub(&d->stats.receiving_bytes, s->held - now);
+	s->held = now;
+}
+
+/* After input was fed: a message whose content took the total over the
+ * limit is read on to its end, thrown away and refused (the engine's
+ * smtp_server_storage_full). One read of input can go past the limit
+ * before this sees it: at most SESSION_INPUT_HIGHWATER per session. */
+static void
+check_budget(struct session *s)
+{
+	account_body(s);
+	unsigned long long lim = s->cfg->smtpd_message_memory_limit;
+	if (lim == 0 || s->held == 0 || message_memory(s) <= lim)
+		return;
+	size_t had = s->held;
+	if (!smtp_server_storage_full(s->srv))
+		return;
+	account_body(s);
+	atomic_fetch_add(&s->w->d->stats.memory_rejects_data, 1);
+	log_warn("%s message content from %s refused (452 4.3.1): %zu bytes held by all "
+	    "sessions are over smtpd_message_memory_limit = %llu; released %zu bytes of "
+	    "this message, the rest is read and discarded", s->sid, s->client,
+	    message_memory(s) + had, lim, had);
+}
+
+/* MAIL: is there room for a message (of the size SIZE= declares)? */
+static bool
+budget_allows_mail(struct session *s)
+{
+	unsigned long long lim = s->cfg->smtpd_message_memory_limit;
+	if (lim == 0)
+		return true;
+	size_t used = message_memory(s);
+	const struct smtp_tx *tx = s->srv->tx;
+	uint64_t want = tx != NULL && tx->mp.has_size ? tx->mp.size : 0;
+	if (used < lim && want <= lim - used)
+		return true;
+	atomic_fetch_add(&s->w->d->stats.memory_rejects_mail, 1);
+	smtp_server_resolve(s->srv, 452, "4.3.1", "Error: insufficient system storage");
+	log_reject(s, "MAIL", "452 4.3.1 Insufficient system storage: %zu bytes of message "
+	    "content held, smtpd_message_memory_limit = %llu, declared SIZE=%llu",
+	    used, lim, (unsigned long long)want);
+	return false;
+}
+
 static void
 handle_event(struct session *s, enum smtp_event ev)
 {
@@ -775,7 +855,8 @@ handle_event(struct session *s, enum smtp_event ev)
 		helo_identity(s);
 		break;
 	case SRV_EV_MAIL:
-		smtp_server_resolve(s->srv, 250, "2.1.0", "Ok");
+		if (budget_allows_mail(s))
+			smtp_server_resolve(s->srv, 250, "2.1.0", "Ok");
 		break;
 	case SRV_EV_RCPT:
 		if (s->id != NULL)
@@ -829,8 +910,11 @@ process_input(struct session *s)
 		evbuffer_drain(in, used);
 		if (s->srv->pending_cmd < CMD_COUNT)
 			s->last_cmd = s->srv->pending_cmd;
-		if (ev != SRV_EV_NONE)
+		check_budget(s);
+		if (ev != SRV_EV_NONE) {
 			handle_event(s, ev);
+			account_body(s);   /* deliver() moved the body to the spool */
+		}
 	}
 	if (s->closing || s->in_handshake)
 		return;

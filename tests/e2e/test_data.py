@@ -2,15 +2,18 @@
 """
 The message phase: a connection dropped in the middle of DATA leaves no
 message behind, message_size_limit is enforced with 552 5.3.4 while the
-session stays usable, SIZE= at MAIL is checked, and the accepted-message
-log line carries the queue id, sender, recipients and size.
+session stays usable, SIZE= at MAIL is checked, the accepted-message
+log line carries the queue id, sender, recipients and size, and
+smtpd_message_memory_limit bounds what all sessions together hold.
 """
 import re
 import socket
 import struct
 import time
+import urllib.request
 
-from ehlotest import Server, Client, check, eq, main, strip_received, wait_until, DOMAIN
+from ehlotest import (Server, Client, check, eq, fail, free_port, main, strip_received, wait_until,
+                      DOMAIN)
 
 
 def test_drop_mid_data():
@@ -87,6 +90,72 @@ def test_accepted_message_log_line():
     # The queue id is in the Received: header too.
     check(("id %s" % qid).encode() in srv.messages("two@" + DOMAIN)[0], "queue id not in Received:")
 
+
+
+def metric(port, name):
+    """The value of one sample (name with its labels, as exposed)."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+        text = r.read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    fail("no metric %s in:\n%s" % (name, text))
+
+
+def test_message_memory_limit():
+    """Clients that each hold a large message open must not make ehlod hold
+    more than smtpd_message_memory_limit in all: past it, MAIL (with a
+    SIZE= that does not fit) and the message that goes over get 452 4.3.1,
+    the other sessions are untouched, and the room comes back once the
+    messages are delivered."""
+    mport = free_port()
+    limit = 1500000
+    srv = Server({"smtpd_message_memory_limit": str(limit),
+                  "message_size_limit": str(limit // 2),
+                  "metrics_listen": "127.0.0.1:%d" % mport})
+    held = lambda: metric(mport, "ehlo_smtpd_message_memory_bytes")
+    body = b"Subject: big\r\n\r\n" + (b"m" * 98 + b"\r\n") * 4000      # 400 KB
+    holders = []
+    for name in ("a", "b"):
+        c = Client(srv.port)
+        c.ehlo()
+        c.cmd("MAIL FROM:<%s@sender.test>" % name, 250)
+        c.cmd("RCPT TO:<%s@%s>" % (name, DOMAIN), 250)
+        c.cmd("DATA", 354)
+        c.send(body)
+        holders.append(c)
+    # Each body buffer is 512 KiB once it holds 400 KB: 1 MiB in all.
+    wait_until(lambda: held() >= 2 * 524288, 10, what="both bodies received")
+    c = Client(srv.port)
+    c.ehlo()
+    # RFC 1870 §6.1: a declared size that does not fit now is a 452.
+    c.cmd("MAIL FROM:<c@sender.test> SIZE=600000", 452, "4.3.1")
+    c.cmd("MAIL FROM:<c@sender.test>", 250)
+    c.cmd("RCPT TO:<c@%s>" % DOMAIN, 250)
+    c.cmd("DATA", 354)
+    # This body takes the total over the limit: read to its end, refused.
+    c.send(body + b"\r\n.\r\n")
+    c.expect(452, "4.3.1")
+    c.cmd("NOOP", 250)
+    check(held() < limit, "memory held after the refusal: %d" % held())
+    for h in holders:
+        h.send(b"\r\n.\r\n")
+        h.expect(250)
+        h.cmd("QUIT", 221)
+    # Delivered: the spool released them, there is room again.
+    wait_until(lambda: held() == 0, 10, what="message memory back to 0")
+    c.send_message("c@sender.test", ["c@" + DOMAIN], body)
+    c.cmd("QUIT", 221)
+    want = [body.replace(b"\r\n", b"\n") + b"\n"]
+    for name in ("a", "b", "c"):
+        eq([strip_received(m) for m in srv.messages("%s@%s" % (name, DOMAIN))], want,
+           "messages for %s" % name)
+    eq(metric(mport, 'ehlo_smtpd_memory_limit_rejects_total{stage="mail"}'), 1, "MAIL refusals")
+    eq(metric(mport, 'ehlo_smtpd_memory_limit_rejects_total{stage="data"}'), 1, "DATA refusals")
+    log = srv.maillog()
+    check("NOQUEUE: reject: MAIL from" in log and "452 4.3.1" in log,
+          "no reject line for the MAIL")
+    check("refused (452 4.3.1)" in log, "no log line for the refused message")
 
 if __name__ == "__main__":
     main(globals())
