@@ -695,11 +695,13 @@ end_of_data(struct smtp_server *s)
 	struct data_decoder *d = &s->tx->dd;
 	s->pending_cmd = CMD_DATA;
 	set_state(s, SS_RCPT);
-	if (d->discard) {
+	if (d->overflow || (d->max_size != 0 && d->size > d->max_size)) {
+		/* Over message_size_limit: permanent, also when the content was
+		 * dropped earlier for want of room (size counts on regardless). */
+		reply(s, 552, "5.3.4", "Error: message file too big");
+	} else if (d->discard) {
 		/* smtp_server_storage_full(): the content is gone already. */
 		reply(s, 452, "4.3.1", "Error: insufficient system storage");
-	} else if (d->overflow) {
-		reply(s, 552, "5.3.4", "Error: message file too big");
 	} else if (data_decoder_bare_violation(d)) {
 		/* RFC 5321 §2.3.8; SMTP smuggling (CVE-2023-51764). */
 		reply(s, 554, "5.5.2", "Error: bare <CR> or <LF> in message content");

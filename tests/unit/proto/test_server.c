@@ -350,6 +350,29 @@ test_storage_full(void **state)
 	check(t, NULL, "ok\n<END>\n");
 }
 
+/* Content dropped for want of room that then also exceeds message_size_limit:
+ * the permanent 552 wins over the temporary 452. */
+static void
+test_storage_full_then_too_big(void **state)
+{
+	struct opts_override ov = { .max_size = 10 };
+	static const struct step t[] = {
+		{ "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n",
+		  "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10\r\n250-STARTTLS\r\n"
+		  "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"
+		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n" },
+		{ "12345", "" },
+		{ FULL_TAKEN, "" },
+		{ "6789abc\r\n.\r\n", "552 5.3.4 Error: message file too big\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n12345", "250 2.1.0 Ok\r\n"
+		  "250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n" },
+		{ FULL_TAKEN, "" },
+		{ "6\r\n.\r\n", "452 4.3.1 Error: insufficient system storage\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, &ov, "");
+}
+
 static void
 test_line_limits(void **state)
 {
@@ -572,6 +595,7 @@ main(void)
 		cmocka_unit_test(test_bdat),
 		cmocka_unit_test(test_bdat_too_big),
 		cmocka_unit_test(test_storage_full),
+		cmocka_unit_test(test_storage_full_then_too_big),
 		cmocka_unit_test(test_line_limits),
 		cmocka_unit_test(test_nul),
 		cmocka_unit_test(test_error_limit),
