@@ -703,6 +703,15 @@ def smtp_source(port, sessions, count, size, persist, timeout):
             'output': out.strip()[-2000:], 'seconds': t, 'client_cpu_s': client_cpu}
 
 
+def context_switches():
+    """The system's context switches since boot (/proc/stat ctxt)."""
+    with open('/proc/stat') as f:
+        for line in f:
+            if line.startswith('ctxt '):
+                return int(line.split()[1])
+    return 0
+
+
 def wait_delivered(server, target, t0, timeout):
     """Seconds from t0 until server.delivered() >= target, or None."""
     end = time.monotonic() + timeout
@@ -756,6 +765,7 @@ def measure_throughput(server, size_name, sessions, mode, count, timeout):
             sampler.start()
         pids0 = server.pids()
         cpu0 = server.cpu_ticks(pids0)
+        ctx0 = context_switches()
         t0 = time.monotonic()
         run = smtp_source(server.port, sessions, count, size, persist, timeout)
         res.update(run)
@@ -766,6 +776,7 @@ def measure_throughput(server, size_name, sessions, mode, count, timeout):
         # Children that exited during the run are in the root's cutime.
         cpu1 = server.cpu_ticks()
         res['cpu_s'] = (cpu1 - cpu0) / CLK_TCK
+        res['ctxsw_per_msg'] = (context_switches() - ctx0) / count
         res['peak_rss_kib'] = sampler.finish() if sampler else server.rss_kib()
         pids = server.pids()
         res['processes'] = len(pids)
@@ -794,14 +805,16 @@ def fmt(v, spec):
 def print_config(title, rows):
     print(f'\n== {title} ==  (load average {os.getloadavg()[0]:.1f})')
     print(f'{"server":13} {"msgs":>6} {"msg/s":>8} {"deliv/s":>8} {"CPU s/1k":>9} '
-          f'{"peak RSS MiB":>12} {"PSS MiB":>7} {"procs":>5}  status / rates of the runs')
+          f'{"peak RSS MiB":>12} {"PSS MiB":>7} {"procs":>5} {"cs/msg":>6}  '
+          'status / rates of the runs')
     for r in rows:
         nbad = len(r.get('failed_runs', []))
         status = 'ok' if r.get('ok') else f'FAILED {nbad or 1}/{r.get("runs", 1)}'
         print(f'{r["server"]:13} {r["messages"]:>6} {fmt(r.get("rate"), ".0f"):>8} '
               f'{fmt(r.get("deliver_rate"), ".0f"):>8} {fmt(r.get("cpu_s_per_1k"), ".3f"):>9} '
               f'{fmt(r.get("peak_rss_kib", 0) / 1024, ".1f"):>12} '
-              f'{fmt(r.get("pss_end_kib", 0) / 1024, ".1f"):>7} {r.get("processes", 0):>5}  {status}'
+              f'{fmt(r.get("pss_end_kib", 0) / 1024, ".1f"):>7} {r.get("processes", 0):>5} '
+              f'{fmt(r.get("ctxsw_per_msg"), ".1f"):>6}  {status}'
               + (f' {r["rates"]}' if r.get('runs', 1) > 1 else ''))
         for f in r.get('failed_runs') or ([r] if not r.get('ok') else []):
             for line in (f.get('error'), f.get('output'), f.get('evidence')):
