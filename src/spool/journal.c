@@ -126,29 +126,79 @@ slurp(int dirfd, const char *name, size_t *len)
 	return p;
 }
 
-/*
- * True if the copy named name is already in dir's new/, or in cur/ (a mail
- * reader moves new/<name> to cur/<name>:2,<flags>).
- */
+/* True if the copy named name is in dir's new/. */
 static bool
-already_delivered(const char *dir, const char *name)
+in_new(const char *dir, const char *name)
 {
 	char p[8192];
 	snprintf(p, sizeof p, "%s/new/%s", dir, name);
-	if (access(p, F_OK) == 0)
-		return true;
-	snprintf(p, sizeof p, "%s/cur", dir);
+	return access(p, F_OK) == 0;
+}
+
+/* A journaled copy that was not in its new/ when recovery looked. */
+struct rcopy {
+	char   *dir, *name;     /* heap, until handed to an rjob */
+	size_t  rec;            /* index of its record in the segment */
+	size_t  order;          /* position in the segment, for sorting back */
+	bool    moved;          /* found in cur/: a reader has it */
+};
+
+static int
+rcopy_by_dir(const void *a, const void *b)
+{
+	const struct rcopy *x = a, *y = b;
+	int c = strcmp(x->dir, y->dir);
+	return c != 0 ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+static int
+rcopy_by_order(const void *a, const void *b)
+{
+	const struct rcopy *x = a, *y = b;
+	return (x->order > y->order) - (x->order < y->order);
+}
+
+static int
+cmp_cstr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Marks which of the copies c[0..n), all of one Maildir, a mail reader has
+ * moved to cur/ (new/<name> becomes cur/<name>:2,<flags>). cur/ is listed
+ * once for all of them: a busy mailbox's cur/ can hold 100,000 names, and
+ * listing it once per copy made a recovery quadratic. It is listed after
+ * every copy's new/ check, so a message moved between its check and the
+ * listing is still found, in cur/.
+ */
+static void
+mark_moved(struct rcopy *c, size_t n)
+{
+	char p[8192];
+	snprintf(p, sizeof p, "%s/cur", c[0].dir);
 	DIR *d = opendir(p);
 	if (d == NULL)
-		return false;
-	size_t nl = strlen(name);
-	bool found = false;
+		return;
+	char **v = NULL;
+	size_t k = 0, cap = 0;
 	struct dirent *de;
-	while (!found && (de = readdir(d)) != NULL)
-		found = strncmp(de->d_name, name, nl) == 0 &&
-		    (de->d_name[nl] == ':' || de->d_name[nl] == '\0');
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;       /* ".", "..", and never one of our names */
+		if (k == cap) {
+			cap = cap ? cap * 2 : 256;
+			v = xrealloc(v, cap * sizeof *v);
+		}
+		v[k++] = xstrndup(de->d_name, strcspn(de->d_name, ":"));
+	}
 	closedir(d);
-	return found;
+	qsort(v, k, sizeof *v, cmp_cstr);
+	for (size_t i = 0; i < n; i++)
+		c[i].moved = bsearch(&c[i].name, v, k, sizeof *v, cmp_cstr) != NULL;
+	for (size_t i = 0; i < k; i++)
+		free(v[i]);
+	free(v);
 }
 
 static bool
@@ -213,8 +263,10 @@ recover_segment(struct journal *j, struct deliverer *dl, unsigned no)
 		log_warn("spool journal: cannot read %s/%s: %s", j->dir, name, strerror(errno));
 		return false;
 	}
-	struct rjob *rj = xcalloc(RECOVER_BATCH, sizeof *rj);
-	size_t nrj = 0, off = 0, failed = 0, records = 0;
+	/* 1. Every whole record, and each of its copies not in new/. */
+	struct jrec *recs = NULL;
+	struct rcopy *cp = NULL;
+	size_t nrec = 0, reccap = 0, ncp = 0, cpcap = 0, off = 0;
 	while (off < len) {
 		struct jrec r;
 		long long k = jrec_parse(p + off, len - off, &r);
@@ -227,38 +279,82 @@ recover_segment(struct journal *j, struct deliverer *dl, unsigned no)
 			break;
 		}
 		off += (size_t)k;
-		records++;
 		if (r.seq > j->seq)
 			j->seq = r.seq;
-		struct rjob *x = &rj[nrj];
-		x->dirs = xcalloc(r.nbox, sizeof *x->dirs);
-		x->names = xcalloc(r.nbox, sizeof *x->names);
-		size_t n = 0;
+		if (nrec == reccap) {
+			reccap = reccap ? reccap * 2 : 256;
+			recs = xrealloc(recs, reccap * sizeof *recs);
+		}
 		for (uint32_t i = 0; i < r.nbox; i++) {
 			const char *dp, *np;
 			size_t dlen, nlen;
 			jrec_box(&r, i, &dp, &dlen, &np, &nlen);
 			char *dir = xstrndup(dp, dlen), *fn = xstrndup(np, nlen);
-			if (already_delivered(dir, fn)) {
+			if (in_new(dir, fn)) {
 				free(dir);
 				free(fn);
 				continue;
 			}
-			x->dirs[n] = dir;
-			x->names[n] = fn;
+			if (ncp == cpcap) {
+				cpcap = cpcap ? cpcap * 2 : 256;
+				cp = xrealloc(cp, cpcap * sizeof *cp);
+			}
+			cp[ncp] = (struct rcopy){ dir, fn, nrec, ncp, false };
+			ncp++;
+		}
+		recs[nrec++] = r;
+	}
+
+	/* 2. The others may have been read already: cur/ once per Maildir. */
+	size_t listings = 0, moved = 0;
+	qsort(cp, ncp, sizeof *cp, rcopy_by_dir);
+	for (size_t i = 0; i < ncp;) {
+		size_t e = i + 1;
+		while (e < ncp && strcmp(cp[e].dir, cp[i].dir) == 0)
+			e++;
+		mark_moved(cp + i, e - i);
+		listings++;
+		for (size_t m = i; m < e; m++)
+			moved += cp[m].moved;
+		i = e;
+	}
+	qsort(cp, ncp, sizeof *cp, rcopy_by_order);
+	size_t missing = ncp;
+
+	/* 3. Deliver the copies still missing, a record at a time. */
+	struct rjob *rj = xcalloc(RECOVER_BATCH, sizeof *rj);
+	size_t nrj = 0, failed = 0, records = nrec;
+	for (size_t i = 0; i < ncp;) {
+		size_t e = i;
+		while (e < ncp && cp[e].rec == cp[i].rec)
+			e++;
+		const struct jrec *r = &recs[cp[i].rec];
+		struct rjob *x = &rj[nrj];
+		x->dirs = xcalloc(e - i, sizeof *x->dirs);
+		x->names = xcalloc(e - i, sizeof *x->names);
+		size_t n = 0;
+		for (size_t m = i; m < e; m++) {
+			if (cp[m].moved) {
+				free(cp[m].dir);
+				free(cp[m].name);
+				continue;
+			}
+			x->dirs[n] = cp[m].dir;
+			x->names[n] = cp[m].name;
 			n++;
 		}
-		snprintf(x->qid, sizeof x->qid, "%.*s", (int)(r.qidlen < 31 ? r.qidlen : 31), r.qid);
+		i = e;
+		snprintf(x->qid, sizeof x->qid, "%.*s", (int)(r->qidlen < 31 ? r->qidlen : 31), r->qid);
 		if (n == 0) {
 			free(x->dirs);
 			free(x->names);
 			memset(x, 0, sizeof *x);
 			continue;
 		}
-		x->content = xmalloc(r.len ? (size_t)r.len : 1);
-		memcpy(x->content, r.content, (size_t)r.len);
+		x->content = xmalloc(r->len ? (size_t)r->len : 1);
+		memcpy(x->content, r->content, (size_t)r->len);
 		x->d.content = x->content;
-		x->d.len = (size_t)r.len;
+		x->d.len = (size_t)r->len;
 		x->d.mailboxes = x->dirs;
 		x->d.names = x->names;
 		x->d.n = n;
@@ -269,6 +365,8 @@ recover_segment(struct journal *j, struct deliverer *dl, unsigned no)
 			nrj = 0;
 		}
 	}
+	free(cp);
+	free(recs);
 	failed += recover_flush(dl, rj, nrj);
 	free(rj);
 	free(p);
@@ -278,8 +376,9 @@ recover_segment(struct journal *j, struct deliverer *dl, unsigned no)
 		return false;
 	}
 	if (records > 0)
-		log_info("spool journal: %s/%s: %zu messages checked, all delivered", j->dir,
-		    name, records);
+		log_info("spool journal: %s/%s: %zu messages checked, all delivered; of %zu "
+		    "copies not in new/, %zu were in cur/ (%zu cur/ listing%s)", j->dir, name,
+		    records, missing, moved, listings, listings == 1 ? "" : "s");
 	return true;
 }
 

@@ -26,6 +26,7 @@
 #include <event2/thread.h>
 
 #include "lib/buf.h"
+#include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "spool/jrec.h"
 #include "spool/spool.h"
@@ -841,6 +842,77 @@ test_journal_submit(void **state)
 }
 
 /*
+ * Recovery of a busy mailbox: most journaled copies were read (moved to
+ * cur/) before the crash, among thousands of other read messages. cur/ is
+ * listed once for the whole segment, not once per copy (that made a
+ * recovery quadratic in the size of cur/), and still only the copies found
+ * nowhere are delivered again.
+ */
+static void
+test_journal_recovery_busy_mailbox(void **state)
+{
+	enum { RECORDS = 300, UNREAD = 7, OTHERS = 3000 };
+	char jdir[4096], p[8192];
+	char *root = make_journal_root(jdir);
+	char *a = mailbox(root, "a");
+	char *ad = xstrndup(a, strlen(a) - 1);
+	snprintf(p, sizeof p, "%s/example.test", root);
+	assert_int_equal(mkdir(p, 0700), 0);
+	assert_int_equal(mkdir(ad, 0700), 0);
+	for (const char *sub = "tmp"; sub; sub = strcmp(sub, "tmp") == 0 ? "new" :
+	    strcmp(sub, "new") == 0 ? "cur" : NULL) {
+		snprintf(p, sizeof p, "%s/%s", ad, sub);
+		assert_int_equal(mkdir(p, 0700), 0);
+	}
+	struct buf seg = BUF_INIT;
+	for (int i = 0; i < RECORDS; i++) {
+		char name[64], qid[16];
+		snprintf(name, sizeof name, "100.M1P1Q%d.h,S=5", i);
+		snprintf(qid, sizeof qid, "Q%d", i);
+		const char *d[] = { ad }, *n[] = { name };
+		assert_int_equal(jrec_encode(&seg, (uint64_t)i + 1, qid, 1, d, n, "read\n", 5), 0);
+		if (i % (RECORDS / UNREAD) != 0) {
+			snprintf(p, sizeof p, "%s/cur/%s:2,S", ad, name);
+			write_file(p, "read\n", 5);
+		}
+	}
+	for (int i = 0; i < OTHERS; i++) {
+		snprintf(p, sizeof p, "%s/cur/99.M%dP2Q1.h,S=5:2,", ad, i);
+		write_file(p, "other", 5);
+	}
+	snprintf(p, sizeof p, "%s/journal.3", jdir);
+	write_file(p, seg.data, seg.len);
+	char logpath[8192];
+	snprintf(logpath, sizeof logpath, "%s/log", root);
+	assert_int_equal(log_open(logpath, "test"), 0);
+
+	struct buf err = BUF_INIT;
+	struct spool *sp = new_journal_spool(root, jdir, &err);
+	log_close();
+	assert_non_null(sp);
+	int unread = 0;
+	for (int i = 0; i < RECORDS; i += RECORDS / UNREAD)
+		unread++;
+	assert_int_equal(count_dir(a, "new", NULL, 0), unread);
+	assert_int_equal(count_dir(a, "cur", NULL, 0), RECORDS - unread + OTHERS);
+	size_t len;
+	char *log = read_file(logpath, &len);
+	char want[256];
+	snprintf(want, sizeof want, "%d messages checked, all delivered; of %d copies not in "
+	    "new/, %d were in cur/ (1 cur/ listing)", RECORDS, RECORDS, RECORDS - unread);
+	if (strstr(log, want) == NULL)
+		fail_msg("log lacks \"%s\":\n%s", want, log);
+	free(log);
+	spool_free(&sp);
+	buf_free(&seg);
+	buf_free(&err);
+	free(a);
+	free(ad);
+	rm_tree(root);
+	free(root);
+}
+
+/*
  * A journal left by a crash: each message reaches the mailboxes that lack
  * it, a copy already in new/ or moved to cur/ is not made again, and the
  * torn last record (never acknowledged) is not delivered.
@@ -1108,6 +1180,7 @@ main(void)
 		cmocka_unit_test(test_queue_ids),
 		cmocka_unit_test(test_journal_submit),
 		cmocka_unit_test(test_journal_recovery),
+		cmocka_unit_test(test_journal_recovery_busy_mailbox),
 		cmocka_unit_test(test_journal_keeps_undeliverable),
 		cmocka_unit_test(test_journal_linger),
 		cmocka_unit_test(test_journal_crash),
