@@ -703,6 +703,36 @@ ehlod_run(struct ehlo_config *cfg)
 		}
 	}
 
+	/*
+	 * Signals are handled before anything says "ready": a supervisor may
+	 * send SIGTERM the moment it reads that line, and before event_add()
+	 * installed the handler that signal's default action killed ehlod on
+	 * the spot (no graceful stop; seen as exit -15 in the crash test under
+	 * ASan, where start-up is slower).
+	 */
+	struct main_ctx m = { .d = d, .config_file = config_file };
+	m.base = event_base_new();
+	/* Bound after the privilege drop: pick an unprivileged port. */
+	struct evhttp *metrics = metrics_start(d, m.base, cfg->metrics_listen, &err);
+	if (metrics == NULL && err.len > 0)
+		log_fatal(71, "%s", buf_cstr(&err));
+	struct event *sterm = evsignal_new(m.base, SIGTERM, on_stop_signal, &m);
+	struct event *sint = evsignal_new(m.base, SIGINT, on_stop_signal, &m);
+	struct event *shup = evsignal_new(m.base, SIGHUP, on_reload_signal, &m);
+	event_add(sterm, NULL);
+	event_add(sint, NULL);
+	event_add(shup, NULL);
+
+	for (int k = 0; k < nworkers; k++) {
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		int e = pthread_create(&d->workers[k].thread, NULL, worker_main, &d->workers[k]);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (e != 0)
+			log_fatal(71, "pthread_create: %s", strerror(e));
+	}
+
 	struct buf names = BUF_INIT;
 	for (int i = 0; i < d->nlisteners; i++) {
 		static const char *const kinds[] = { "smtp", "submission", "submissions" };
@@ -718,28 +748,6 @@ ehlod_run(struct ehlo_config *cfg)
 	    cfg->virtual_mailbox_base);
 	buf_free(&names);
 
-	for (int k = 0; k < nworkers; k++) {
-		sigset_t all, old;
-		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &old);
-		int e = pthread_create(&d->workers[k].thread, NULL, worker_main, &d->workers[k]);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		if (e != 0)
-			log_fatal(71, "pthread_create: %s", strerror(e));
-	}
-
-	struct main_ctx m = { .d = d, .config_file = config_file };
-	m.base = event_base_new();
-	/* Bound after the privilege drop: pick an unprivileged port. */
-	struct evhttp *metrics = metrics_start(d, m.base, cfg->metrics_listen, &err);
-	if (metrics == NULL && err.len > 0)
-		log_fatal(71, "%s", buf_cstr(&err));
-	struct event *sterm = evsignal_new(m.base, SIGTERM, on_stop_signal, &m);
-	struct event *sint = evsignal_new(m.base, SIGINT, on_stop_signal, &m);
-	struct event *shup = evsignal_new(m.base, SIGHUP, on_reload_signal, &m);
-	event_add(sterm, NULL);
-	event_add(sint, NULL);
-	event_add(shup, NULL);
 	event_base_dispatch(m.base);
 
 	for (int k = 0; k < nworkers; k++)

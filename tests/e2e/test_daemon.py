@@ -7,9 +7,10 @@ SIGTERM (idle sessions get 421, the process exits 0).
 import os
 import signal
 import subprocess
+import time
 
-from ehlotest import (EHLOD, Server, Client, check, eq, main, strip_received, tempdir,
-                      wait_until, DOMAIN)
+from ehlotest import (EHLOD, Server, Client, check, eq, free_port, main, strip_received,
+                      tempdir, wait_until, DOMAIN)
 
 
 def ehlod(*args):
@@ -113,6 +114,39 @@ def test_sigterm():
     except ConnectionRefusedError:
         pass
 
+
+
+def test_sigterm_right_after_ready():
+    """A supervisor may send SIGTERM the moment ehlod logs that it is ready:
+    that must be the graceful stop (exit 0, "ehlod stopped"), never the
+    signal's default action. The handler used to be installed after the
+    "ready" line, and a SIGTERM in between killed ehlod outright: under
+    ASan about one start in 30 (this catches it in most runs there; the
+    window was too short to hit in the plain build)."""
+    srv = Server(start=False)
+    for attempt in range(60):
+        srv.port = free_port()
+        srv.write_config()
+        off = srv.log_size()
+        p = subprocess.Popen([EHLOD, "-c", srv.conf], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=srv.dir)
+        try:
+            deadline = time.monotonic() + 20
+            seen = b""
+            with open(srv.logfile, "ab+") as f:
+                while b"ehlod ready" not in seen:
+                    check(p.poll() is None and time.monotonic() < deadline,
+                          "ehlod did not get ready (attempt %d)" % attempt)
+                    f.seek(off + len(seen))
+                    seen += f.read()
+                    time.sleep(0.0002)
+            p.send_signal(signal.SIGTERM)
+            eq(p.wait(20), 0, "exit status of SIGTERM right after 'ready' (attempt %d)" % attempt)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    eq(srv.maillog().count("ehlod stopped"), 60, "'ehlod stopped' lines")
 
 if __name__ == "__main__":
     main(globals())
