@@ -193,6 +193,8 @@ mark_moved(struct rcopy *c, size_t n)
 		v[k++] = xstrndup(de->d_name, strcspn(de->d_name, ":"));
 	}
 	closedir(d);
+	if (k == 0)
+		return;         /* (qsort and bsearch take no NULL array) */
 	qsort(v, k, sizeof *v, cmp_cstr);
 	for (size_t i = 0; i < n; i++)
 		c[i].moved = bsearch(&c[i].name, v, k, sizeof *v, cmp_cstr) != NULL;
@@ -307,7 +309,8 @@ recover_segment(struct journal *j, struct deliverer *dl, unsigned no)
 
 	/* 2. The others may have been read already: cur/ once per Maildir. */
 	size_t listings = 0, moved = 0;
-	qsort(cp, ncp, sizeof *cp, rcopy_by_dir);
+	if (ncp > 1)
+		qsort(cp, ncp, sizeof *cp, rcopy_by_dir);
 	for (size_t i = 0; i < ncp;) {
 		size_t e = i + 1;
 		while (e < ncp && strcmp(cp[e].dir, cp[i].dir) == 0)
@@ -318,7 +321,8 @@ recover_segment(struct journal *j, struct deliverer *dl, unsigned no)
 			moved += cp[m].moved;
 		i = e;
 	}
-	qsort(cp, ncp, sizeof *cp, rcopy_by_order);
+	if (ncp > 1)
+		qsort(cp, ncp, sizeof *cp, rcopy_by_order);
 	size_t missing = ncp;
 
 	/* 3. Deliver the copies still missing, a record at a time. */
