@@ -126,7 +126,6 @@ static void helo_identity(struct session *s);
 static void identity_gate(struct session *s, enum smtp_event ev);
 static void on_flushed(void *arg);
 static void note_lost(struct session *s);
-static void account_body(struct session *s);
 
 /* True unless l is bound to one specific address and a fixed port. */
 static bool
@@ -751,7 +750,6 @@ start_tls(struct session *s)
 	begin_handshake(s);
 }
 
-/* Performs one machine event. */
 /* ---- the message memory budget ---- */
 
 /*
@@ -789,8 +787,9 @@ account_body(struct session *s)
 
 /* After input was fed: a message whose content took the total over the
  * limit is read on to its end, thrown away and refused (the engine's
- * smtp_server_storage_full). One read of input can go past the limit
- * before this sees it: at most SESSION_INPUT_HIGHWATER per session. */
+ * smtp_server_storage_full). The check follows each piece of input, so
+ * the total can pass the limit by what one piece made a body grow (its
+ * buffer doubling, at most) before that body is released. */
 static void
 check_budget(struct session *s)
 {
@@ -822,13 +821,15 @@ budget_allows_mail(struct session *s)
 	if (used < lim && want <= lim - used)
 		return true;
 	atomic_fetch_add(&s->w->d->stats.memory_rejects_mail, 1);
-	smtp_server_resolve(s->srv, 452, "4.3.1", "Error: insufficient system storage");
+	/* Logged first: the refusal frees the transaction the line reads from=. */
 	log_reject(s, "MAIL", "452 4.3.1 Insufficient system storage: %zu bytes of message "
 	    "content held, smtpd_message_memory_limit = %llu, declared SIZE=%llu",
 	    used, lim, (unsigned long long)want);
+	smtp_server_resolve(s->srv, 452, "4.3.1", "Error: insufficient system storage");
 	return false;
 }
 
+/* Performs one machine event. */
 static void
 handle_event(struct session *s, enum smtp_event ev)
 {
