@@ -95,7 +95,8 @@ struct session {
 	bool                tls_active;
 	bool                tls_closed;     /* close_notify sent */
 	bool                data_timeouts;  /* timeouts currently set for DATA */
-	bool                counted_ip;
+	bool                counted_ip;     /* counted under `counted` (daemon_ip_add) */
+	struct sockaddr_storage counted;
 	bool                peer_eof;       /* EOF seen while busy; see on_event */
 	struct timeval      resumed_at;     /* last resume(), loop's cached time */
 	bool                out_blocked;    /* output above the high mark */
@@ -325,7 +326,7 @@ session_free(struct session *s)
 	smtp_server_free(&s->srv);
 	atomic_fetch_sub(&d->stats.receiving_bytes, s->held);
 	if (s->counted_ip)
-		daemon_ip_del(d, (struct sockaddr *)&s->peer);
+		daemon_ip_del(d, (struct sockaddr *)&s->counted);
 	gen_unref(&s->g);
 	free(s->client);
 	free(s->tlsinfo);
@@ -1123,6 +1124,33 @@ on_event(struct bufferevent *bev, short what, void *arg)
 
 static void session_start(struct session *s);
 
+/*
+ * A connection from a trusted proxy is counted for
+ * smtpd_client_connection_count_limit only now, under the client the
+ * header named (or the proxy's own address when it sent none): counting it
+ * under the proxy at accept let the proxy's own count reach the limit and
+ * refuse everyone behind it, and uncounting it under the client at the end
+ * never gave that count back. Over the limit: 421 4.7.0 and close, as at
+ * accept. Returns false if the session is closing.
+ */
+static bool
+count_proxied_client(struct session *s)
+{
+	struct daemon *d = s->w->d;
+	unsigned n = daemon_ip_add(d, (struct sockaddr *)&s->peer);
+	memcpy(&s->counted, &s->peer, sizeof s->counted);
+	s->counted_ip = true;
+	long long lim = s->cfg->smtpd_client_connection_count_limit;
+	if (lim <= 0 || n <= (unsigned long long)lim)
+		return true;
+	const char *why = "too many connections from your address";
+	buf_appendf(&s->srv->out, "421 4.7.0 %s Error: %s\r\n", s->cfg->myhostname, why);
+	atomic_fetch_add(&d->stats.rejected_connections, 1);
+	log_info("NOQUEUE: reject: CONNECT from %s: 421 4.7.0 %s", s->client, why);
+	close_after_flush(s);
+	return false;
+}
+
 static void
 proxy_done(struct session *s)
 {
@@ -1131,7 +1159,8 @@ proxy_done(struct session *s)
 		event_free(s->proxy_timer);
 		s->proxy_timer = NULL;
 	}
-	session_start(s);
+	if (count_proxied_client(s))
+		session_start(s);
 }
 
 static void
@@ -1242,20 +1271,27 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 		    "too many connections");
 		return;
 	}
-	unsigned per_ip = daemon_ip_add(d, sa);
-	if (cfg->smtpd_client_connection_count_limit > 0 &&
-	    per_ip > (unsigned long long)cfg->smtpd_client_connection_count_limit) {
-		daemon_ip_del(d, sa);
-		gen_unref(&g);
-		reject_connection(w, fd, client, "too many connections from your address");
-		return;
+	/* A trusted proxy's connections are counted once the PROXY header
+	 * names the client (count_proxied_client). */
+	bool via_proxy = g->proxy_hosts.n > 0 && cidr_list_match(&g->proxy_hosts, sa);
+	if (!via_proxy) {
+		unsigned per_ip = daemon_ip_add(d, sa);
+		if (cfg->smtpd_client_connection_count_limit > 0 &&
+		    per_ip > (unsigned long long)cfg->smtpd_client_connection_count_limit) {
+			daemon_ip_del(d, sa);
+			gen_unref(&g);
+			reject_connection(w, fd, client, "too many connections from your address");
+			return;
+		}
 	}
 
 	struct session *s = xcalloc(1, sizeof *s);
 	s->w = w;
 	s->g = g;
 	s->cfg = cfg;
-	s->counted_ip = true;
+	s->counted_ip = !via_proxy;
+	if (!via_proxy)
+		memcpy(&s->counted, sa, salen);
 	s->listener = l;
 	memcpy(&s->peer, sa, salen);
 	s->peerlen = salen;
@@ -1309,7 +1345,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	set_callbacks(s);
 	set_timeouts(s, false);
 
-	if (g->proxy_hosts.n > 0 && cidr_list_match(&g->proxy_hosts, sa)) {
+	if (via_proxy) {
 		/* A trusted proxy may send a PROXY header first; a direct client
 		 * (same listener) sends nothing before our greeting. Wait a
 		 * moment for the first bytes (see net/proxy.h). */

@@ -89,6 +89,42 @@ def test_connection_limit_per_client():
     b.cmd("NOOP", 250)
 
 
+def proxied(srv, src, sport):
+    """A session from the trusted proxy 127.0.0.1 for the client src."""
+    c = Client(srv.port, greeting=False)
+    c.send(("PROXY TCP4 %s 127.0.0.1 %d 25\r\n" % (src, sport)).encode())
+    return c
+
+
+def test_connection_limit_behind_proxy():
+    """Behind a trusted PROXY sender the limit counts the clients the
+    headers name, not the proxy: sessions that ended give their count back
+    (they used to stay counted under the proxy, which was then refused
+    after smtpd_client_connection_count_limit sessions in all), and one
+    client over the limit is refused while the others are not."""
+    srv = Server({"smtpd_client_connection_count_limit": "2",
+                  "smtpd_upstream_proxy_hosts": "127.0.0.1"})
+    for i in range(6):
+        c = proxied(srv, "192.0.2.%d" % (i + 1), 40000 + i)
+        c.expect(220)
+        c.cmd("QUIT", 221)
+        check(c.closed(), "QUIT did not close")
+    held = [proxied(srv, "192.0.2.50", 41000 + i) for i in range(2)]
+    for c in held:
+        c.expect(220)
+    over = proxied(srv, "192.0.2.50", 41002)
+    over.expect(421, "4.7.0")
+    check(over.closed(), "over-limit proxied session not closed")
+    other = proxied(srv, "192.0.2.51", 41003)
+    other.expect(220)
+    other.cmd("QUIT", 221)
+    # A direct client of the proxy host (no header) counts as itself.
+    direct = Client(srv.port)
+    direct.cmd("QUIT", 221)
+    check("reject: CONNECT from unknown[192.0.2.50]: 421 4.7.0" in srv.maillog(),
+          "no reject line for the proxied client")
+
+
 def test_command_timeout():
     srv = Server({"smtpd_timeout": "1s"})
     c = Client(srv.port)
