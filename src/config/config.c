@@ -277,7 +277,17 @@ static const struct cfg_setting settings[] = {
 	I(smtpd_hard_error_limit, "20", 1, INT_MAX, true,
 	  "Errors a client may make in one session before it is disconnected with 421."),
 	I(smtpd_client_connection_count_limit, "50", 0, INT_MAX, true,
-	  "Most concurrent sessions from one client address; 0 means no limit."),
+	  "Most concurrent sessions from one client address (one network, see "
+	  "smtpd_client_ipv4_prefix_length and smtpd_client_ipv6_prefix_length); 0 means no limit."),
+	I(smtpd_client_ipv4_prefix_length, "32", 0, 32, false,
+	  "IPv4 clients whose addresses share this many leading bits count as one client "
+	  "for smtpd_client_connection_count_limit (as in Postfix 3.8); 32: each address "
+	  "on its own."),
+	I(smtpd_client_ipv6_prefix_length, "84", 0, 128, false,
+	  "IPv6 clients whose addresses share this many leading bits count as one client "
+	  "for smtpd_client_connection_count_limit (Postfix's default, 84): one end site "
+	  "gets a /64 or more, so counting each IPv6 address on its own would let one "
+	  "client open the limit's worth of sessions from each of 2^64 addresses."),
 	I(smtpd_max_connections, "10000", 1, INT_MAX, true,
 	  "Most concurrent sessions in total; further connections get 421."),
 	L(smtpd_discard_ehlo_keywords, "", true, check_keywords,

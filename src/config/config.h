@@ -62,6 +62,8 @@ struct ehlo_config {
 	long long smtpd_recipient_limit;
 	long long smtpd_hard_error_limit;
 	long long smtpd_client_connection_count_limit;
+	long long smtpd_client_ipv4_prefix_length;
+	long long smtpd_client_ipv6_prefix_length;
 	long long smtpd_max_connections;
 	struct cfg_list smtpd_discard_ehlo_keywords;
 	char    *maillog_file;

@@ -67,28 +67,57 @@ cidr_parse(const char *s, size_t n, struct cidr *out, struct buf *err)
 	return true;
 }
 
-bool
-cidr_match(const struct cidr *c, const struct sockaddr *sa)
+/* The address bytes of sa and their family, an IPv4-mapped IPv6 address
+ * as the IPv4 address it carries; NULL for other families. */
+static const uint8_t *
+client_bytes(const struct sockaddr *sa, int *family)
 {
-	const uint8_t *ip;
-	int family;
-
 	if (sa->sa_family == AF_INET) {
-		ip = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
-		family = AF_INET;
-	} else if (sa->sa_family == AF_INET6) {
+		*family = AF_INET;
+		return (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+	}
+	if (sa->sa_family == AF_INET6) {
 		const struct in6_addr *a6 =
 		    &((const struct sockaddr_in6 *)sa)->sin6_addr;
 		if (IN6_IS_ADDR_V4MAPPED(a6)) {
-			ip = a6->s6_addr + 12;
-			family = AF_INET;
-		} else {
-			ip = a6->s6_addr;
-			family = AF_INET6;
+			*family = AF_INET;
+			return a6->s6_addr + 12;
 		}
-	} else
+		*family = AF_INET6;
+		return a6->s6_addr;
+	}
+	return NULL;
+}
+
+bool
+cidr_of_client(const struct sockaddr *sa, unsigned v4_prefix, unsigned v6_prefix,
+    struct cidr *out)
+{
+	int family;
+	const uint8_t *ip = client_bytes(sa, &family);
+
+	memset(out, 0, sizeof *out);
+	if (ip == NULL)
 		return false;
-	if (family != c->family)
+	unsigned bytes = family == AF_INET ? 4 : 16;
+	unsigned prefix = family == AF_INET ? v4_prefix : v6_prefix;
+	if (prefix > bytes * 8)
+		prefix = bytes * 8;
+	out->family = family;
+	out->prefix = prefix;
+	memcpy(out->addr, ip, prefix / 8);
+	if (prefix % 8 != 0)
+		out->addr[prefix / 8] = (uint8_t)(ip[prefix / 8] & (0xff << (8 - prefix % 8)));
+	return true;
+}
+
+bool
+cidr_match(const struct cidr *c, const struct sockaddr *sa)
+{
+	int family;
+	const uint8_t *ip = client_bytes(sa, &family);
+
+	if (ip == NULL || family != c->family)
 		return false;
 	unsigned full = c->prefix / 8, rest = c->prefix % 8;
 	if (memcmp(ip, c->addr, full) != 0)

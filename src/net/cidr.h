@@ -57,6 +57,17 @@ bool cidr_list_match(const struct cidr_list *l, const struct sockaddr *sa);
 /* Does one entry contain sa? */
 bool cidr_match(const struct cidr *c, const struct sockaddr *sa);
 
+/*
+ * The network of the given prefix length that holds the client address sa:
+ * v4_prefix for IPv4 (an IPv4-mapped IPv6 address counts as IPv4),
+ * v6_prefix for IPv6; a length over the family's size means the whole
+ * address. For counting the clients of one network as one client (Postfix's
+ * smtpd_client_ipv4_prefix_length / smtpd_client_ipv6_prefix_length).
+ * Returns false (out zeroed) for other families.
+ */
+bool cidr_of_client(const struct sockaddr *sa, unsigned v4_prefix, unsigned v6_prefix,
+    struct cidr *out);
+
 /* Release the entries; the list is empty and reusable afterwards. */
 void cidr_list_clear(struct cidr_list *l);
 

@@ -39,6 +39,7 @@
 #include "lib/sockaddr.h"
 #include "lib/util.h"
 #include "lib/xmalloc.h"
+#include "net/cidr.h"
 #include "proto/params.h"
 #include "spool/spool.h"
 #include "tls/tls.h"
@@ -208,16 +209,16 @@ struct ipcount {
 
 #define IPC_BUCKETS 4096
 
+/* The counted client: sa's network at the configured prefix lengths (the
+ * address itself by default for IPv4, its /84 for IPv6; an IPv4-mapped
+ * address counts as IPv4), and its hash bucket. */
 static size_t
-ip_key(const struct sockaddr *sa, int *fam, uint8_t addr[16])
+ip_key(const struct daemon *d, const struct sockaddr *sa, int *fam, uint8_t addr[16])
 {
-	memset(addr, 0, 16);
-	*fam = sa->sa_family;
-	if (sa->sa_family == AF_INET) {
-		memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	} else if (sa->sa_family == AF_INET6) {
-		memcpy(addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-	}
+	struct cidr net;
+	(void)cidr_of_client(sa, d->v4_prefix, d->v6_prefix, &net);
+	*fam = net.family;
+	memcpy(addr, net.addr, 16);
 	uint32_t h = 2166136261u;
 	for (int i = 0; i < 16; i++)
 		h = (h ^ addr[i]) * 16777619u;
@@ -229,7 +230,7 @@ daemon_ip_add(struct daemon *d, const struct sockaddr *sa)
 {
 	int fam;
 	uint8_t a[16];
-	size_t h = ip_key(sa, &fam, a);
+	size_t h = ip_key(d, sa, &fam, a);
 	pthread_mutex_lock(&d->lock);
 	struct ipcount **bucket = d->ipc + h, *e;
 	for (e = *bucket; e; e = e->next)
@@ -252,7 +253,7 @@ daemon_ip_del(struct daemon *d, const struct sockaddr *sa)
 {
 	int fam;
 	uint8_t a[16];
-	size_t h = ip_key(sa, &fam, a);
+	size_t h = ip_key(d, sa, &fam, a);
 	pthread_mutex_lock(&d->lock);
 	struct ipcount **pp = d->ipc + h;
 	for (; *pp; pp = &(*pp)->next) {
@@ -571,6 +572,10 @@ ehlod_run(struct ehlo_config *cfg)
 	memset(d, 0, sizeof *d);
 	pthread_mutex_init(&d->lock, NULL);
 	d->ipc = xcalloc(IPC_BUCKETS, sizeof(struct ipcount *));
+	/* Fixed for the process (the settings need a restart): a session is
+	 * uncounted with the key it was counted with. */
+	d->v4_prefix = (unsigned)cfg->smtpd_client_ipv4_prefix_length;
+	d->v6_prefix = (unsigned)cfg->smtpd_client_ipv6_prefix_length;
 	struct buf err = BUF_INIT;
 
 	evthread_use_pthreads();

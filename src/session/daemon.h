@@ -97,8 +97,9 @@ struct daemon {
 	struct worker      *workers;
 	int                 nworkers;
 	struct daemon_stats stats;
-	/* per-client connection counts: open hash on the address bytes */
+	/* per-client connection counts: open hash on the client's network */
 	struct ipcount    **ipc;          /* IPC_BUCKETS chains */
+	unsigned            v4_prefix, v6_prefix; /* smtpd_client_ipv{4,6}_prefix_length */
 };
 
 /* Current generation, referenced for the caller. */

@@ -346,8 +346,9 @@ class Server:
 class Client:
     """A raw SMTP client: send bytes, read replies (bounded by timeouts)."""
 
-    def __init__(self, port, greeting=True, timeout=IO_TIMEOUT, host="127.0.0.1"):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, greeting=True, timeout=IO_TIMEOUT, host="127.0.0.1", source=None):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=source)
         self.sock.settimeout(timeout)
         self.buf = b""
         self.greeting = None

@@ -125,6 +125,25 @@ def test_connection_limit_behind_proxy():
           "no reject line for the proxied client")
 
 
+def test_connection_limit_per_network():
+    """smtpd_client_ipv4_prefix_length = 24: 127.0.0.2 and 127.0.0.3 are
+    one client; 127.0.1.2 is another."""
+    srv = Server({"smtpd_client_connection_count_limit": "2",
+                  "smtpd_client_ipv4_prefix_length": "24"})
+    a = Client(srv.port, source=("127.0.0.2", 0))
+    b = Client(srv.port, source=("127.0.0.3", 0))
+    c = Client(srv.port, greeting=False, source=("127.0.0.4", 0))
+    c.expect(421, "4.7.0")
+    d = Client(srv.port, source=("127.0.1.2", 0))
+    for x in (a, b, d):
+        x.cmd("QUIT", 221)
+    # With each address on its own (the default), all three are admitted.
+    srv2 = Server({"smtpd_client_connection_count_limit": "2"})
+    held = [Client(srv2.port, source=("127.0.0.%d" % i, 0)) for i in (2, 3, 4)]
+    for x in held:
+        x.cmd("QUIT", 221)
+
+
 def test_command_timeout():
     srv = Server({"smtpd_timeout": "1s"})
     c = Client(srv.port)

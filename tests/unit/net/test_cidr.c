@@ -119,6 +119,50 @@ test_match(void **state)
 	}
 }
 
+/* cidr_of_client: the client's network at the configured prefix lengths,
+ * checked by parsing the expected network and by matching it back. */
+static const struct {
+	const char *ip;
+	unsigned v4, v6;
+	const char *net;        /* NULL: not an IP address family */
+} client_cases[] = {
+	{ "192.0.2.77", 32, 128, "192.0.2.77/32" },
+	{ "192.0.2.77", 24, 128, "192.0.2.0/24" },
+	{ "192.0.2.77", 20, 128, "192.0.0.0/20" },
+	{ "192.0.2.77", 0, 128, "0.0.0.0/0" },
+	{ "192.0.2.77", 40, 128, "192.0.2.77/32" },      /* over 32: the address */
+	{ "::ffff:192.0.2.77", 24, 64, "192.0.2.0/24" }, /* mapped: IPv4 rules */
+	{ "2001:db8:1:2:f3c4:5:6:7", 32, 84, "2001:db8:1:2:f3c4::/84" },
+	{ "2001:db8:1:2:f3c4:f005:6:7", 32, 84, "2001:db8:1:2:f3c4:f000::/84" },
+	{ "2001:db8:1:2:f3c4:f005:6:7", 32, 64, "2001:db8:1:2::/64" },
+	{ "2001:db8:1:2:f3c4:f005:6:7", 32, 128, "2001:db8:1:2:f3c4:f005:6:7/128" },
+	{ "2001:db8:1:2:f3c4:f005:6:7", 32, 0, "::/0" },
+	{ "::1", 32, 84, "::/84" },
+};
+
+static void
+test_of_client(void **state)
+{
+	for (size_t i = 0; i < sizeof client_cases / sizeof client_cases[0]; i++) {
+		struct sockaddr_storage ss = addr(client_cases[i].ip);
+		struct cidr got, want;
+		assert_true(cidr_of_client((struct sockaddr *)&ss, client_cases[i].v4,
+		    client_cases[i].v6, &got));
+		const char *n = client_cases[i].net;
+		assert_true(cidr_parse(n, strlen(n), &want, NULL));
+		if (got.family != want.family || got.prefix != want.prefix ||
+		    memcmp(got.addr, want.addr, sizeof got.addr) != 0)
+			fail_msg("%s at /%u, /%u: not %s (family %d, /%u)", client_cases[i].ip,
+			    client_cases[i].v4, client_cases[i].v6, n, got.family, got.prefix);
+		assert_true(cidr_match(&got, (struct sockaddr *)&ss));
+	}
+	struct sockaddr_storage unix_ss;
+	memset(&unix_ss, 0, sizeof unix_ss);
+	unix_ss.ss_family = AF_UNIX;
+	struct cidr c;
+	assert_false(cidr_of_client((struct sockaddr *)&unix_ss, 32, 128, &c));
+}
+
 static void
 test_list_errors(void **state)
 {
@@ -149,6 +193,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_match),
+		cmocka_unit_test(test_of_client),
 		cmocka_unit_test(test_list_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
