@@ -944,9 +944,15 @@ pregreet(struct session *s, size_t n)
 	struct daemon *d = s->w->d;
 	if (!s->pregreet_logged) {
 		struct evbuffer *in = bufferevent_get_input(s->bev);
-		unsigned char *p = evbuffer_pullup(in, n < 64 ? (ev_ssize_t)n : 64);
+		size_t k = evbuffer_get_length(in);
+		if (k > n)
+			k = n;
+		if (k > 64)
+			k = 64;
+		unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)k);
 		struct buf b = BUF_INIT;
-		log_sanitize(&b, p, n < 64 ? n : 64, 64);
+		if (p != NULL)
+			log_sanitize(&b, p, k, 64);
 		log_info("%s PREGREET %zu bytes from %s: %s", s->sid, n, s->client, buf_cstr(&b));
 		buf_free(&b);
 		s->pregreet_logged = true;
@@ -1392,10 +1398,27 @@ session_start(struct session *s)
 		evtimer_add(s->greet_timer, &tv);
 		return;
 	}
-	/* No pause: still notice a client whose bytes beat our greeting. */
+	/*
+	 * No pause: still notice a client whose bytes beat our greeting. They
+	 * are in the socket, not yet in the input buffer (nothing has been
+	 * read), so take them in first: pregreet() logs from the buffer, and
+	 * with an empty one it got NULL and crashed ehlod (SIGSEGV) for any
+	 * client that spoke as soon as it connected. After PROXY, bytes that
+	 * came with the header are in the buffer already.
+	 */
+	struct evbuffer *in = bufferevent_get_input(s->bev);
 	int pending = 0;
 	if (ioctl(fd, FIONREAD, &pending) == 0 && pending > 0) {
-		pregreet(s, (size_t)pending);
+		/* The bufferevent keeps its input's end frozen between its own
+		 * reads; read the way it does. */
+		evbuffer_unfreeze(in, 0);
+		(void)evbuffer_read(in, fd, pending < SESSION_INPUT_HIGHWATER ? pending :
+		    SESSION_INPUT_HIGHWATER);
+		evbuffer_freeze(in, 0);
+	}
+	size_t early = evbuffer_get_length(in);
+	if (early > 0) {
+		pregreet(s, early);
 		if (s->closing)
 			return;
 	}

@@ -75,6 +75,50 @@ def test_no_pause_no_pregreet():
     check("PREGREET" not in srv.maillog(), "PREGREET logged for a client that waited")
 
 
+def test_pregreet_without_pause_burst():
+    """No greet pause: clients that send EHLO the moment they connect. Their
+    bytes are often in the socket before ehlod has even set the session up,
+    where the pre-greeting check must find them (it used to look for them
+    in the still empty input buffer, got NULL, and crashed ehlod with
+    SIGSEGV). Each is logged, gets its greeting and then its EHLO reply."""
+    srv = Server({"smtpd_client_connection_count_limit": "0"})
+    socks = []
+    for _ in range(60):
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        s.sendall(b"EHLO early.example.test\r\n")
+        socks.append(s)
+    for i, s in enumerate(socks):
+        s.settimeout(10)
+        data = read_all(s, b"250 CHUNKING\r\n")
+        check(data.startswith(b"220 ") and b"250 CHUNKING\r\n" in data,
+              "client %d: greeting and EHLO reply expected, got %r" % (i, data[:120]))
+        s.close()
+    check(srv.running(), "ehlod died: %s" % srv.read_err()[-500:])
+    early = srv.maillog().count("PREGREET")
+    print("# %d of %d burst clients were seen talking before the greeting" % (early, len(socks)))
+    check(early > 0, "no client of the burst was caught before the greeting")
+
+    # smtpd_pregreet_action = reject, no pause: those caught get 554, not 220.
+    srv = Server({"smtpd_client_connection_count_limit": "0",
+                  "smtpd_pregreet_action": "reject"})
+    socks = []
+    for _ in range(30):
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        s.sendall(b"EHLO early.example.test\r\n")
+        socks.append(s)
+    refused = 0
+    for s in socks:
+        s.settimeout(10)
+        data = read_all(s, b"\n")
+        check(data.startswith(b"554 5.5.1 ") or data.startswith(b"220 "),
+              "neither 554 nor the greeting: %r" % data[:120])
+        refused += data.startswith(b"554 5.5.1 ")
+        s.close()
+    check(srv.running(), "ehlod died: %s" % srv.read_err()[-500:])
+    print("# %d of %d burst clients refused with 554" % (refused, len(socks)))
+    check(refused > 0, "no client of the burst was refused before the greeting")
+
+
 def test_recipient_limit():
     srv = Server({"smtpd_recipient_limit": "100"})
     c = Client(srv.port)
