@@ -198,6 +198,44 @@ def test_slow_reader_gets_every_reply():
     d.close()
 
 
+def test_many_flooding_clients_stay_small():
+    """100 clients that pipeline NOOPs without ever reading a reply: each
+    session holds at most the read watermark of input and the output bound
+    of replies, about 115-130 KiB in all (it was about 350 KiB with a
+    256 KiB watermark: 3.3 GiB for smtpd_max_connections = 10000)."""
+    import socket as _socket
+    import time as _time
+    n = 100
+    srv = Server({"smtpd_timeout": "60s", "smtpd_client_connection_count_limit": "0"})
+    rss0 = srv_rss_kib(srv)
+    socks = []
+    for _ in range(n):
+        s = _socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        s.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, 4096)
+        s.setblocking(False)
+        socks.append(s)
+    _time.sleep(0.3)
+    for s in socks:
+        try:
+            s.send(b"EHLO c\r\n" + b"NOOP\r\n" * 200000)
+        except (BlockingIOError, OSError):
+            pass
+    chunk = b"NOOP\r\n" * 20000
+    t0 = _time.monotonic()
+    while _time.monotonic() - t0 < 6:
+        for s in socks:
+            try:
+                s.send(chunk)
+            except (BlockingIOError, OSError):
+                pass
+        _time.sleep(0.2)
+    per = (srv_rss_kib(srv) - rss0) / n
+    print("# %d non-reading flooding clients: ehlod grew by %.0f KiB per session" % (n, per))
+    check(per < 200, "ehlod grew by %.0f KiB per non-reading session" % per)
+    for s in socks:
+        s.close()
+
+
 def srv_rss_kib(srv):
     with open("/proc/%d/status" % srv.pid) as f:
         for line in f:
