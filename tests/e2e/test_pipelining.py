@@ -4,6 +4,8 @@ PIPELINING (RFC 2920) and CHUNKING/BDAT (RFC 3030) over a raw socket: replies
 come back in the order of the commands, one per command, and every accepted
 message lands in the Maildir exactly as sent.
 """
+import os
+
 from ehlotest import (Server, Client, check, eq, free_port, main, strip_received, to_lf, stuff,
                       DOMAIN)
 
@@ -229,11 +231,23 @@ def test_many_flooding_clients_stay_small():
             except (BlockingIOError, OSError):
                 pass
         _time.sleep(0.2)
+    check(srv.running(), "ehlod died under the flood: %s" % srv.read_err()[-500:])
     per = (srv_rss_kib(srv) - rss0) / n
     print("# %d non-reading flooding clients: ehlod grew by %.0f KiB per session" % (n, per))
-    check(per < 200, "ehlod grew by %.0f KiB per non-reading session" % per)
+    if asan_build():
+        # ASan's allocator (redzones, quarantine, shadow) makes RSS
+        # measure itself, not ehlod's buffers: about 3 MiB per session.
+        print("# ASan build: the per-session bound is checked in the plain build")
+    else:
+        check(per < 200, "ehlod grew by %.0f KiB per non-reading session" % per)
     for s in socks:
         s.close()
+
+
+def asan_build():
+    """True if $EHLOD was built with AddressSanitizer."""
+    with open(os.environ["EHLOD"], "rb") as f:
+        return b"__asan_init" in f.read()
 
 
 def srv_rss_kib(srv):
