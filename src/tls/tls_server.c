@@ -425,6 +425,22 @@ tls_server_start(struct tls_server *t, struct event_base *base, struct buffereve
 	return bev;
 }
 
+void
+tls_libevent_init(struct event_base *base)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	SSL *ssl = ctx != NULL ? SSL_new(ctx) : NULL;
+	struct bufferevent *plain = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (ssl == NULL || plain == NULL)
+		log_fatal(70, "tls: cannot set up libevent's OpenSSL filter (out of memory)");
+	struct bufferevent *bev = bufferevent_openssl_filter_new(base, plain, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		log_fatal(70, "tls: bufferevent_openssl_filter_new failed (out of memory)");
+	bufferevent_free(bev);          /* frees plain and ssl too */
+	SSL_CTX_free(ctx);              /* ssl held a reference */
+}
+
 /* Copies a peer-supplied name so that it is safe in logs and headers. */
 static void
 copy_printable(char *dst, size_t dstlen, const char *src)
