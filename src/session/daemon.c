@@ -198,6 +198,13 @@ fail:
 	return NULL;
 }
 
+size_t
+daemon_message_memory(const struct daemon *d)
+{
+	return atomic_load_explicit(&d->stats.receiving_bytes, memory_order_relaxed) +
+	    (d->spool != NULL ? spool_held_bytes(d->spool) : 0);
+}
+
 /* ---- per-client connection counts ---- */
 
 struct ipcount {

@@ -102,6 +102,11 @@ struct daemon {
 	unsigned            v4_prefix, v6_prefix; /* smtpd_client_ipv{4,6}_prefix_length */
 };
 
+/* Message content held in memory now: bodies being received
+ * (stats.receiving_bytes) plus what the spool holds (spool_held_bytes); the
+ * figure smtpd_message_memory_limit bounds. */
+size_t daemon_message_memory(const struct daemon *d);
+
 /* Current generation, referenced for the caller. */
 struct gen *daemon_gen(struct daemon *d);
 

@@ -88,8 +88,7 @@ on_metrics(struct evhttp_request *req, void *arg)
 	    "memory now: bodies being received plus accepted messages not yet freed by the "
 	    "spool (bounded by smtpd_message_memory_limit).\n"
 	    "# TYPE ehlo_smtpd_message_memory_bytes gauge\nehlo_smtpd_message_memory_bytes %zu\n",
-	    (size_t)atomic_load(&st->receiving_bytes) +
-	    (d->spool != NULL ? spool_held_bytes(d->spool) : 0));
+	    daemon_message_memory(d));
 	evbuffer_add_printf(b, "# HELP ehlo_smtpd_sessions_active Sessions open now.\n"
 	    "# TYPE ehlo_smtpd_sessions_active gauge\nehlo_smtpd_sessions_active %lld\n",
 	    (long long)atomic_load(&st->sessions_active));

@@ -772,14 +772,6 @@ start_tls(struct session *s)
  * with a temporary 452 4.3.1 (RFC 5321 §4.2.3 "insufficient system
  * storage"; the client tries again later) at the limit.
  */
-static size_t
-message_memory(const struct session *s)
-{
-	const struct daemon *d = s->w->d;
-	return atomic_load_explicit(&d->stats.receiving_bytes, memory_order_relaxed) +
-	    (d->spool != NULL ? spool_held_bytes(d->spool) : 0);
-}
-
 /* Brings s->held and the shared total up to the body buffer the engine
  * holds now (its capacity: that is the memory taken). */
 static void
@@ -804,7 +796,7 @@ check_budget(struct session *s)
 {
 	account_body(s);
 	unsigned long long lim = s->cfg->smtpd_message_memory_limit;
-	if (lim == 0 || s->held == 0 || message_memory(s) <= lim)
+	if (lim == 0 || s->held == 0 || daemon_message_memory(s->w->d) <= lim)
 		return;
 	size_t had = s->held;
 	if (!smtp_server_storage_full(s->srv))
@@ -814,7 +806,7 @@ check_budget(struct session *s)
 	log_warn("%s message content from %s refused (452 4.3.1): %zu bytes held by all "
 	    "sessions are over smtpd_message_memory_limit = %llu; released %zu bytes of "
 	    "this message, the rest is read and discarded", s->sid, s->client,
-	    message_memory(s) + had, lim, had);
+	    daemon_message_memory(s->w->d) + had, lim, had);
 }
 
 /* MAIL: is there room for a message (of the size SIZE= declares)? */
@@ -824,7 +816,7 @@ budget_allows_mail(struct session *s)
 	unsigned long long lim = s->cfg->smtpd_message_memory_limit;
 	if (lim == 0)
 		return true;
-	size_t used = message_memory(s);
+	size_t used = daemon_message_memory(s->w->d);
 	const struct smtp_tx *tx = s->srv->tx;
 	uint64_t want = tx != NULL && tx->mp.has_size ? tx->mp.size : 0;
 	if (used < lim && want <= lim - used)

@@ -710,7 +710,6 @@ spool_get_stats(struct spool *sp, struct spool_stats *out)
 	    memory_order_relaxed);
 	out->journal_syncs = atomic_load_explicit(&sp->jsyncs, memory_order_relaxed);
 	out->journal_records = atomic_load_explicit(&sp->jrecords, memory_order_relaxed);
-	out->held_bytes = spool_held_bytes(sp);
 }
 
 size_t

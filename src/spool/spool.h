@@ -146,7 +146,6 @@ struct spool_stats {
 	uint64_t bytes;         /* bytes written into tmp files */
 	uint64_t journal_syncs;   /* journal group commits (fdatasync) */
 	uint64_t journal_records; /* messages journaled */
-	uint64_t held_bytes;      /* spool_held_bytes() */
 };
 
 void spool_get_stats(struct spool *sp, struct spool_stats *out);

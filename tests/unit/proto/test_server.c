@@ -176,6 +176,10 @@ check(const struct step *steps, const struct opts_override *ov, const char *mess
 #define EHLO_REPLY \
 	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-STARTTLS\r\n" \
 	"250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"
+/* The same with message_size_limit = 10 (opts_override .max_size = 10). */
+#define EHLO_REPLY_SIZE_10 \
+	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10\r\n250-STARTTLS\r\n" \
+	"250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"
 
 static void
 test_basic(void **state)
@@ -296,8 +300,7 @@ test_bdat_too_big(void **state)
 {
 	struct opts_override ov = { .max_size = 10 };
 	static const struct step t[] = {
-		{ "EHLO c.test\r\n", "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10\r\n250-STARTTLS\r\n"
-		  "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n" },
+		{ "EHLO c.test\r\n", EHLO_REPLY_SIZE_10 },
 		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n", "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n" },
 		{ "BDAT 8\r\n12345678", "250 2.0.0 Ok: 8 octets received\r\n" },
 		{ "BDAT 8 LAST\r\n12345678", "552 5.3.4 Error: message file too big\r\n" },
@@ -358,8 +361,7 @@ test_storage_full_then_too_big(void **state)
 	struct opts_override ov = { .max_size = 10 };
 	static const struct step t[] = {
 		{ "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n",
-		  "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10\r\n250-STARTTLS\r\n"
-		  "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"
+		  EHLO_REPLY_SIZE_10
 		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n" },
 		{ "12345", "" },
 		{ FULL_TAKEN, "" },
