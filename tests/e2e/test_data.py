@@ -156,6 +156,18 @@ def test_message_memory_limit():
     check(re.search(r"NOQUEUE: reject: MAIL from \S+: 452 4\.3\.1 .*declared SIZE=600000; "
                     r"from=<c@sender\.test>", log), "no reject line for the MAIL:\n" + log)
     check("refused (452 4.3.1)" in log, "no log line for the refused message")
+    # A peer that stops in the middle of DATA and goes away: its body is
+    # given back when the session ends, not kept counted for ever.
+    d = Client(srv.port)
+    d.ehlo()
+    d.cmd("MAIL FROM:<d@sender.test>", 250)
+    d.cmd("RCPT TO:<d@%s>" % DOMAIN, 250)
+    d.cmd("DATA", 354)
+    d.send(body)
+    wait_until(lambda: held() >= 524288, 10, what="the stalled body counted")
+    d.close()
+    wait_until(lambda: held() == 0, 10, what="memory given back after the peer left mid-DATA")
+    eq(srv.messages("d@" + DOMAIN), [], "messages from the peer that left mid-DATA")
 
 if __name__ == "__main__":
     main(globals())
