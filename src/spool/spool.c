@@ -5,9 +5,13 @@
  * Submission: the session's thread appends the job to one queue (mutex +
  * condition variable). A delivery thread that wakes takes every queued job
  * up to BATCH_MAX (group commit) and hands them to deliver_batch(). While
- * it waits on the disk, newly submitted jobs gather in the queue for the
- * next free thread, so batches grow exactly when the disk is the bottleneck
- * and stay at one job when it is not (no added latency at low load).
+ * it waits on the disk, newly submitted jobs gather in the queue, and it
+ * takes them itself when its commit is done: a second thread steps in only
+ * when a full batch waits or the oldest job has waited STALL_US. So batches
+ * grow exactly when the disk is the bottleneck and stay at one job when it
+ * is not (no added latency at low load), and the other threads are there
+ * for a commit that hangs (a slow disk, or a Maildir on another file
+ * system) rather than to split every burst into batches of one.
  *
  * Completion: each event_base that ever submitted has a sink: a mutex-
  * protected list of finished jobs and one event. A delivery thread appends
@@ -44,6 +48,16 @@
  * idle thread start on the rest. */
 #define BATCH_MAX 64
 
+/*
+ * Default mode: while one thread commits a batch, jobs queue up for its
+ * next batch instead of waking another thread, so that a commit's fixed
+ * cost (inode-table block, directory inode, device flushes) is shared by
+ * every message that arrived during the previous one. Only when the oldest
+ * queued job has waited this long (a commit stuck on a slow disk, or on a
+ * Maildir on another file system) does a second thread take the queue.
+ */
+#define STALL_US        2000
+
 /* Journal group commit: at most this many records or bytes per fdatasync. */
 #define JBATCH_MAX      256
 #define JBATCH_BYTES    (8u << 20)
@@ -75,8 +89,7 @@ struct spool_job {
 	bool               journaled;   /* acknowledged; the spool owns it now */
 	unsigned           segno;       /* journal segment holding it */
 	time_t             retry_at;
-	struct timespec    queued;      /* CLOCK_MONOTONIC, entering sp->qhead
-	                                   (set only when the threads linger) */
+	struct timespec    queued;      /* CLOCK_MONOTONIC, entering sp->qhead */
 };
 
 struct spool {
@@ -94,10 +107,14 @@ struct spool {
 	 */
 	unsigned           linger_ms;
 	bool               stopping;
+	unsigned           busy;            /* threads inside deliver_batch */
+	bool               watching;        /* an idle thread times the queue */
 	struct spool_sink *sinks;
 	pthread_t         *tids;
 	unsigned           nthreads;
 	struct deliverer   dl;
+	void             (*batch_hook)(void *arg);  /* spool_opts: tests only */
+	void              *batch_hook_arg;
 	/* Journal mode (spool_opts.journal_dir): */
 	struct journal    *jl;
 	pthread_t          jtid;
@@ -139,18 +156,26 @@ fifo_push(struct spool_job **head, struct spool_job **tail, struct spool_job *jo
 }
 
 /*
- * Under sp->mu: appends a job to the delivery queue. When the threads
- * linger, only the first job (which starts a thread's timer) and a full
- * batch wake one: a signal per message would cost a context switch each.
+ * Under sp->mu: appends a job to the delivery queue and wakes a thread
+ * only when one is needed: a signal per message would cost a context
+ * switch each. Lingering threads (journal mode) are woken by the first job,
+ * which starts a timer, and by a full batch. In default mode a thread is
+ * woken when none is committing, since the committing one takes the queue
+ * next; otherwise one idle thread watches the queue for a stall (STALL_US)
+ * and is woken only if none does yet.
  */
 static void
 queue_push(struct spool *sp, struct spool_job *job)
 {
-	if (sp->linger_ms > 0)
-		clock_gettime(CLOCK_MONOTONIC, &job->queued);
+	clock_gettime(CLOCK_MONOTONIC, &job->queued);
 	fifo_push(&sp->qhead, &sp->qtail, job);
 	sp->qlen++;
-	if (sp->linger_ms == 0 || sp->qlen == 1 || sp->qlen == BATCH_MAX)
+	bool wake;
+	if (sp->linger_ms > 0)
+		wake = sp->qlen == 1 || sp->qlen == BATCH_MAX;
+	else
+		wake = sp->busy == 0 || !sp->watching;
+	if (wake)
 		pthread_cond_signal(&sp->cv);
 }
 
@@ -271,6 +296,51 @@ linger(struct spool *sp)
 	return sp->qhead != NULL;
 }
 
+/* Adds us microseconds to a CLOCK_MONOTONIC time. */
+static struct timespec
+ts_add_us(struct timespec t, unsigned us)
+{
+	t.tv_sec += us / 1000000;
+	t.tv_nsec += (long)(us % 1000000) * 1000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
+static bool
+ts_before(struct timespec a, struct timespec b)
+{
+	return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
+}
+
+/*
+ * Default mode, under sp->mu, with a job queued: true if this thread
+ * should take the queue now: no thread is committing, a full batch is
+ * waiting, or the oldest job has waited STALL_US. Otherwise the thread
+ * becomes the queue's watcher (if there is none) and sleeps until the
+ * oldest job would stall, or until woken; false means look again.
+ */
+static bool
+may_take(struct spool *sp)
+{
+	if (sp->busy == 0 || sp->qlen >= BATCH_MAX || sp->stopping)
+		return true;
+	struct timespec now, due = ts_add_us(sp->qhead->queued, STALL_US);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!ts_before(now, due))
+		return true;
+	if (sp->watching) {
+		pthread_cond_wait(&sp->cv, &sp->mu);
+		return false;
+	}
+	sp->watching = true;
+	(void)pthread_cond_timedwait(&sp->cv, &sp->mu, &due);
+	sp->watching = false;
+	return false;
+}
+
 static void *
 delivery_thread(void *arg)
 {
@@ -286,6 +356,8 @@ delivery_thread(void *arg)
 			break;          /* stopping and drained */
 		if (sp->linger_ms > 0 && !linger(sp))
 			continue;       /* another thread took the queue */
+		if (sp->linger_ms == 0 && !may_take(sp))
+			continue;
 		size_t n = 0;
 		while (sp->qhead != NULL && n < BATCH_MAX) {
 			struct spool_job *job = sp->qhead;
@@ -299,13 +371,17 @@ delivery_thread(void *arg)
 			sp->qtail = NULL;
 		else
 			pthread_cond_signal(&sp->cv);   /* more for another */
+		sp->busy++;
 		pthread_mutex_unlock(&sp->mu);
 
+		if (sp->batch_hook != NULL)
+			sp->batch_hook(sp->batch_hook_arg);
 		deliver_batch(&sp->dl, batch, n);
 		for (size_t i = 0; i < n; i++)
 			job_finish(sp, jobs[i]);
 
 		pthread_mutex_lock(&sp->mu);
+		sp->busy--;
 	}
 	pthread_mutex_unlock(&sp->mu);
 	return NULL;
@@ -466,6 +542,8 @@ spool_new(const struct spool_opts *o, struct buf *err)
 	pthread_cond_init(&sp->jcv, NULL);
 	atomic_init(&sp->jsyncs, 0);
 	atomic_init(&sp->jrecords, 0);
+	sp->batch_hook = o->batch_hook;
+	sp->batch_hook_arg = o->batch_hook_arg;
 	sp->nthreads = o->threads ? o->threads : SPOOL_THREADS_DEFAULT;
 	sp->tids = xcalloc(sp->nthreads, sizeof *sp->tids);
 	if (o->journal_dir != NULL && *o->journal_dir != '\0') {

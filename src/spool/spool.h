@@ -64,6 +64,11 @@ struct spool_opts {
 	unsigned    linger_ms;  /* journal mode: how long an acknowledged message
 	                           may wait for others to share its Maildir group
 	                           commit; 0 = SPOOL_LINGER_MS_DEFAULT */
+	/* Tests only (NULL in ehlod): called by a delivery thread with
+	 * batch_hook_arg just before it commits each batch, e.g. to hold one
+	 * commit and see the queue handed to another thread. */
+	void      (*batch_hook)(void *arg);
+	void       *batch_hook_arg;
 };
 
 #define SPOOL_LINGER_MS_DEFAULT 20

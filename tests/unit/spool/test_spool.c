@@ -293,6 +293,102 @@ test_deliver_several(void **state)
 	free(root);
 }
 
+/*
+ * A commit that hangs (a slow disk, a Maildir on a stuck file system) must
+ * not hold up everyone else: the job queued behind it is taken by another
+ * delivery thread once it has waited STALL_US (2 ms), and not before, since
+ * a commit in progress normally takes the queue itself when it is done.
+ */
+struct hold {
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	int             calls;
+	bool            holding, release;
+};
+
+static void
+hold_first_batch(void *arg)
+{
+	struct hold *h = arg;
+	pthread_mutex_lock(&h->mu);
+	if (h->calls++ == 0) {
+		h->holding = true;
+		pthread_cond_broadcast(&h->cv);
+		while (!h->release)
+			pthread_cond_wait(&h->cv, &h->mu);
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
+static double
+mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static void
+test_stalled_commit_gets_help(void **state)
+{
+	char *root = make_root();
+	struct hold h = { .mu = PTHREAD_MUTEX_INITIALIZER,
+	    .cv = PTHREAD_COND_INITIALIZER };
+	struct buf err = BUF_INIT;
+	struct spool_opts o = { .base = root, .threads = 2, .hostname = "h",
+	    .classic_tmp = classic_tmp, .batch_hook = hold_first_batch,
+	    .batch_hook_arg = &h };
+	struct spool *sp = spool_new(&o, &err);
+	assert_non_null(sp);
+	struct loop l;
+	loop_init(&l);
+	l.thread = pthread_self();
+
+	char *a = mailbox(root, "stuck"), *b = mailbox(root, "waiting");
+	char qa[24], qb[24];
+	spool_queue_id(qa);
+	spool_queue_id(qb);
+	assert_non_null(spool_submit(sp, l.base, xstrdup("a\n"), 2,
+	    (const char *const *)&a, 1, qa, done_cb, &l));
+	pthread_mutex_lock(&h.mu);
+	while (!h.holding)
+		pthread_cond_wait(&h.cv, &h.mu);
+	pthread_mutex_unlock(&h.mu);
+
+	/* The first thread is stuck in its commit: b must get through. */
+	double t0 = mono_ms();
+	l.want = 1;
+	assert_non_null(spool_submit(sp, l.base, xstrdup("b\n"), 2,
+	    (const char *const *)&b, 1, qb, done_cb, &l));
+	loop_run(&l);
+	double waited = mono_ms() - t0;
+	assert_false(l.timed_out);
+	assert_int_equal(l.got, 1);
+	assert_int_equal(l.failed, 0);
+	assert_int_equal(count_dir(b, "new", NULL, 0), 1);
+	assert_true(count_dir(a, "new", NULL, 0) <= 0);   /* not even created yet */
+	assert_true(waited >= 2.0);     /* STALL_US: no thread per job */
+
+	pthread_mutex_lock(&h.mu);
+	h.release = true;
+	pthread_cond_broadcast(&h.cv);
+	pthread_mutex_unlock(&h.mu);
+	l.want = 2;
+	loop_run(&l);
+	assert_false(l.timed_out);
+	assert_int_equal(l.got, 2);
+	assert_int_equal(count_dir(a, "new", NULL, 0), 1);
+	assert_int_equal(l.wrong_thread, 0);
+
+	spool_free(&sp);
+	loop_free(&l);
+	buf_free(&err);
+	free(a);
+	free(b);
+	rm_tree(root);
+	free(root);
+}
+
 static void
 test_empty_message(void **state)
 {
@@ -1169,6 +1265,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_deliver_several),
 		cmocka_unit_test(test_empty_message),
+		cmocka_unit_test(test_stalled_commit_gets_help),
 		cmocka_unit_test(test_all_or_nothing_create),
 		cmocka_unit_test(test_all_or_nothing_tmp),
 		cmocka_unit_test(test_all_or_nothing_link),
