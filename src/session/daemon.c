@@ -744,6 +744,8 @@ ehlod_run(struct ehlo_config *cfg)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (e != 0)
 			log_fatal(71, "pthread_create: %s", strerror(e));
+		/* Named for top -H and ps -L (15 characters at most). */
+		(void)pthread_setname_np(d->workers[k].thread, "ehlod-worker");
 	}
 
 	struct buf names = BUF_INIT;

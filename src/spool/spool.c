@@ -570,10 +570,14 @@ spool_new(const struct spool_opts *o, struct buf *err)
 		    sp);
 		if (e != 0)
 			break;
+		/* Named for top -H and ps -L (15 characters at most). */
+		(void)pthread_setname_np(sp->tids[started], "ehlod-deliver");
 	}
 	if (e == 0 && sp->jl != NULL) {
 		e = pthread_create(&sp->jtid, NULL, journal_thread, sp);
 		sp->jstarted = e == 0;
+		if (sp->jstarted)
+			(void)pthread_setname_np(sp->jtid, "ehlod-journal");
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (e != 0) {
