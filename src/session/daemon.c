@@ -724,7 +724,6 @@ ehlod_run(struct ehlo_config *cfg)
 	 */
 	struct main_ctx m = { .d = d, .config_file = config_file };
 	m.base = event_base_new();
-	tls_libevent_init(m.base);      /* before any worker thread exists */
 	/* Bound after the privilege drop: pick an unprivileged port. */
 	struct evhttp *metrics = metrics_start(d, m.base, cfg->metrics_listen, &err);
 	if (metrics == NULL && err.len > 0)

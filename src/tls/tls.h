@@ -102,16 +102,6 @@ void tls_server_unref(struct tls_server **tp);
 struct bufferevent *tls_server_start(struct tls_server *t, struct event_base *base,
     struct bufferevent *plain);
 
-/*
- * Call once, before any thread starts a TLS session: makes libevent set up
- * its OpenSSL filter's BIO method now. libevent 2.1 creates it lazily on
- * first use and without a lock, so two worker threads starting their first
- * TLS sessions at the same moment each made one and one was lost (a
- * 108-byte leak that LeakSanitizer reported at exit, found by a TLS flood).
- * base is only used for the throwaway bufferevents.
- */
-void tls_libevent_init(struct event_base *base);
-
 /* Facts about an established TLS session, for logs, Received: and metrics. */
 struct tls_info {
 	char version[16];           /* "TLSv1.3" */
