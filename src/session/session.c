@@ -103,8 +103,10 @@ struct session {
 	bool                tls_active;
 	bool                tls_closed;     /* close_notify sent */
 	bool                data_timeouts;  /* timeouts currently set for DATA */
-	bool                counted_ip;     /* counted under `counted` (daemon_ip_add) */
-	struct sockaddr_storage counted;
+	/* Counted under peer by daemon_ip_add. peer no longer changes once
+	 * counted (a PROXY header replaces it before the count), so the same
+	 * address gives the count back at the end. */
+	bool                counted_ip;
 	bool                peer_eof;       /* EOF seen while busy; see on_event */
 	struct timeval      resumed_at;     /* last resume(), loop's cached time */
 	bool                out_blocked;    /* output above the high mark */
@@ -334,7 +336,7 @@ session_free(struct session *s)
 	smtp_server_free(&s->srv);
 	atomic_fetch_sub(&d->stats.receiving_bytes, s->held);
 	if (s->counted_ip)
-		daemon_ip_del(d, (struct sockaddr *)&s->counted);
+		daemon_ip_del(d, (struct sockaddr *)&s->peer);
 	gen_unref(&s->g);
 	free(s->client);
 	free(s->tlsinfo);
@@ -1144,7 +1146,6 @@ count_proxied_client(struct session *s)
 {
 	struct daemon *d = s->w->d;
 	unsigned n = daemon_ip_add(d, (struct sockaddr *)&s->peer);
-	memcpy(&s->counted, &s->peer, sizeof s->counted);
 	s->counted_ip = true;
 	long long lim = s->cfg->smtpd_client_connection_count_limit;
 	if (lim <= 0 || n <= (unsigned long long)lim)
@@ -1296,8 +1297,6 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	s->g = g;
 	s->cfg = cfg;
 	s->counted_ip = !via_proxy;
-	if (!via_proxy)
-		memcpy(&s->counted, sa, salen);
 	s->listener = l;
 	memcpy(&s->peer, sa, salen);
 	s->peerlen = salen;
