@@ -712,6 +712,26 @@ def context_switches():
     return 0
 
 
+def block_stat_path(path):
+    """/sys/block statistics file of the device holding path, or None."""
+    st = os.stat(path)
+    p = f'/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/stat'
+    return p if os.path.exists(p) else None
+
+
+def block_io(stat_path):
+    """(write requests, flush requests) completed by the device so far
+    (Documentation/admin-guide/iostats.rst: fields 5 and 16), or None."""
+    if stat_path is None:
+        return None
+    try:
+        with open(stat_path) as f:
+            v = f.read().split()
+        return int(v[4]), int(v[15]) if len(v) > 15 else 0
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def wait_delivered(server, target, t0, timeout):
     """Seconds from t0 until server.delivered() >= target, or None."""
     end = time.monotonic() + timeout
@@ -766,6 +786,8 @@ def measure_throughput(server, size_name, sessions, mode, count, timeout):
         pids0 = server.pids()
         cpu0 = server.cpu_ticks(pids0)
         ctx0 = context_switches()
+        bstat = block_stat_path(server.dir)
+        io0 = block_io(bstat)
         t0 = time.monotonic()
         run = smtp_source(server.port, sessions, count, size, persist, timeout)
         res.update(run)
@@ -777,6 +799,13 @@ def measure_throughput(server, size_name, sessions, mode, count, timeout):
         cpu1 = server.cpu_ticks()
         res['cpu_s'] = (cpu1 - cpu0) / CLK_TCK
         res['ctxsw_per_msg'] = (context_switches() - ctx0) / count
+        # Device requests per message, whole device: the other servers are
+        # idle meanwhile; background write-back that falls in the run
+        # counts too, and journal mode's deliveries finish in it.
+        io1 = block_io(bstat)
+        if io0 is not None and io1 is not None:
+            res['writes_per_msg'] = (io1[0] - io0[0]) / count
+            res['flushes_per_msg'] = (io1[1] - io0[1]) / count
         res['peak_rss_kib'] = sampler.finish() if sampler else server.rss_kib()
         pids = server.pids()
         res['processes'] = len(pids)
@@ -802,10 +831,15 @@ def fmt(v, spec):
     return format(v, spec) if v is not None else '-'
 
 
+def fmt_io(r):
+    w, f = r.get('writes_per_msg'), r.get('flushes_per_msg')
+    return f'{w:.1f}+{f:.1f}' if w is not None and f is not None else '-'
+
+
 def print_config(title, rows):
     print(f'\n== {title} ==  (load average {os.getloadavg()[0]:.1f})')
     print(f'{"server":13} {"msgs":>6} {"msg/s":>8} {"deliv/s":>8} {"CPU s/1k":>9} '
-          f'{"peak RSS MiB":>12} {"PSS MiB":>7} {"procs":>5} {"cs/msg":>6}  '
+          f'{"peak RSS MiB":>12} {"PSS MiB":>7} {"procs":>5} {"cs/msg":>6} {"wr+fl/msg":>9}  '
           'status / rates of the runs')
     for r in rows:
         nbad = len(r.get('failed_runs', []))
@@ -814,7 +848,8 @@ def print_config(title, rows):
               f'{fmt(r.get("deliver_rate"), ".0f"):>8} {fmt(r.get("cpu_s_per_1k"), ".3f"):>9} '
               f'{fmt(r.get("peak_rss_kib", 0) / 1024, ".1f"):>12} '
               f'{fmt(r.get("pss_end_kib", 0) / 1024, ".1f"):>7} {r.get("processes", 0):>5} '
-              f'{fmt(r.get("ctxsw_per_msg"), ".1f"):>6}  {status}'
+              f'{fmt(r.get("ctxsw_per_msg"), ".1f"):>6} '
+              f'{fmt_io(r):>9}  {status}'
               + (f' {r["rates"]}' if r.get('runs', 1) > 1 else ''))
         for f in r.get('failed_runs') or ([r] if not r.get('ok') else []):
             for line in (f.get('error'), f.get('output'), f.get('evidence')):
