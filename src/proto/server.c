@@ -178,11 +178,23 @@ check_error_limit(struct smtp_server *s, enum smtp_event *ev)
 	return true;
 }
 
+/* s->helo before any HELO/EHLO: shared, never freed or written. */
+static char no_helo[1];
+
+static void
+forget_helo(struct smtp_server *s)
+{
+	if (s->helo != no_helo)
+		free(s->helo);
+	s->helo = no_helo;
+}
+
 struct smtp_server *
 smtp_server_new(const struct smtp_server_opts *o)
 {
 	struct smtp_server *s = xcalloc(1, sizeof *s);
 	s->o = *o;
+	s->helo = no_helo;
 	/* RFC 6531 §3.1: SMTPUTF8 needs 8BITMIME. */
 	if (!(s->o.ext & EXT_8BITMIME))
 		s->o.ext &= ~(unsigned)EXT_SMTPUTF8;
@@ -210,6 +222,7 @@ smtp_server_free(struct smtp_server **sp)
 	line_reader_free(&s->lr);
 	free(s->rcpt_pending);
 	free(s->helo_pending);
+	forget_helo(s);
 	x_free(sp);
 }
 
@@ -253,7 +266,7 @@ helo_common(struct smtp_server *s, const char *arg, size_t n, bool ehlo)
 		reply(s, 501, "5.5.4", "Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
 		return;
 	}
-	if (w >= sizeof s->helo) {
+	if (w >= SMTP_HELO_MAX) {
 		reply(s, 501, "5.5.4", "Syntax: %s hostname (name too long)", ehlo ? "EHLO" : "HELO");
 		return;
 	}
@@ -860,8 +873,9 @@ smtp_server_resolve(struct smtp_server *s, unsigned code, const char *enh, const
 	if (ev == SRV_EV_HELO && ok) {
 		/* RFC 5321 §4.1.4: an accepted EHLO resets like RSET. */
 		tx_free(&s->tx);
-		snprintf(s->helo, sizeof s->helo, "%s", s->helo_pending);
-		x_free(&s->helo_pending);
+		forget_helo(s);
+		s->helo = s->helo_pending;      /* moves: no copy */
+		s->helo_pending = NULL;
 		s->esmtp = s->helo_pending_ehlo;
 		set_state(s, SS_READY);
 		if (s->esmtp)
@@ -930,7 +944,7 @@ smtp_server_tls_started(struct smtp_server *s)
 	s->tls = true;
 	/* RFC 3207 §4.2: discard all knowledge obtained from the client. */
 	tx_free(&s->tx);
-	s->helo[0] = '\0';
+	forget_helo(s);
 	x_free(&s->helo_pending);
 	s->esmtp = false;
 	line_reader_reset(&s->lr);

@@ -100,6 +100,10 @@ struct smtp_tx {
 	uint64_t           bdat_size;     /* total octets received by BDAT */
 };
 
+/* Longest HELO/EHLO argument accepted, plus one (RFC 5321 §4.5.3.1.2:
+ * domains up to 255 octets). */
+#define SMTP_HELO_MAX 256
+
 struct smtp_server {
 	struct smtp_server_opts o;
 	enum smtp_state   state;
@@ -111,7 +115,10 @@ struct smtp_server {
 	bool              esmtp;          /* EHLO (not HELO) was accepted */
 	bool              tls;            /* TLS is active */
 	bool              authenticated;  /* set by the AUTH layer (later issue) */
-	char              helo[256];      /* accepted HELO/EHLO argument ("" before) */
+	/* Accepted HELO/EHLO argument, "" before one (never NULL; on the
+	 * heap once set: most names are far shorter than SMTP_HELO_MAX, and
+	 * an idle server holds tens of thousands of sessions). */
+	char             *helo;
 	char             *helo_pending;   /* argument while SRV_EV_HELO is pending (heap) */
 	bool              helo_pending_ehlo;
 
