@@ -314,7 +314,9 @@ static const struct cfg_setting settings[] = {
 	I(smtpd_workers, "0", 0, 64, false,
 	  "Event-loop worker threads; 0 means one per CPU."),
 	I(delivery_threads, "4", 1, 64, false,
-	  "Threads that write messages to mailboxes."),
+	  "Threads that write messages to mailboxes. One commits at a time and takes every message "
+	  "that arrived meanwhile as its next group commit; another steps in when 64 messages wait "
+	  "or the oldest has waited 2 ms (a slow disk, a Maildir on a stuck file system)."),
 	E(smtpd_tls_security_level, "may", w_tls_level, true,
 	  "STARTTLS: none (not offered), may (offered), encrypt (required before MAIL; RFC 3207 §4)."),
 	L(smtpd_tls_cert_file, "", true, NULL,
