@@ -37,7 +37,10 @@ struct ident {
 	struct event_base   *base;
 	struct sockaddr_storage client;
 	struct id_input      in;
-	char                 helo[256], prev[256];
+	/* The current EHLO name and the previously accepted one (heap; NULL:
+	 * none). Heap, not arrays: an idle server holds tens of thousands of
+	 * sessions, and names are short. */
+	char                *helo, *prev;
 	struct ans_store     st_ptr, st_a, st_aaaa, st_mx, st_paddr[ID_MAX_PTR];
 	struct qctx         *q[ID_MAX_LOOKUPS];
 	struct event        *timer;
@@ -46,7 +49,13 @@ struct ident {
 	bool                 waiting;       /* for an enforcing decision */
 	bool                 settling;      /* for every answer (tagging) */
 	bool                 expired;
-	struct id_verdict   *v;             /* allocated at the first evaluation */
+	/*
+	 * The verdict exists only inside one call (evaluate() ... release()):
+	 * it is a pure function of in, 4 KiB for its ten PTR-name slots, and
+	 * recomputing it costs microseconds. What outlives the call is the
+	 * client name (cname) that ident_client_name() reports.
+	 */
+	struct id_verdict   *v;
 	/* A refusal earned by an earlier HELO/EHLO name stays: a second HELO
 	 * must not wash it away (the Haraka#3040 bypass). */
 	bool                 sticky;
@@ -55,8 +64,10 @@ struct ident {
 	 * under smtpd_delay_reject = no); only accepted names count as the
 	 * previous name (consistency) and can earn a sticky refusal. */
 	bool                 accepted;
-	char                 accepted_name[256];
+	char                *accepted_name; /* heap; NULL: none */
 	bool                 v_valid;
+	char                *cname;         /* first forward-confirmed PTR name (heap) */
+	bool                 cname_valid;   /* cname is from the current answers */
 };
 
 static void store_free(struct ans_store *s)
@@ -153,6 +164,7 @@ on_answer(const struct dns_result *r, void *arg)
 			id->q[i] = NULL;
 	free(c);
 	id->v_valid = false;
+	id->cname_valid = false;
 	if (!id->expired)
 		start_lookups(id);
 	reevaluate(id);
@@ -232,6 +244,21 @@ evaluate(struct ident *id)
 		id->v = xmalloc(sizeof *id->v);
 	identity_evaluate(&id->in, id->env->psl, id->env->gp, id->v);
 	id->v_valid = true;
+	x_free(&id->cname);
+	for (size_t i = 0; i < id->v->n_ptr; i++)
+		if (id->v->ptr_confirmed[i]) {
+			id->cname = xstrdup(id->v->ptr_names[i]);
+			break;
+		}
+	id->cname_valid = true;
+}
+
+/* Ends a call that evaluated: the verdict goes (see struct ident). */
+static void
+release(struct ident *id)
+{
+	x_free(&id->v);
+	id->v_valid = false;
 }
 
 static bool
@@ -272,6 +299,7 @@ reevaluate(struct ident *id)
 	struct policy_decision d;
 	evaluate(id);
 	policy_decide(&id->env->po, id->v, exempt(id), &d);
+	release(id);            /* before ready(), which may free id */
 	if (d.would == POL_PENDING)
 		return;
 	id->waiting = false;
@@ -300,6 +328,7 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 		id->q[i] = NULL;
 	}
 	id->v_valid = false;
+	id->cname_valid = false;
 	reevaluate(id);
 }
 
@@ -363,27 +392,34 @@ ident_free(struct ident **ip)
 		store_free(&id->st_paddr[i]);
 	free((void *)id->in.our_addrs);
 	free(id->v);
+	free(id->helo);
+	free(id->prev);
+	free(id->accepted_name);
+	free(id->cname);
 	x_free(ip);
 }
 
 void
 ident_helo(struct ident *id, const char *helo, bool is_ehlo)
 {
-	if (id->helo[0] && id->accepted && !id->sticky) {
+	if (id->helo != NULL && id->helo[0] && id->accepted && !id->sticky) {
 		struct policy_decision d;
 		evaluate(id);
 		policy_decide(&id->env->po, id->v, exempt(id), &d);
+		release(id);
 		if (d.outcome == POL_REJECT || d.outcome == POL_TEMPFAIL) {
 			id->sticky = true;
 			id->sticky_d = d;
 		}
 	}
-	if (id->accepted_name[0]) {
-		memcpy(id->prev, id->accepted_name, sizeof id->prev);
+	if (id->accepted_name != NULL && id->accepted_name[0]) {
+		free(id->prev);
+		id->prev = xstrdup(id->accepted_name);
 		id->in.prev_helo = id->prev;
 	}
 	id->accepted = false;
-	snprintf(id->helo, sizeof id->helo, "%s", helo);
+	free(id->helo);
+	id->helo = xstrndup(helo, strnlen(helo, 255));
 	id->in.helo = id->helo;
 	id->in.is_ehlo = is_ehlo;
 	/* A new name needs its own forward lookups. */
@@ -407,6 +443,7 @@ ident_helo(struct ident *id, const char *helo, bool is_ehlo)
 		id->in.helo_mx.status = ID_DNS_SERVFAIL;
 	}
 	id->v_valid = false;
+	id->cname_valid = false;
 	id->expired = false;
 	start_lookups(id);
 }
@@ -438,17 +475,19 @@ void
 ident_helo_accepted(struct ident *id)
 {
 	id->accepted = true;
-	memcpy(id->accepted_name, id->helo, sizeof id->accepted_name);
+	free(id->accepted_name);
+	id->accepted_name = xstrdup(id->helo != NULL ? id->helo : "");
 }
 
 bool
 ident_helo_switch_ready(struct ident *id)
 {
-	if (!id->accepted || id->sticky || id->helo[0] == '\0')
+	if (!id->accepted || id->sticky || id->helo == NULL || id->helo[0] == '\0')
 		return true;
 	struct policy_decision d;
 	evaluate(id);
 	policy_decide(&id->env->po, id->v, exempt(id), &d);
+	release(id);
 	if (d.would != POL_PENDING)
 		return true;
 	/* The accepted name's verdict still waits for DNS: a new HELO must
@@ -463,6 +502,7 @@ ident_decide(struct ident *id, struct policy_decision *d)
 {
 	evaluate(id);
 	policy_decide(&id->env->po, id->v, exempt(id), d);
+	release(id);
 	if (id->sticky && d->outcome != POL_REJECT) {
 		*d = id->sticky_d;
 		return true;
@@ -477,12 +517,9 @@ ident_decide(struct ident *id, struct policy_decision *d)
 const char *
 ident_client_name(const struct ident *id)
 {
-	if (id == NULL || !id->v_valid)
+	if (id == NULL || !id->cname_valid || id->cname == NULL)
 		return "unknown";
-	for (size_t i = 0; i < id->v->n_ptr; i++)
-		if (id->v->ptr_confirmed[i])
-			return id->v->ptr_names[i];
-	return "unknown";
+	return id->cname;
 }
 
 bool
@@ -491,9 +528,9 @@ ident_auth_results(struct ident *id, struct buf *out)
 	struct policy_decision d;
 	evaluate(id);
 	policy_decide(&id->env->po, id->v, exempt(id), &d);
-	if (!d.tag || d.exempt)
-		return false;
-	bool ok = identity_auth_results(out, id->env->myhostname, &id->in, id->v, "\n");
+	bool ok = d.tag && !d.exempt &&
+	    identity_auth_results(out, id->env->myhostname, &id->in, id->v, "\n");
+	release(id);
 	if (ok)
 		buf_append_char(out, '\n');
 	return ok;
@@ -509,6 +546,7 @@ ident_summary(struct ident *id, struct buf *out)
 		buf_appendf(out, "%s%s=%s", out->len ? " " : "", id_check_name((enum id_check)c),
 		    id_result_name(id->v->c[c].r));
 	}
+	release(id);
 }
 
 bool
@@ -522,4 +560,5 @@ ident_current(struct ident *id, struct policy_decision *d)
 {
 	evaluate(id);
 	policy_decide(&id->env->po, id->v, exempt(id), d);
+	release(id);
 }
