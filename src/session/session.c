@@ -1144,6 +1144,26 @@ on_event(struct bufferevent *bev, short what, void *arg)
 
 static void session_start(struct session *s);
 
+/* smtpd_client_connection_count_limit: is a client's n-th concurrent
+ * session one too many? (0: no limit) */
+static bool
+over_client_limit(const struct ehlo_config *cfg, unsigned n)
+{
+	return cfg->smtpd_client_connection_count_limit > 0 &&
+	    n > (unsigned long long)cfg->smtpd_client_connection_count_limit;
+}
+
+/* The 421 for a refused connection, its counter and its log line; the
+ * caller sends the reply (line) and closes. */
+static void
+refuse_connection(struct daemon *d, const char *myhostname, const char *client,
+    const char *why, struct buf *line)
+{
+	buf_appendf(line, "421 4.7.0 %s Error: %s\r\n", myhostname, why);
+	atomic_fetch_add(&d->stats.rejected_connections, 1);
+	log_info("NOQUEUE: reject: CONNECT from %s: 421 4.7.0 %s", client, why);
+}
+
 /*
  * A connection from a trusted proxy is counted for
  * smtpd_client_connection_count_limit only now, under the client the
@@ -1159,13 +1179,10 @@ count_proxied_client(struct session *s)
 	struct daemon *d = s->w->d;
 	unsigned n = daemon_ip_add(d, (struct sockaddr *)&s->peer);
 	s->counted_ip = true;
-	long long lim = s->cfg->smtpd_client_connection_count_limit;
-	if (lim <= 0 || n <= (unsigned long long)lim)
+	if (!over_client_limit(s->cfg, n))
 		return true;
-	const char *why = "too many connections from your address";
-	buf_appendf(&s->srv->out, "421 4.7.0 %s Error: %s\r\n", s->cfg->myhostname, why);
-	atomic_fetch_add(&d->stats.rejected_connections, 1);
-	log_info("NOQUEUE: reject: CONNECT from %s: 421 4.7.0 %s", s->client, why);
+	refuse_connection(d, s->cfg->myhostname, s->client,
+	    "too many connections from your address", &s->srv->out);
 	close_after_flush(s);
 	return false;
 }
@@ -1258,17 +1275,16 @@ static void
 reject_connection(struct worker *w, int fd, const char *client, const char *why)
 {
 	struct daemon *d = w->d;
-	char line[512];
+	struct buf line = BUF_INIT;
 	struct gen *g = daemon_gen(d);
-	int n = snprintf(line, sizeof line, "421 4.7.0 %s Error: %s\r\n", g->cfg->myhostname, why);
+	refuse_connection(d, g->cfg->myhostname, client, why, &line);
 	gen_unref(&g);
 	/* Best effort, non-blocking: the reply fits in an empty socket buffer. */
-	if (write(fd, line, (size_t)n) < 0) {
+	if (write(fd, line.data, line.len) < 0) {
 		/* nothing to do: the peer is gone */
 	}
 	close(fd);
-	atomic_fetch_add(&d->stats.rejected_connections, 1);
-	log_info("NOQUEUE: reject: CONNECT from %s: 421 4.7.0 %s", client, why);
+	buf_free(&line);
 }
 
 void
@@ -1294,9 +1310,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	 * names the client (count_proxied_client). */
 	bool via_proxy = g->proxy_hosts.n > 0 && cidr_list_match(&g->proxy_hosts, sa);
 	if (!via_proxy) {
-		unsigned per_ip = daemon_ip_add(d, sa);
-		if (cfg->smtpd_client_connection_count_limit > 0 &&
-		    per_ip > (unsigned long long)cfg->smtpd_client_connection_count_limit) {
+		if (over_client_limit(cfg, daemon_ip_add(d, sa))) {
 			daemon_ip_del(d, sa);
 			gen_unref(&g);
 			reject_connection(w, fd, client, "too many connections from your address");

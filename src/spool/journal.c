@@ -126,6 +126,17 @@ slurp(int dirfd, const char *name, size_t *len)
 	return p;
 }
 
+/* The array p of n elements (sz bytes each, *cap allocated) with room for
+ * one more: p itself, or p grown by doubling (from 256). */
+static void *
+grow(void *p, size_t n, size_t *cap, size_t sz)
+{
+	if (n < *cap)
+		return p;
+	*cap = *cap ? *cap * 2 : 256;
+	return xrealloc(p, *cap * sz);
+}
+
 /* True if the copy named name is in dir's new/. */
 static bool
 in_new(const char *dir, const char *name)
@@ -186,10 +197,7 @@ mark_moved(struct rcopy *c, size_t n)
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;       /* ".", "..", and never one of our names */
-		if (k == cap) {
-			cap = cap ? cap * 2 : 256;
-			v = xrealloc(v, cap * sizeof *v);
-		}
+		v = grow(v, k, &cap, sizeof *v);
 		v[k++] = xstrndup(de->d_name, strcspn(de->d_name, ":"));
 	}
 	closedir(d);
@@ -283,10 +291,7 @@ recover_segment(struct journal *j, struct deliverer *dl, unsigned no)
 		off += (size_t)k;
 		if (r.seq > j->seq)
 			j->seq = r.seq;
-		if (nrec == reccap) {
-			reccap = reccap ? reccap * 2 : 256;
-			recs = xrealloc(recs, reccap * sizeof *recs);
-		}
+		recs = grow(recs, nrec, &reccap, sizeof *recs);
 		for (uint32_t i = 0; i < r.nbox; i++) {
 			const char *dp, *np;
 			size_t dlen, nlen;
@@ -297,10 +302,7 @@ recover_segment(struct journal *j, struct deliverer *dl, unsigned no)
 				free(fn);
 				continue;
 			}
-			if (ncp == cpcap) {
-				cpcap = cpcap ? cpcap * 2 : 256;
-				cp = xrealloc(cp, cpcap * sizeof *cp);
-			}
+			cp = grow(cp, ncp, &cpcap, sizeof *cp);
 			cp[ncp] = (struct rcopy){ dir, fn, nrec, ncp, false };
 			ncp++;
 		}

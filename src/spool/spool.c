@@ -75,7 +75,7 @@ struct spool_sink {
 struct spool_job {
 	struct spool_job  *next;        /* queue or sink list */
 	struct spool_sink *sink;
-	atomic_size_t     *held;        /* the spool's held counter, d.len in it */
+	struct spool      *sp;          /* d.len is in sp->held until freed */
 	struct delivery    d;
 	char              *content;
 	char             **boxes;
@@ -83,13 +83,12 @@ struct spool_job {
 	spool_done_fn     *done;
 	void              *arg;
 	bool               abandoned;   /* under sink->mu */
+	struct timespec    queued;      /* CLOCK_MONOTONIC, entering sp->qhead */
 	/* Journal mode only: */
-	struct spool      *sp;
 	char             **names;       /* file names under new/, one per box */
 	bool               journaled;   /* acknowledged; the spool owns it now */
 	unsigned           segno;       /* journal segment holding it */
 	time_t             retry_at;
-	struct timespec    queued;      /* CLOCK_MONOTONIC, entering sp->qhead */
 };
 
 struct spool {
@@ -130,7 +129,7 @@ struct spool {
 static void
 job_free(struct spool_job *job)
 {
-	atomic_fetch_sub_explicit(job->held, job->d.len, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&job->sp->held, job->d.len, memory_order_relaxed);
 	free(job->content);
 	for (size_t i = 0; i < job->d.n; i++) {
 		free(job->boxes[i]);
@@ -274,33 +273,11 @@ job_finish(struct spool *sp, struct spool_job *job)
 	job_post(job);
 }
 
-/*
- * Under sp->mu, with a job queued: waits until BATCH_MAX jobs are queued,
- * the oldest has waited sp->linger_ms, or the spool stops. False if the
- * queue emptied meanwhile.
- */
-static bool
-linger(struct spool *sp)
-{
-	while (sp->qhead != NULL && sp->qlen < BATCH_MAX && !sp->stopping) {
-		struct timespec due = sp->qhead->queued;
-		due.tv_sec += sp->linger_ms / 1000;
-		due.tv_nsec += (long)(sp->linger_ms % 1000) * 1000000L;
-		if (due.tv_nsec >= 1000000000L) {
-			due.tv_sec++;
-			due.tv_nsec -= 1000000000L;
-		}
-		if (pthread_cond_timedwait(&sp->cv, &sp->mu, &due) == ETIMEDOUT)
-			break;
-	}
-	return sp->qhead != NULL;
-}
-
 /* Adds us microseconds to a CLOCK_MONOTONIC time. */
 static struct timespec
-ts_add_us(struct timespec t, unsigned us)
+ts_add_us(struct timespec t, uint64_t us)
 {
-	t.tv_sec += us / 1000000;
+	t.tv_sec += (time_t)(us / 1000000);
 	t.tv_nsec += (long)(us % 1000000) * 1000L;
 	if (t.tv_nsec >= 1000000000L) {
 		t.tv_sec++;
@@ -313,6 +290,22 @@ static bool
 ts_before(struct timespec a, struct timespec b)
 {
 	return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
+}
+
+/*
+ * Under sp->mu, with a job queued: waits until BATCH_MAX jobs are queued,
+ * the oldest has waited sp->linger_ms, or the spool stops. False if the
+ * queue emptied meanwhile.
+ */
+static bool
+linger(struct spool *sp)
+{
+	while (sp->qhead != NULL && sp->qlen < BATCH_MAX && !sp->stopping) {
+		struct timespec due = ts_add_us(sp->qhead->queued, (uint64_t)sp->linger_ms * 1000);
+		if (pthread_cond_timedwait(&sp->cv, &sp->mu, &due) == ETIMEDOUT)
+			break;
+	}
+	return sp->qhead != NULL;
 }
 
 /*
@@ -698,7 +691,7 @@ spool_submit(struct spool *sp, struct event_base *base, char *content,
 	    queue_id != NULL ? queue_id : "NOQUEUE");
 	job->d.content = content != NULL ? content : "";
 	job->d.len = len;
-	job->held = &sp->held;
+	job->sp = sp;
 	atomic_fetch_add_explicit(&sp->held, len, memory_order_relaxed);
 	job->d.mailboxes = job->boxes;
 	job->d.n = n;
@@ -709,7 +702,6 @@ spool_submit(struct spool *sp, struct event_base *base, char *content,
 	if (sp->jl != NULL) {
 		/* The names under new/ are fixed now and journaled, so that
 		 * recovery can tell a delivered copy from a missing one. */
-		job->sp = sp;
 		job->names = xcalloc(n, sizeof *job->names);
 		for (size_t i = 0; i < n; i++)
 			job->names[i] = maildir_new_name(&sp->dl, len);
