@@ -211,6 +211,45 @@ test_helo(void **state)
 	check(t, NULL, "");
 }
 
+/*
+ * The HELO/EHLO name is kept on the heap (smtp_server.helo): a name of
+ * SMTP_HELO_MAX octets or more is refused (501, the state and the name
+ * accepted before stay), one octet less is accepted and kept whole, and a
+ * later name replaces it (ASan checks the old one is freed, once).
+ */
+static void
+test_helo_name_length(void **state)
+{
+	char ok[SMTP_HELO_MAX + 16], big[SMTP_HELO_MAX + 16];
+	memcpy(ok, "HELO ", 5);
+	memset(ok + 5, 'a', SMTP_HELO_MAX - 1);
+	memcpy(ok + 5 + SMTP_HELO_MAX - 1, "\r\n", 3);
+	memcpy(big, "HELO ", 5);
+	memset(big + 5, 'b', SMTP_HELO_MAX);
+	memcpy(big + 5 + SMTP_HELO_MAX, "\r\n", 3);
+	const struct step t[] = {
+		{ big, "501 Syntax: HELO hostname (name too long)\r\n" },
+		{ ok, "250 mx.test\r\n" },
+		{ big, "501 Syntax: HELO hostname (name too long)\r\n" },
+		{ NULL, NULL },
+	};
+	for (int bytewise = 0; bytewise < 2; bytewise++) {
+		struct run r;
+		run_transcript(t, NULL, bytewise, &r);
+		assert_int_equal(strlen(r.s->helo), SMTP_HELO_MAX - 1);
+		assert_memory_equal(r.s->helo, ok + 5, SMTP_HELO_MAX - 1);
+		assert_int_equal(r.s->state, SS_READY);
+		static const struct step again[] = {
+			{ "HELO short.test\r\n", "250 mx.test\r\n" }, { NULL, NULL } };
+		for (const struct step *st = again; st->in != NULL; st++)
+			feed(&r, st->in, strlen(st->in));
+		assert_string_equal(r.s->helo, "short.test");
+		smtp_server_free(&r.s);
+		buf_free(&r.out);
+		buf_free(&r.messages);
+	}
+}
+
 static void
 test_sequencing(void **state)
 {
@@ -591,6 +630,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_basic),
 		cmocka_unit_test(test_helo),
+		cmocka_unit_test(test_helo_name_length),
 		cmocka_unit_test(test_sequencing),
 		cmocka_unit_test(test_pipelining),
 		cmocka_unit_test(test_second_ehlo_resets),
