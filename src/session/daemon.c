@@ -539,17 +539,48 @@ drop_privileges(const char *user)
 	return 0;
 }
 
-/* mkdir -p for the Maildir base, and chown to the mail owner. */
+static void
+fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+}
+
+/*
+ * mkdir -p for the Maildir base, and chown to the mail owner. What it
+ * creates is fsynced, itself and its entry in the parent: on a file system
+ * that does not order its metadata (ext4 without a journal) a power cut
+ * could otherwise leave the base a corrupt directory, which stops the
+ * boot's e2fsck -p (tests/e2e/test_powerloss.py). Errors of these fsyncs
+ * are not fatal: the spool fsyncs every directory it delivers into.
+ */
 static int
 make_dirs(const char *path, uid_t uid, gid_t gid)
 {
 	char tmp[4096];
 	snprintf(tmp, sizeof tmp, "%s", path);
+	bool made = false;
 	for (char *p = tmp + 1; ; p++) {
 		if (*p == '/' || *p == '\0') {
 			char c = *p;
 			*p = '\0';
-			if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+			if (mkdir(tmp, 0755) == 0) {
+				made = true;
+				fsync_dir(tmp);
+				char *slash = strrchr(tmp, '/');
+				if (slash == NULL)
+					fsync_dir(".");
+				else if (slash == tmp)
+					fsync_dir("/");
+				else {
+					*slash = '\0';
+					fsync_dir(tmp);
+					*slash = '/';
+				}
+			} else if (errno != EEXIST)
 				return -1;
 			*p = c;
 			if (c == '\0')
@@ -558,6 +589,8 @@ make_dirs(const char *path, uid_t uid, gid_t gid)
 	}
 	if (uid != (uid_t)-1 && chown(path, uid, gid) != 0)
 		return -1;
+	if (made && uid != (uid_t)-1)
+		fsync_dir(path);
 	return 0;
 }
 
