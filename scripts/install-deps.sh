@@ -18,6 +18,8 @@ PKGS=(
   swaks libnet-ssleay-perl libio-socket-ssl-perl curl msmtp postfix dovecot-core dovecot-lmtpd
   python3 python3-prometheus-client
   hyperfine time procps iproute2
+  # the power-loss test: an ext4 image without a journal on a loop device
+  e2fsprogs mount
 )
 
 missing=()

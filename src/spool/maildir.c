@@ -5,13 +5,24 @@
  *   1. write   create tmp/<u> O_EXCL in each job's Maildirs, write the
  *              message, and start write-back (sync_file_range) at once so
  *              the disk works on every file while we open the next;
- *   2. sync    fdatasync every tmp file; after the first one the rest find
- *              their data already written and mostly cost a journal check;
+ *   2. sync    fdatasync every tmp file: its data and its inode, which
+ *              already has its final link count of 1;
  *   3. link    link tmp/<u> -> new/<u>,S=<size> for jobs whose copies all
  *              synced; a job failing here has its links removed again;
  *   4. unlink  drop every tmp name;
  *   5. commit  fsync each distinct new/ directory once for the batch.
  * A job reports 0 only after phase 5 covered every one of its copies.
+ *
+ * Why a tmp/ name and not an unnamed O_TMPFILE inode linked into new/: on
+ * a file system that does not order its metadata writes (ext4 without a
+ * journal, ext2) the O_TMPFILE inode reaches the disk in phase 2 with a
+ * link count of 0, and the link's update of that count is written by
+ * neither the file's fdatasync (it came before) nor new/'s fsync (another
+ * inode). After a power cut e2fsck takes such an inode for a deleted one
+ * and clears its name from new/: acknowledged mail lost (reproduced by
+ * tests/e2e/test_powerloss.py). A file created under tmp/ is written in
+ * phase 2 with the count it keeps: link to new/ and unlink from tmp/ leave
+ * it at 1. At worst a cut leaves both names, which e2fsck counts right.
  *
  * Why link() and not rename(): link refuses to overwrite an existing name,
  * so a unique-name collision fails loudly instead of replacing mail.
@@ -47,7 +58,6 @@ struct copy {
 	char            *new;       /* <dir>/new/<u>,S=<len> */
 	int              fd;        /* open until synced, else -1 */
 	bool             made;      /* tmp exists and is ours */
-	bool             anon;      /* O_TMPFILE: no name until linked into new/ */
 	bool             linked;    /* new exists and is ours */
 	bool             synced;    /* made durable by bulk_sync */
 };
@@ -125,40 +135,6 @@ open_tmp(struct deliverer *d, struct copy *c, bool start_writeback)
 	}
 	name_copy(d, c);
 	for (int attempt = 0;; attempt++) {
-		/*
-		 * Preferred: an unnamed file in new/'s file system (O_TMPFILE),
-		 * named only by the link after fdatasync. Nothing, not even a
-		 * tmp/ name, exists before the data is durable, and creating
-		 * and unlinking tmp/ names (two exclusive locks on tmp/ per
-		 * message, contended between delivery threads) goes away.
-		 * File systems without O_TMPFILE get the classic tmp/ path.
-		 */
-		if (!atomic_load_explicit(&d->no_tmpfile, memory_order_relaxed)) {
-			char newdir[4096];
-			snprintf(newdir, sizeof newdir, "%s/new", c->dir);
-			c->fd = open(newdir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-			if (c->fd >= 0) {
-				c->anon = true;
-				break;
-			}
-			e = errno;
-			if (e == ENOENT) {
-				/* The Maildir vanished since we cached it: recreate once. */
-				if (attempt == 0) {
-					dircache_forget(&d->cache, c->dir);
-					if (dircache_ensure(&d->cache, c->dir) == 0)
-						continue;
-				}
-				log_fail(c->job, "create", newdir, e);
-				return e;
-			}
-			if (e != EOPNOTSUPP && e != EISDIR && e != EINVAL) {
-				log_fail(c->job, "create", newdir, e);
-				return e;
-			}
-			/* No O_TMPFILE on this file system: the tmp/ path. */
-			atomic_store(&d->no_tmpfile, true);
-		}
 		c->fd = open(c->tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
 		    0600);
 		if (c->fd >= 0)
@@ -173,7 +149,7 @@ open_tmp(struct deliverer *d, struct copy *c, bool start_writeback)
 		log_fail(c->job, "create", c->tmp, e);
 		return e;
 	}
-	c->made = !c->anon;
+	c->made = true;
 	e = write_all(c->fd, c->job->content, c->job->len);
 	if (e != 0) {
 		log_fail(c->job, "write", c->tmp, e);
@@ -190,56 +166,25 @@ open_tmp(struct deliverer *d, struct copy *c, bool start_writeback)
 	return 0;
 }
 
-/* Names an O_TMPFILE copy: new/<u>,S=<len>. linkat(AT_EMPTY_PATH) needs
- * CAP_DAC_READ_SEARCH; without it (after the privilege drop) the
- * /proc/self/fd link does the same. */
-static void
-link_anon(struct copy *c)
-{
-	if (linkat(c->fd, "", AT_FDCWD, c->new, AT_EMPTY_PATH) != 0) {
-		char proc[64];
-		snprintf(proc, sizeof proc, "/proc/self/fd/%d", c->fd);
-		if (linkat(AT_FDCWD, proc, AT_FDCWD, c->new, AT_SYMLINK_FOLLOW) != 0) {
-			int e = errno;
-			log_fail(c->job, "link", c->new, e);
-			fail(c->job, e);
-			return;
-		}
-	}
-	c->linked = true;
-}
-
 /*
- * Phase 2 for copies [0, n): sync every still-open tmp file, then name
- * (phase 3 for unnamed copies) and close them. All the fdatasyncs come
- * before any link: a link changes the file's inode (link count, ctime),
- * which shares an inode-table block with its neighbours, so a link between
- * two fdatasyncs would dirty that block again and the next fdatasync would
- * write it once more. Synced first, the batch's inodes cost one write.
+ * Phase 2 for copies [0, n): fdatasync every still-open tmp file and close
+ * it. The links of phase 3 come after all of them: a link changes the
+ * file's inode (link count, ctime), which shares an inode-table block with
+ * its neighbours, so a link between two fdatasyncs would dirty that block
+ * again and the next fdatasync would write it once more.
  */
 static void
 sync_open(struct copy *cp, size_t n, size_t *nopen)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct copy *c = &cp[i];
-		if (c->fd < 0 || c->job->status != 0 || c->synced)
+		if (c->fd < 0)
 			continue;
-		if (fdatasync(c->fd) != 0) {
+		if (c->job->status == 0 && !c->synced && fdatasync(c->fd) != 0) {
 			int e = errno;
 			log_fail(c->job, "fdatasync", c->tmp, e);
 			fail(c->job, e);
 		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct copy *c = &cp[i];
-		if (c->fd < 0)
-			continue;
-		/* An unnamed file can only be named while it is open: link it
-		 * now that its data is durable (phase 3 for this copy). The
-		 * job's status covers all its copies: one that failed above
-		 * keeps every copy of that job unnamed. */
-		if (c->anon && c->job->status == 0)
-			link_anon(c);
 		if (close(c->fd) != 0 && c->job->status == 0) {
 			/* close may report a deferred write error (NFS). */
 			int e = errno;
@@ -395,7 +340,7 @@ deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs)
 
 	/* 3. link, only jobs whose every copy is durable in tmp/ */
 	for (size_t i = 0; i < n; i++) {
-		if (cp[i].job->status != 0 || cp[i].anon)
+		if (cp[i].job->status != 0)
 			continue;
 		if (link(cp[i].tmp, cp[i].new) != 0) {
 			int e = errno;

@@ -530,7 +530,6 @@ spool_new(const struct spool_opts *o, struct buf *err)
 	atomic_init(&sp->dl.batches, 0);
 	atomic_init(&sp->held, 0);
 	atomic_init(&sp->dl.bytes, 0);
-	atomic_init(&sp->dl.no_tmpfile, o->classic_tmp);
 
 	pthread_cond_init(&sp->jcv, NULL);
 	atomic_init(&sp->jsyncs, 0);

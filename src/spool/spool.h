@@ -57,8 +57,6 @@ struct spool_opts {
 	const char *base;       /* root of the Maildir tree; must exist */
 	unsigned    threads;    /* delivery threads; 0 = SPOOL_THREADS_DEFAULT */
 	const char *hostname;   /* for unique names; NULL = gethostname() */
-	bool        classic_tmp;/* always write through tmp/ (tests); otherwise
-	                           O_TMPFILE in new/ where the file system has it */
 	const char *journal_dir;/* write-ahead journal directory (must exist);
 	                           NULL or "": none (see "Journal mode" above) */
 	unsigned    linger_ms;  /* journal mode: how long an acknowledged message

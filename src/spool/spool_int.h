@@ -54,7 +54,6 @@ struct deliverer {
 	long             pid;
 	atomic_uint_fast64_t seq;   /* Q<seq> in unique names */
 	atomic_uint_fast64_t jobs_ok, jobs_failed, copies, batches, bytes;
-	atomic_bool      no_tmpfile; /* O_TMPFILE or linkat of it unsupported here */
 	bool             bulk;      /* background delivery (journal mode): one
 	                               syncfs per batch instead of a flush per file */
 };

@@ -127,14 +127,12 @@ mailbox(const char *root, const char *local)
 	return buf_steal(&b);
 }
 
-static bool classic_tmp;   /* the tmp/ path instead of O_TMPFILE */
-
 static struct spool *
 new_spool(const char *root, unsigned threads, const char *host)
 {
 	struct buf err = BUF_INIT;
 	struct spool_opts o = { .base = root, .threads = threads,
-	    .hostname = host, .classic_tmp = classic_tmp };
+	    .hostname = host };
 	struct spool *sp = spool_new(&o, &err);
 	if (sp == NULL)
 		fail_msg("spool_new: %s", buf_cstr(&err));
@@ -336,7 +334,7 @@ test_stalled_commit_gets_help(void **state)
 	    .cv = PTHREAD_COND_INITIALIZER };
 	struct buf err = BUF_INIT;
 	struct spool_opts o = { .base = root, .threads = 2, .hostname = "h",
-	    .classic_tmp = classic_tmp, .batch_hook = hold_first_batch,
+	    .batch_hook = hold_first_batch,
 	    .batch_hook_arg = &h };
 	struct spool *sp = spool_new(&o, &err);
 	assert_non_null(sp);
@@ -517,11 +515,7 @@ test_all_or_nothing_create(void **state)
 static void
 test_all_or_nothing_tmp(void **state)
 {
-	/* The tmp/ path (file systems without O_TMPFILE). */
-	classic_tmp = true;
 	run_all_or_nothing(BLOCK_TMP);
-	run_all_or_nothing(BLOCK_NEW);
-	classic_tmp = false;
 }
 
 static void
@@ -860,7 +854,7 @@ new_lingering_spool(const char *root, const char *jdir, unsigned linger_ms,
     struct buf *err)
 {
 	struct spool_opts o = { .base = root, .threads = 2, .hostname = "h",
-	    .classic_tmp = classic_tmp, .journal_dir = jdir, .linger_ms = linger_ms };
+	    .journal_dir = jdir, .linger_ms = linger_ms };
 	return spool_new(&o, err);
 }
 
