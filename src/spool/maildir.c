@@ -146,6 +146,13 @@ open_tmp(struct deliverer *d, struct copy *c, bool start_writeback)
 			if (dircache_ensure(&d->cache, c->dir) == 0)
 				continue;
 		}
+		/* A preset name (journal mode, and recovery) is this copy's own:
+		 * a tmp/ file under it is what an earlier attempt left when the
+		 * process died between create and unlink. Replace it once. A
+		 * fresh name that exists is a collision: fail loudly. */
+		if (e == EEXIST && c->name != NULL && attempt == 0 &&
+		    unlink(c->tmp) == 0)
+			continue;
 		log_fail(c->job, "create", c->tmp, e);
 		return e;
 	}

@@ -1215,12 +1215,11 @@ test_journal_linger(void **state)
  * yet: the deliveries were lingering) leaves a pre-filled segment: records,
  * then megabytes of zeros. The next start delivers every message once.
  */
+/* A child acknowledges 5 messages to box in journal mode and exits
+ * before any Maildir copy is made (the linger holds them): a crash. */
 static void
-test_journal_crash(void **state)
+crash_after_ack(const char *root, const char *jdir, char *box)
 {
-	char jdir[4096];
-	char *root = make_journal_root(jdir);
-	char *box = mailbox(root, "a");
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -1238,6 +1237,15 @@ test_journal_crash(void **state)
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_int_equal(file_size(jdir, "journal.1"), SEGMENT_BYTES);
+}
+
+static void
+test_journal_crash(void **state)
+{
+	char jdir[4096];
+	char *root = make_journal_root(jdir);
+	char *box = mailbox(root, "a");
+	crash_after_ack(root, jdir, box);
 
 	struct buf err = BUF_INIT;
 	struct spool *sp = new_journal_spool(root, jdir, &err);
@@ -1246,6 +1254,81 @@ test_journal_crash(void **state)
 	spool_free(&sp);
 	assert_int_equal(count_dir(box, "new", NULL, 0), 5);
 	assert_int_equal(count_dir(jdir, ".", NULL, 0), 0);
+	free(box);
+	buf_free(&err);
+	rm_tree(root);
+	free(root);
+}
+
+/*
+ * A crash between a copy's create in tmp/ and its unlink leaves tmp/<name>
+ * under the name the journal recorded for it, and recovery delivers under
+ * the same name: it must replace that leftover, not fail on EEXIST and keep
+ * the message undelivered (seen in e2e_crash when the tmp/ path came back).
+ */
+static void
+test_journal_recovery_replaces_leftover_tmp(void **state)
+{
+	char jdir[4096];
+	char *root = make_journal_root(jdir);
+	char *box = mailbox(root, "a");
+	crash_after_ack(root, jdir, box);
+
+	/* Plant a partial tmp/ file under every recorded name (the crash
+	 * came after the copies' create, so their Maildir exists). */
+	char path[8192];
+	snprintf(path, sizeof path, "%s/example.test", root);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(mkdir(box, 0700), 0);
+	snprintf(path, sizeof path, "%stmp", box);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof path, "%s/journal.1", jdir);
+	size_t len = 0;
+	unsigned char *seg = (unsigned char *)read_file(path, &len);
+	size_t off = 0;
+	int planted = 0;
+	for (;;) {
+		struct jrec r;
+		long long k = jrec_parse(seg + off, len - off, &r);
+		if (k <= 0)
+			break;
+		off += (size_t)k;
+		for (uint32_t i = 0; i < r.nbox; i++) {
+			const char *dp, *np;
+			size_t dlen, nlen;
+			jrec_box(&r, i, &dp, &dlen, &np, &nlen);
+			snprintf(path, sizeof path, "%.*s/tmp/%.*s", (int)dlen, dp,
+			    (int)nlen, np);
+			int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
+			assert_true(fd >= 0);
+			assert_int_equal(write(fd, "part", 4), 4);
+			close(fd);
+			planted++;
+		}
+	}
+	free(seg);
+	assert_int_equal(planted, 5);
+
+	struct buf err = BUF_INIT;
+	struct spool *sp = new_journal_spool(root, jdir, &err);
+	assert_non_null(sp);
+	spool_free(&sp);
+	assert_int_equal(count_dir(box, "new", NULL, 0), 5);
+	assert_int_equal(count_dir(box, "tmp", NULL, 0), 0);
+	assert_int_equal(count_dir(jdir, ".", NULL, 0), 0);
+	/* Whole messages, not the leftovers. */
+	snprintf(path, sizeof path, "%snew", box);
+	DIR *dir = opendir(path);
+	assert_non_null(dir);
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		struct stat st;
+		assert_int_equal(fstatat(dirfd(dir), e->d_name, &st, 0), 0);
+		assert_int_equal(st.st_size, 100);
+	}
+	closedir(dir);
 	free(box);
 	buf_free(&err);
 	rm_tree(root);
@@ -1275,6 +1358,7 @@ main(void)
 		cmocka_unit_test(test_journal_keeps_undeliverable),
 		cmocka_unit_test(test_journal_linger),
 		cmocka_unit_test(test_journal_crash),
+		cmocka_unit_test(test_journal_recovery_replaces_leftover_tmp),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
