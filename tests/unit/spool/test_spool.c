@@ -1239,49 +1239,19 @@ crash_after_ack(const char *root, const char *jdir, char *box)
 	assert_int_equal(file_size(jdir, "journal.1"), SEGMENT_BYTES);
 }
 
+/* Plants a partial tmp/ file under every name journal.1 records, as a
+ * crash after the copies' create and before their unlink leaves them
+ * (their Maildir exists by then). */
 static void
-test_journal_crash(void **state)
+plant_tmp_leftovers(const char *root, const char *jdir, const char *box)
 {
-	char jdir[4096];
-	char *root = make_journal_root(jdir);
-	char *box = mailbox(root, "a");
-	crash_after_ack(root, jdir, box);
-
-	struct buf err = BUF_INIT;
-	struct spool *sp = new_journal_spool(root, jdir, &err);
-	assert_non_null(sp);
-	assert_int_equal(count_dir(box, "new", NULL, 0), 5);
-	spool_free(&sp);
-	assert_int_equal(count_dir(box, "new", NULL, 0), 5);
-	assert_int_equal(count_dir(jdir, ".", NULL, 0), 0);
-	free(box);
-	buf_free(&err);
-	rm_tree(root);
-	free(root);
-}
-
-/*
- * A crash between a copy's create in tmp/ and its unlink leaves tmp/<name>
- * under the name the journal recorded for it, and recovery delivers under
- * the same name: it must replace that leftover, not fail on EEXIST and keep
- * the message undelivered (seen in e2e_crash when the tmp/ path came back).
- */
-static void
-test_journal_recovery_replaces_leftover_tmp(void **state)
-{
-	char jdir[4096];
-	char *root = make_journal_root(jdir);
-	char *box = mailbox(root, "a");
-	crash_after_ack(root, jdir, box);
-
-	/* Plant a partial tmp/ file under every recorded name (the crash
-	 * came after the copies' create, so their Maildir exists). */
 	char path[8192];
 	snprintf(path, sizeof path, "%s/example.test", root);
 	assert_int_equal(mkdir(path, 0700), 0);
 	assert_int_equal(mkdir(box, 0700), 0);
 	snprintf(path, sizeof path, "%stmp", box);
 	assert_int_equal(mkdir(path, 0700), 0);
+
 	snprintf(path, sizeof path, "%s/journal.1", jdir);
 	size_t len = 0;
 	unsigned char *seg = (unsigned char *)read_file(path, &len);
@@ -1308,15 +1278,37 @@ test_journal_recovery_replaces_leftover_tmp(void **state)
 	}
 	free(seg);
 	assert_int_equal(planted, 5);
+}
+
+/*
+ * A child acknowledges 5 messages in journal mode and dies before any
+ * Maildir copy is made; a new spool on the same journal must deliver all 5,
+ * whole, and drop the segment. With leftovers: the crash came between the
+ * copies' create in tmp/ and their unlink, and recovery, delivering under
+ * the names the journal recorded, must replace those files, not fail on
+ * EEXIST and keep the messages undelivered (seen in e2e_crash when the
+ * tmp/ path came back).
+ */
+static void
+journal_crash_and_recover(bool leftovers)
+{
+	char jdir[4096];
+	char *root = make_journal_root(jdir);
+	char *box = mailbox(root, "a");
+	crash_after_ack(root, jdir, box);
+	if (leftovers)
+		plant_tmp_leftovers(root, jdir, box);
 
 	struct buf err = BUF_INIT;
 	struct spool *sp = new_journal_spool(root, jdir, &err);
 	assert_non_null(sp);
+	assert_int_equal(count_dir(box, "new", NULL, 0), 5);
 	spool_free(&sp);
 	assert_int_equal(count_dir(box, "new", NULL, 0), 5);
 	assert_int_equal(count_dir(box, "tmp", NULL, 0), 0);
 	assert_int_equal(count_dir(jdir, ".", NULL, 0), 0);
-	/* Whole messages, not the leftovers. */
+	/* Whole messages (make_msg(100, i)), not the leftovers. */
+	char path[4096];
 	snprintf(path, sizeof path, "%snew", box);
 	DIR *dir = opendir(path);
 	assert_non_null(dir);
@@ -1333,6 +1325,18 @@ test_journal_recovery_replaces_leftover_tmp(void **state)
 	buf_free(&err);
 	rm_tree(root);
 	free(root);
+}
+
+static void
+test_journal_crash(void **state)
+{
+	journal_crash_and_recover(false);
+}
+
+static void
+test_journal_recovery_replaces_leftover_tmp(void **state)
+{
+	journal_crash_and_recover(true);
 }
 
 int
