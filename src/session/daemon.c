@@ -41,6 +41,7 @@
 #include "lib/xmalloc.h"
 #include "net/cidr.h"
 #include "proto/params.h"
+#include "spool/fscheck.h"
 #include "spool/spool.h"
 #include "tls/tls.h"
 
@@ -651,6 +652,15 @@ ehlod_run(struct ehlo_config *cfg)
 	    make_dirs(cfg->spool_journal_directory, uid, gid) != 0)
 		log_fatal(73, "cannot create spool_journal_directory %s: %s",
 		    cfg->spool_journal_directory, strerror(errno));
+	/* Where a 250 cannot survive a power cut, say so once at start. */
+	struct buf fsmsg = BUF_INIT;
+	if (fs_check("virtual_mailbox_base", cfg->virtual_mailbox_base, &fsmsg) != FS_OK)
+		log_warn("%s", buf_cstr(&fsmsg));
+	buf_reset(&fsmsg);
+	if (cfg->spool_journal_directory[0] &&
+	    fs_check("spool_journal_directory", cfg->spool_journal_directory, &fsmsg) != FS_OK)
+		log_warn("%s", buf_cstr(&fsmsg));
+	buf_free(&fsmsg);
 	if (cfg->smtpd_tls_auto_cert && cfg->smtpd_tls_cert_file.n == 0 &&
 	    make_dirs(cfg->smtpd_tls_auto_cert_dir, uid, gid) != 0)
 		log_fatal(73, "cannot create smtpd_tls_auto_cert_dir %s: %s",

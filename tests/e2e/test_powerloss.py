@@ -140,6 +140,10 @@ def cut_power(settings=None, subdirs=()):
                                             for k, v in (settings or {}).items()})
         srv.mailbase = os.path.join(mnt, "mail")
         srv.start()
+        # ehlod tells the operator at start (src/spool/fscheck.c).
+        check("virtual_mailbox_base %s is on an ext file system without a journal"
+              % srv.mailbase in srv.maillog(), "no file-system warning at start:\n%s"
+              % srv.maillog()[-2000:])
         acked, errors, lock = [], [], threading.Lock()
         threads = [threading.Thread(target=send_load, args=(srv.port, n, acked, errors, lock))
                    for n in range(CLIENTS)]
@@ -213,6 +217,34 @@ def test_journal_mode_recovers_after_power_loss():
         srv.start()          # recovery runs before ehlod accepts connections
         srv.stop()
         check_copy(mnt, acked)
+    finally:
+        umount(mnt)
+
+
+def test_no_warning_on_a_journaled_file_system():
+    """The same image made with a journal (mkfs.ext4's default): ehlod has
+    nothing to warn about."""
+    need_root_tools()
+    d = tempdir("ehlo-e2e-power-")
+    img = os.path.join(d, "disk.img")
+    mnt = os.path.join(d, "mnt")
+    os.mkdir(mnt)
+    with open(img, "wb") as f:
+        f.truncate(64 << 20)
+    run(["mkfs.ext4", "-q", "-F", img])
+    mount_loop(img, mnt)
+    try:
+        srv = Server(start=False)
+        srv.mailbase = os.path.join(mnt, "mail")
+        srv.start()
+        c = Client(srv.port)
+        c.ehlo()
+        c.send_message("sender@client.test", [BOXES[0]], stuff(content(b"j1")))
+        c.cmd("QUIT", 221)
+        srv.stop()
+        log = srv.maillog()
+        check("without a journal" not in log and "tmpfs" not in log,
+              "file-system warning on a journaled ext4:\n%s" % log[-2000:])
     finally:
         umount(mnt)
 
