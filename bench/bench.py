@@ -990,6 +990,10 @@ def idle_one(args, label, tls=False):
         finally:
             if p.poll() is None:
                 stop_pid(p.pid, p)
+        # ehlod sees the 10,000 EOFs only now: sampled at once, the RSS
+        # would catch the close storm's transient peak (30-42 MiB, gone
+        # 0.2 s later), not what stays.
+        time.sleep(1.0)
         res['rss_after_close_kib'] = proc_status(srv.root, 'VmRSS')
         fields = dict(kv.split('=') for kv in res['probe'].split() if '=' in kv)
         res['ready'] = int(fields.get('ready', 0))
