@@ -221,6 +221,37 @@ def test_journal_mode_recovers_after_power_loss():
         umount(mnt)
 
 
+def test_fresh_start_survives_power_loss():
+    """A cut right after ehlod's start, before any mail: the Maildir base
+    it created must not be a corrupt directory that stops the boot."""
+    need_root_tools()
+    d = tempdir("ehlo-e2e-power-")
+    img = os.path.join(d, "disk.img")
+    snap = os.path.join(d, "after-cut.img")
+    mnt = os.path.join(d, "mnt")
+    os.mkdir(mnt)
+    with open(img, "wb") as f:
+        f.truncate(64 << 20)
+    run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", img])
+    mount_loop(img, mnt)
+    try:
+        run(["sync", "-f", mnt])
+        srv = Server(start=False)
+        srv.mailbase = os.path.join(mnt, "var", "mail")
+        srv.start()
+        # Another program syncs a file of its own beside var/: the root
+        # directory's block, with ehlod's "var" in it, reaches the disk.
+        fd = os.open(os.path.join(mnt, "other"), os.O_CREAT | os.O_WRONLY, 0o600)
+        os.write(fd, b"x")
+        os.fsync(fd)
+        os.close(fd)
+        srv.kill9()
+        shutil.copyfile(img, snap)
+    finally:
+        umount(mnt)
+    boot_fsck(snap)
+
+
 def test_no_warning_on_a_journaled_file_system():
     """The same image made with a journal (mkfs.ext4's default): ehlod has
     nothing to warn about."""
