@@ -15,7 +15,9 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 
-export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:detect_leaks=1:strict_string_checks=1"
+# handle_abort: an abort() that is not ASan's own (a failed assert, glibc's
+# mutex checks) prints its stack too; seen once, without one, at ehlod start.
+export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:detect_leaks=1:strict_string_checks=1:handle_abort=1"
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1"
 export LSAN_OPTIONS="print_suppressions=0"
 
