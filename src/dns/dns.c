@@ -720,6 +720,31 @@ static const char ub_conf[] =
     "    insecure-lan-zones: yes\n"
     "    do-not-query-localhost: no\n";
 
+/*
+ * libunbound keeps process-wide state that its contexts share, and each
+ * worker makes its own context on its own thread, so every call that
+ * touches that state runs under this lock:
+ *   - ub_ctx_create*(): the first one in a process initialises the log
+ *     lock behind an unguarded "created yet?" flag (util/log.c, log_init);
+ *     two at once re-initialised a lock the other held, and ehlod aborted
+ *     on glibc's mutex owner check (test_dns_threads reproduces it: 16
+ *     threads, a fresh process per round);
+ *   - ub_ctx_config(): its parser is flex/bison with globals (two parses at
+ *     once gave "syntax error" and a crash);
+ *   - ub_ctx_delete(), which tears down what creation set up.
+ * Creation and teardown are rare (start, reload, stop); lookups never
+ * take it.
+ */
+static pthread_mutex_t ub_global_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+ub_delete_locked(struct ub_ctx *ub)
+{
+	pthread_mutex_lock(&ub_global_lock);
+	ub_ctx_delete(ub);
+	pthread_mutex_unlock(&ub_global_lock);
+}
+
 static int
 load_config(struct ub_ctx *ub, struct buf *err)
 {
@@ -749,13 +774,9 @@ load_config(struct ub_ctx *ub, struct buf *err)
 		off += (size_t)w;
 	}
 	close(fd);
-	/* libunbound's configuration parser (flex/bison) keeps global state:
-	 * two workers starting at once corrupted each other's parse (seen as
-	 * "syntax error" and a crash). One parse at a time per process. */
-	static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
-	pthread_mutex_lock(&config_lock);
+	pthread_mutex_lock(&ub_global_lock);
 	int r = ub_ctx_config(ub, path);
-	pthread_mutex_unlock(&config_lock);
+	pthread_mutex_unlock(&ub_global_lock);
 	unlink(path);
 	free(path);
 	if (r != 0) {
@@ -774,7 +795,9 @@ dns_new(struct event_base *base, const struct dns_opts *o, struct buf *err)
 
 	if (err == NULL)
 		err = &scratch;
+	pthread_mutex_lock(&ub_global_lock);
 	ub = ub_ctx_create_event(base);
+	pthread_mutex_unlock(&ub_global_lock);
 	if (ub == NULL) {
 		buf_append_str(err, "dns: ub_ctx_create_event failed");
 		goto fail;
@@ -818,7 +841,7 @@ dns_new(struct event_base *base, const struct dns_opts *o, struct buf *err)
 	return d;
 fail:
 	if (ub != NULL)
-		ub_ctx_delete(ub);
+		ub_delete_locked(ub);
 	buf_free(&scratch);
 	return NULL;
 }
@@ -854,7 +877,7 @@ dns_free(struct dns **dp)
 		TAILQ_REMOVE(&d->ready, q, link);
 		query_free(q);
 	}
-	ub_ctx_delete(d->ub);
+	ub_delete_locked(d->ub);
 	for (size_t i = 0; i < d->tabsize; i++)
 		while (d->tab[i] != NULL)
 			entry_remove(d, d->tab[i]);
