@@ -118,20 +118,26 @@ def check_copy(mnt, acked):
               % (box, len(missing), missing[:8]))
 
 
+def fresh_image(mib, journal=False):
+    """A new ext4 image of mib MiB (without a journal unless asked),
+    loop-mounted. Returns (directory, image, copy path, mount point)."""
+    need_root_tools()
+    d = tempdir("ehlo-e2e-power-")
+    img = os.path.join(d, "disk.img")
+    mnt = os.path.join(d, "mnt")
+    os.mkdir(mnt)
+    with open(img, "wb") as f:
+        f.truncate(mib << 20)
+    run(["mkfs.ext4", "-q", "-F"] + ([] if journal else ["-O", "^has_journal"]) + [img])
+    mount_loop(img, mnt)
+    return d, img, os.path.join(d, "after-cut.img"), mnt
+
+
 def cut_power(settings=None, subdirs=()):
     """Start ehlod on a fresh ext4 image without a journal, send the load,
     and copy the image right after the last 250: the disk as a power cut
     would leave it. Returns (directory, copy, acknowledged)."""
-    need_root_tools()
-    d = tempdir("ehlo-e2e-power-")
-    img = os.path.join(d, "disk.img")
-    snap = os.path.join(d, "after-cut.img")
-    mnt = os.path.join(d, "mnt")
-    os.mkdir(mnt)
-    with open(img, "wb") as f:
-        f.truncate(192 << 20)
-    run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", img])
-    mount_loop(img, mnt)
+    d, img, snap, mnt = fresh_image(192)
     try:
         for sub in subdirs:
             os.mkdir(os.path.join(mnt, sub))
@@ -224,16 +230,7 @@ def test_journal_mode_recovers_after_power_loss():
 def test_fresh_start_survives_power_loss():
     """A cut right after ehlod's start, before any mail: the Maildir base
     it created must not be a corrupt directory that stops the boot."""
-    need_root_tools()
-    d = tempdir("ehlo-e2e-power-")
-    img = os.path.join(d, "disk.img")
-    snap = os.path.join(d, "after-cut.img")
-    mnt = os.path.join(d, "mnt")
-    os.mkdir(mnt)
-    with open(img, "wb") as f:
-        f.truncate(64 << 20)
-    run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", img])
-    mount_loop(img, mnt)
+    d, img, snap, mnt = fresh_image(64)
     try:
         run(["sync", "-f", mnt])
         srv = Server(start=False)
@@ -255,15 +252,7 @@ def test_fresh_start_survives_power_loss():
 def test_no_warning_on_a_journaled_file_system():
     """The same image made with a journal (mkfs.ext4's default): ehlod has
     nothing to warn about."""
-    need_root_tools()
-    d = tempdir("ehlo-e2e-power-")
-    img = os.path.join(d, "disk.img")
-    mnt = os.path.join(d, "mnt")
-    os.mkdir(mnt)
-    with open(img, "wb") as f:
-        f.truncate(64 << 20)
-    run(["mkfs.ext4", "-q", "-F", img])
-    mount_loop(img, mnt)
+    d, img, snap, mnt = fresh_image(64, journal=True)
     try:
         srv = Server(start=False)
         srv.mailbase = os.path.join(mnt, "mail")
