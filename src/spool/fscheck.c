@@ -7,10 +7,12 @@
  * before its 250 (tests/e2e/test_powerloss.py), but a power cut in the
  * middle of a later link into the same new/ (a directory block split) can
  * take earlier names with it, and e2fsck -y moves those files to
- * lost+found. How the journal is recognised: jbd2 lists every journal it
- * runs in /proc/fs/jbd2 as "<device>-<journal inode>" (external journals
- * by their own device's name), so an ext file system whose device has no
- * entry there runs without one.
+ * lost+found. How the journal is recognised: ext4 shows its journal
+ * thread in /sys/fs/ext4/<device>/journal_task, "<none>" without one
+ * (external journals included). Where that file is missing (older kernels,
+ * ext2 on its own driver) jbd2's list is the fallback: it names every
+ * journal it runs in /proc/fs/jbd2 as "<device>-<journal inode>", so an
+ * ext file system whose device has no entry there runs without one.
  */
 #include "spool/fscheck.h"
 
@@ -34,13 +36,15 @@
 #define JBD2_MAX    256             /* entries read; one per journaled mount */
 
 enum fs_verdict
-fs_verdict(unsigned long f_type, const char *devname, const char *const *jbd2,
-    size_t n)
+fs_verdict(unsigned long f_type, const char *devname, const char *journal_task,
+    const char *const *jbd2, size_t n)
 {
 	if (f_type == MAGIC_TMPFS || f_type == MAGIC_RAMFS)
 		return FS_VOLATILE;
 	if (f_type != MAGIC_EXT || devname == NULL || devname[0] == '\0')
 		return FS_OK;
+	if (journal_task != NULL)
+		return strcmp(journal_task, "<none>") == 0 ? FS_EXT_NO_JOURNAL : FS_OK;
 	for (size_t i = 0; i < n; i++) {
 		/* "<device>-<inode>"; device names may hold '-' ("dm-1"), so
 		 * the inode is what follows the last one, digits only. */
@@ -53,6 +57,21 @@ fs_verdict(unsigned long f_type, const char *devname, const char *const *jbd2,
 			return FS_OK;
 	}
 	return FS_EXT_NO_JOURNAL;
+}
+
+/* The first line of path without its newline, or NULL. */
+static char *
+read_line(const char *path)
+{
+	char line[256];
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return NULL;
+	char *s = fgets(line, sizeof line, f) != NULL ? xstrdup(line) : NULL;
+	fclose(f);
+	if (s != NULL)
+		s[strcspn(s, "\n")] = '\0';
+	return s;
 }
 
 /* The kernel's name of block device dev ("DEVNAME=" in its uevent), or
@@ -83,11 +102,17 @@ fs_check(const char *setting, const char *path, struct buf *msg)
 	if (statfs(path, &sfs) != 0 || stat(path, &st) != 0)
 		return FS_OK;       /* not ours to report: the spool will */
 
-	char *devname = NULL;
+	char *devname = NULL, *task = NULL;
 	char *names[JBD2_MAX];
 	size_t n = 0;
-	if ((unsigned long)sfs.f_type == MAGIC_EXT) {
+	if ((unsigned long)sfs.f_type == MAGIC_EXT)
 		devname = block_devname(st.st_dev);
+	if (devname != NULL) {
+		char p[320];
+		snprintf(p, sizeof p, "/sys/fs/ext4/%s/journal_task", devname);
+		task = read_line(p);
+	}
+	if (devname != NULL && task == NULL) {
 		DIR *d = opendir(JBD2_DIR);
 		if (d != NULL) {
 			struct dirent *e;
@@ -102,19 +127,21 @@ fs_check(const char *setting, const char *path, struct buf *msg)
 			devname = NULL;
 		}
 	}
-	enum fs_verdict v = fs_verdict((unsigned long)sfs.f_type, devname,
+	enum fs_verdict v = fs_verdict((unsigned long)sfs.f_type, devname, task,
 	    (const char *const *)names, n);
 	if (v == FS_EXT_NO_JOURNAL)
 		buf_appendf(msg, "%s %s is on an ext file system without a journal "
-		    "(device %s, none for it in " JBD2_DIR "): a power cut during a "
-		    "delivery can cost earlier messages in the same new/ their "
-		    "names; keep mail on a file system that journals its metadata "
-		    "(ehlod(8))", setting, path, devname);
+		    "(device %s: %s): a power cut during a delivery can cost "
+		    "earlier messages in the same new/ their names; keep mail on a "
+		    "file system that journals its metadata (ehlod(8))", setting,
+		    path, devname, task != NULL ? "journal_task <none>" :
+		    "no journal for it in " JBD2_DIR);
 	else if (v == FS_VOLATILE)
 		buf_appendf(msg, "%s %s is on tmpfs or ramfs: every message there "
 		    "is lost at the next reboot, whatever the 250 said", setting, path);
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
+	free(task);
 	free(devname);
 	return v;
 }

@@ -26,25 +26,30 @@ test_table(void **state)
 	static const struct {
 		unsigned long f_type;
 		const char   *dev;
+		const char   *task;         /* journal_task, NULL: no such file */
 		size_t        n;            /* how many of jbd2[] are listed */
 		enum fs_verdict want;
 	} t[] = {
-		{ EXT, "vda", 4, FS_OK },               /* internal journal */
-		{ EXT, "vda1", 4, FS_EXT_NO_JOURNAL },  /* "vda-8" is another device */
-		{ EXT, "loop1", 4, FS_EXT_NO_JOURNAL }, /* prefix of "loop10" only */
-		{ EXT, "loop10", 4, FS_OK },
-		{ EXT, "dm-1", 4, FS_OK },
-		{ EXT, "dm", 4, FS_EXT_NO_JOURNAL },    /* "dm-1-8" names dm-1 */
-		{ EXT, "sdb2", 4, FS_OK },              /* external journal style */
-		{ EXT, "vda", 0, FS_EXT_NO_JOURNAL },   /* no jbd2 at all */
-		{ EXT, NULL, 0, FS_OK },                /* device unknown: no guess */
-		{ EXT, "", 0, FS_OK },
-		{ TMPFS, NULL, 0, FS_VOLATILE },
-		{ RAMFS, "x", 4, FS_VOLATILE },
-		{ XFS, "vdb", 0, FS_OK },               /* journals its metadata */
+		{ EXT, "vda", "412", 0, FS_OK },        /* journal_task decides */
+		{ EXT, "vda", "<none>", 4, FS_EXT_NO_JOURNAL }, /* over "vda-8" */
+		{ EXT, "sdc", "977", 0, FS_OK },        /* external journal too */
+		{ EXT, "vda", NULL, 4, FS_OK },         /* fallback: "vda-8" */
+		{ EXT, "vda1", NULL, 4, FS_EXT_NO_JOURNAL }, /* "vda-8": not it */
+		{ EXT, "loop1", NULL, 4, FS_EXT_NO_JOURNAL }, /* "loop10" only */
+		{ EXT, "loop10", NULL, 4, FS_OK },
+		{ EXT, "dm-1", NULL, 4, FS_OK },
+		{ EXT, "dm", NULL, 4, FS_EXT_NO_JOURNAL }, /* "dm-1-8" is dm-1 */
+		{ EXT, "sdb2", NULL, 4, FS_OK },        /* listed as it is */
+		{ EXT, "vda", NULL, 0, FS_EXT_NO_JOURNAL }, /* no jbd2 at all */
+		{ EXT, NULL, "<none>", 0, FS_OK },      /* device unknown: no guess */
+		{ EXT, "", NULL, 0, FS_OK },
+		{ TMPFS, NULL, NULL, 0, FS_VOLATILE },
+		{ RAMFS, "x", NULL, 4, FS_VOLATILE },
+		{ XFS, "vdb", "<none>", 0, FS_OK },     /* journals its metadata */
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-		enum fs_verdict v = fs_verdict(t[i].f_type, t[i].dev, jbd2, t[i].n);
+		enum fs_verdict v = fs_verdict(t[i].f_type, t[i].dev, t[i].task,
+		    jbd2, t[i].n);
 		if (v != t[i].want)
 			fail_msg("case %zu (%s): got %d, want %d", i,
 			    t[i].dev ? t[i].dev : "(null)", v, t[i].want);
