@@ -540,16 +540,6 @@ drop_privileges(const char *user)
 	return 0;
 }
 
-static void
-fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		(void)fsync(fd);
-		close(fd);
-	}
-}
-
 /*
  * mkdir -p for the Maildir base, and chown to the mail owner. What it
  * creates is fsynced, itself and its entry in the parent: on a file system
@@ -570,17 +560,7 @@ make_dirs(const char *path, uid_t uid, gid_t gid)
 			*p = '\0';
 			if (mkdir(tmp, 0755) == 0) {
 				made = true;
-				fsync_dir(tmp);
-				char *slash = strrchr(tmp, '/');
-				if (slash == NULL)
-					fsync_dir(".");
-				else if (slash == tmp)
-					fsync_dir("/");
-				else {
-					*slash = '\0';
-					fsync_dir(tmp);
-					*slash = '/';
-				}
+				(void)spool_dir_made_durable(tmp);
 			} else if (errno != EEXIST)
 				return -1;
 			*p = c;
@@ -591,7 +571,7 @@ make_dirs(const char *path, uid_t uid, gid_t gid)
 	if (uid != (uid_t)-1 && chown(path, uid, gid) != 0)
 		return -1;
 	if (made && uid != (uid_t)-1)
-		fsync_dir(path);
+		(void)spool_dir_fsync(path);    /* the chown */
 	return 0;
 }
 

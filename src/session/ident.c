@@ -65,7 +65,6 @@ struct ident {
 	 * previous name (consistency) and can earn a sticky refusal. */
 	bool                 accepted;
 	char                *accepted_name; /* heap; NULL: none */
-	bool                 v_valid;
 	char                *cname;         /* first forward-confirmed PTR name (heap) */
 	bool                 cname_valid;   /* cname is from the current answers */
 };
@@ -163,7 +162,6 @@ on_answer(const struct dns_result *r, void *arg)
 		if (id->q[i] == c)
 			id->q[i] = NULL;
 	free(c);
-	id->v_valid = false;
 	id->cname_valid = false;
 	if (!id->expired)
 		start_lookups(id);
@@ -238,12 +236,10 @@ name_exempt(const struct ident_env *env, const char *name)
 static void
 evaluate(struct ident *id)
 {
-	if (id->v_valid)
-		return;
-	if (id->v == NULL)
-		id->v = xmalloc(sizeof *id->v);
+	if (id->v != NULL)
+		return;         /* already evaluated in this call */
+	id->v = xmalloc(sizeof *id->v);
 	identity_evaluate(&id->in, id->env->psl, id->env->gp, id->v);
-	id->v_valid = true;
 	x_free(&id->cname);
 	for (size_t i = 0; i < id->v->n_ptr; i++)
 		if (id->v->ptr_confirmed[i]) {
@@ -258,7 +254,6 @@ static void
 release(struct ident *id)
 {
 	x_free(&id->v);
-	id->v_valid = false;
 }
 
 static bool
@@ -327,7 +322,6 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 		free(c);
 		id->q[i] = NULL;
 	}
-	id->v_valid = false;
 	id->cname_valid = false;
 	reevaluate(id);
 }
@@ -442,7 +436,6 @@ ident_helo(struct ident *id, const char *helo, bool is_ehlo)
 		id->in.helo_a.status = id->in.helo_aaaa.status = ID_DNS_SERVFAIL;
 		id->in.helo_mx.status = ID_DNS_SERVFAIL;
 	}
-	id->v_valid = false;
 	id->cname_valid = false;
 	id->expired = false;
 	start_lookups(id);

@@ -19,6 +19,7 @@
  * never fsynced by delivery).
  */
 #include "spool/spool_int.h"
+#include "spool/spool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -139,8 +140,8 @@ dircache_forget(struct dircache *c, const char *dir)
 	pthread_mutex_unlock(&c->mu);
 }
 
-static int
-fsync_path(const char *path)
+int
+spool_dir_fsync(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
@@ -156,20 +157,19 @@ fsync_parent(char *path)
 	char *slash = strrchr(path, '/');
 
 	if (slash == NULL)
-		return fsync_path(".");
+		return spool_dir_fsync(".");
 	if (slash == path)
-		return fsync_path("/");
+		return spool_dir_fsync("/");
 	*slash = '\0';
-	int e = fsync_path(path);
+	int e = spool_dir_fsync(path);
 	*slash = '/';
 	return e;
 }
 
-/* A directory just made by mkdir: itself, then its entry in the parent. */
-static int
-made_dir_durable(char *path)
+int
+spool_dir_made_durable(char *path)
 {
-	int e = fsync_path(path);
+	int e = spool_dir_fsync(path);
 	return e != 0 ? e : fsync_parent(path);
 }
 
@@ -183,7 +183,7 @@ ensure_dir(char *path)
 	struct stat st;
 
 	if (mkdir(path, 0700) == 0)
-		return made_dir_durable(path);
+		return spool_dir_made_durable(path);
 	int e = errno;
 	if (e == EEXIST) {
 		if (stat(path, &st) != 0)
@@ -202,7 +202,7 @@ ensure_dir(char *path)
 	if (e != 0)
 		return e;
 	if (mkdir(path, 0700) == 0)
-		return made_dir_durable(path);
+		return spool_dir_made_durable(path);
 	e = errno;
 	if (e == EEXIST && stat(path, &st) == 0)
 		return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;

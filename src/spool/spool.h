@@ -140,6 +140,20 @@ void spool_job_abandon(struct spool_job *job);
  */
 void spool_queue_id(char out[24]);
 
+/* fsync(2) of the directory at path: 0 or an errno value. */
+int spool_dir_fsync(const char *path);
+
+/*
+ * For a directory that mkdir(2) just made: fsync it, then its entry in the
+ * parent (path is modified and restored). Both, because a file system that
+ * does not order its metadata (ext4 without a journal) writes neither the
+ * new directory's inode and "."/".." block nor the parent's entry on its
+ * own before write-back; a power cut in between leaves a corrupt directory
+ * that stops the boot's e2fsck -p (tests/e2e/test_powerloss.py). 0 or the
+ * first errno value.
+ */
+int spool_dir_made_durable(char *path);
+
 /* Counters for the metrics endpoint; read with relaxed atomics. */
 struct spool_stats {
 	uint64_t jobs_ok;       /* jobs delivered to every mailbox */
