@@ -102,6 +102,9 @@ on_metrics(struct evhttp_request *req, void *arg)
 		counter(b, "ehlo_spool_copies_total", "Maildir copies made durable.", ss.copies);
 		counter(b, "ehlo_spool_batches_total", "Group commits performed.", ss.batches);
 		counter(b, "ehlo_spool_written_bytes_total", "Bytes written into Maildirs.", ss.bytes);
+		counter(b, "ehlo_spool_tmp_removed_total",
+		    "Leftover files older than 36 hours removed from Maildir tmp/ directories.",
+		    ss.tmp_removed);
 	}
 	evbuffer_add_printf(b, "# HELP ehlo_up 1 while ehlod runs.\n# TYPE ehlo_up gauge\nehlo_up 1\n");
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",

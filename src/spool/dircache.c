@@ -17,10 +17,14 @@
  * write-back does, and a power cut in between leaves a corrupt directory
  * that stops the boot's e2fsck -p (tests/e2e/test_powerloss.py; cur/ is
  * never fsynced by delivery).
+ *
+ * The first time the process uses a Maildir it also removes the leftovers
+ * in its tmp/ (maildir_sweep_tmp; spool_int.h says why and which).
  */
 #include "spool/spool_int.h"
 #include "spool/spool.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -29,6 +33,7 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
+#include "lib/log.h"
 #include "lib/xmalloc.h"
 
 #define DIRCACHE_INIT_CAP 64
@@ -41,6 +46,8 @@ dircache_init(struct dircache *c)
 	c->cap = DIRCACHE_INIT_CAP;
 	c->slot = xcalloc(c->cap, sizeof *c->slot);
 	c->used = 0;
+	c->clock = NULL;
+	atomic_init(&c->tmp_removed, 0);
 }
 
 void
@@ -209,6 +216,60 @@ ensure_dir(char *path)
 	return e;
 }
 
+bool
+maildir_tmp_stale(const struct stat *st, time_t now)
+{
+	if (!S_ISREG(st->st_mode))
+		return false;
+	/* A clock before 1970 plus 36 hours is broken: judge nothing stale
+	 * (and keep now - age from overflowing). */
+	if (now < (time_t)MAILDIR_TMP_STALE_SEC)
+		return false;
+	time_t cut = now - MAILDIR_TMP_STALE_SEC;
+	return st->st_atime <= cut && st->st_mtime <= cut &&
+	    st->st_ctime <= cut;
+}
+
+size_t
+maildir_sweep_tmp(const char *tmpdir, time_t now)
+{
+	DIR *dp = opendir(tmpdir);
+	if (dp == NULL) {
+		if (errno != ENOENT) {
+			struct buf safe = BUF_INIT;
+			char ebuf[128];
+			log_warn("spool: cannot list %s: %s",
+			    log_sanitize(&safe, tmpdir, strlen(tmpdir), 512),
+			    strerror_r(errno, ebuf, sizeof ebuf));
+			buf_free(&safe);
+		}
+		return 0;
+	}
+	int dfd = dirfd(dp);
+	size_t removed = 0;
+	struct dirent *de;
+	while ((de = readdir(dp)) != NULL) {
+		const char *n = de->d_name;
+		if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')))
+			continue;
+		struct stat st;
+		if (fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !maildir_tmp_stale(&st, now))
+			continue;
+		if (unlinkat(dfd, n, 0) == 0)
+			removed++;
+	}
+	closedir(dp);
+	if (removed > 0) {
+		struct buf safe = BUF_INIT;
+		log_info("spool: removed %zu leftover file%s older than 36 "
+		    "hours from %s", removed, removed == 1 ? "" : "s",
+		    log_sanitize(&safe, tmpdir, strlen(tmpdir), 512));
+		buf_free(&safe);
+	}
+	return removed;
+}
+
 int
 dircache_ensure(struct dircache *c, const char *dir)
 {
@@ -229,9 +290,16 @@ dircache_ensure(struct dircache *c, const char *dir)
 			buf_appendf(&p, "%s/%s", dir, sub[i]);
 			e = ensure_dir(p.data);
 		}
-		buf_free(&p);
-		if (e == 0)
+		if (e == 0) {
+			buf_reset(&p);
+			buf_appendf(&p, "%s/tmp", dir);
+			size_t n = maildir_sweep_tmp(p.data,
+			    c->clock != NULL ? c->clock() : time(NULL));
+			atomic_fetch_add_explicit(&c->tmp_removed, n,
+			    memory_order_relaxed);
 			cache_add(c, dir);
+		}
+		buf_free(&p);
 	}
 	pthread_mutex_unlock(&c->create_mu);
 	return e;

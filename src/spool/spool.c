@@ -519,6 +519,7 @@ spool_new(const struct spool_opts *o, struct buf *err)
 	pthread_cond_init(&sp->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	dircache_init(&sp->dl.cache);
+	sp->dl.cache.clock = o->clock;
 	struct buf h = BUF_INIT;
 	maildir_escape_host(host, &h);
 	sp->dl.host = buf_steal(&h);
@@ -783,6 +784,8 @@ spool_get_stats(struct spool *sp, struct spool_stats *out)
 	    memory_order_relaxed);
 	out->journal_syncs = atomic_load_explicit(&sp->jsyncs, memory_order_relaxed);
 	out->journal_records = atomic_load_explicit(&sp->jrecords, memory_order_relaxed);
+	out->tmp_removed = atomic_load_explicit(&sp->dl.cache.tmp_removed,
+	    memory_order_relaxed);
 }
 
 size_t

@@ -46,6 +46,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "lib/buf.h"
 
@@ -67,6 +68,10 @@ struct spool_opts {
 	 * commit and see the queue handed to another thread. */
 	void      (*batch_hook)(void *arg);
 	void       *batch_hook_arg;
+	/* Tests only (NULL in ehlod: time()): the clock that leftovers in a
+	 * Maildir's tmp/ are judged by (older than 36 hours: removed the first
+	 * time the spool uses that Maildir). */
+	time_t    (*clock)(void);
 };
 
 #define SPOOL_LINGER_MS_DEFAULT 20
@@ -163,6 +168,7 @@ struct spool_stats {
 	uint64_t bytes;         /* bytes written into tmp files */
 	uint64_t journal_syncs;   /* journal group commits (fdatasync) */
 	uint64_t journal_records; /* messages journaled */
+	uint64_t tmp_removed;   /* leftovers older than 36 h removed from tmp/ */
 };
 
 void spool_get_stats(struct spool *sp, struct spool_stats *out);

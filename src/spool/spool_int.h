@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "lib/buf.h"
 
@@ -21,6 +23,8 @@ struct dircache {
 	char           **slot;      /* open addressing, NULL = empty */
 	size_t           cap;       /* power of two */
 	size_t           used;
+	time_t         (*clock)(void);  /* judges tmp/ leftovers; NULL = time() */
+	atomic_uint_fast64_t tmp_removed; /* leftovers removed from tmp/ */
 };
 
 void dircache_init(struct dircache *c);
@@ -35,6 +39,37 @@ void dircache_destroy(struct dircache *c);
 int  dircache_ensure(struct dircache *c, const char *dir);
 /* Forgets dir, e.g. after an ENOENT showed it was removed under us. */
 void dircache_forget(struct dircache *c, const char *dir);
+
+/*
+ * Leftovers in a Maildir's tmp/. A delivery that dies between creating its
+ * tmp/ file and unlinking it (kill -9, a crash, a power cut) leaves the file
+ * behind for ever: readers never look at tmp/. maildir(5) says to delete a
+ * file in tmp/ that has not been accessed for 36 hours; Dovecot uses the same
+ * age. dircache_ensure() sweeps a Maildir's tmp/ the first time this process
+ * uses the Maildir, so each restart (the usual sequel of a crash) cleans what
+ * the crash left, at the cost of one listing of a directory that is nearly
+ * always empty.
+ */
+#define MAILDIR_TMP_STALE_SEC (36 * 60 * 60)
+
+/*
+ * Whether st, found in a tmp/, is a leftover to remove at time now: a
+ * regular file whose access, modification and change times are all at least
+ * MAILDIR_TMP_STALE_SEC old. A writer still busy with a file keeps its
+ * mtime fresh; a file a reader looks at keeps its atime fresh; ctime covers
+ * a file just linked or renamed into place. Anything else (directories,
+ * sockets, symbolic links) is not ours to delete. Pure.
+ */
+bool maildir_tmp_stale(const struct stat *st, time_t now);
+
+/*
+ * Removes every leftover (maildir_tmp_stale at now) from the directory
+ * tmpdir and returns how many; entries that vanish meanwhile or cannot be
+ * removed are skipped. Errors other than a missing directory are logged.
+ * A tmp/ name whose file was already linked into new/ (a crash between the
+ * link and the unlink) only loses that name: the message in new/ stays.
+ */
+size_t maildir_sweep_tmp(const char *tmpdir, time_t now);
 
 /* What the Maildir writer needs to know about one job. */
 struct delivery {

@@ -53,6 +53,7 @@ def test_metrics_follow_sessions():
     eq(m1["ehlo_smtpd_sessions_active"], 2, "sessions_active with two clients")
     eq(m1["ehlo_smtpd_messages_processed_total"], 3, "messages_processed_total")
     eq(m1["ehlo_spool_deliveries_total"], 3, "spool deliveries")
+    eq(m1["ehlo_spool_tmp_removed_total"], 0, "leftovers removed from tmp/")
     eq(m1["ehlo_smtpd_connections_rejected_total"], 1, "connections_rejected_total")
     # An identity refusal (fqdn = reject, applied at RCPT).
     c2.cmd("EHLO localhost", 250)

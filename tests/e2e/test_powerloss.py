@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 
 from ehlotest import (Server, Client, Skip, check, eq, fail, main, strip_received, stuff,
                       tempdir, to_lf, DOMAIN)
@@ -265,6 +266,64 @@ def test_no_warning_on_a_journaled_file_system():
         log = srv.maillog()
         check("without a journal" not in log and "tmpfs" not in log,
               "file-system warning on a journaled ext4:\n%s" % log[-2000:])
+    finally:
+        umount(mnt)
+
+
+def test_old_leftovers_in_tmp_removed_at_start():
+    """What a cut (or kill -9) leaves in tmp/ is removed by a later start
+    once it is 36 hours old (maildir(5)), on the real clock: the image is
+    aged with debugfs, which can set an inode's ctime as no system call
+    can. Younger files and anything that is not a regular file stay."""
+    if shutil.which("debugfs") is None:
+        raise Skip("debugfs is not installed (e2fsprogs)")
+    d, img, snap, mnt = fresh_image(64)
+    local, domain = BOXES[0].split("@")
+    box = os.path.join("mail", domain, local)
+    try:
+        for sub in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(mnt, box, sub))
+        for name, data in (("old", b"half a mess"), ("young", b"y"), ("linked", b"whole\n")):
+            with open(os.path.join(mnt, box, "tmp", name), "wb") as f:
+                f.write(data)
+        # Killed between link and unlink: the message in new/ is this file.
+        os.link(os.path.join(mnt, box, "tmp", "linked"),
+                os.path.join(mnt, box, "new", "linked,S=6"))
+        os.mkdir(os.path.join(mnt, box, "tmp", "olddir"))
+    finally:
+        umount(mnt)
+    # Three days old; "young" only 30 hours (all three times each).
+    script = []
+    for name, age in (("old", 3 * 86400), ("linked", 3 * 86400), ("olddir", 3 * 86400),
+                      ("young", 30 * 3600)):
+        when = "@%d" % (int(time.time()) - age)
+        for field in ("atime", "mtime", "ctime"):
+            script.append("sif /%s/tmp/%s %s %s" % (box, name, field, when))
+    cmds = os.path.join(d, "debugfs.cmds")
+    with open(cmds, "w") as f:
+        f.write("\n".join(script) + "\n")
+    run(["debugfs", "-w", "-f", cmds, img])
+    mount_loop(img, mnt)
+    try:
+        st = os.stat(os.path.join(mnt, box, "tmp", "old"))
+        check(time.time() - st.st_ctime > 2 * 86400, "debugfs did not age the ctime: %r" % (st,))
+        srv = Server(start=False)
+        srv.mailbase = os.path.join(mnt, "mail")
+        srv.start()
+        c = Client(srv.port)
+        c.ehlo()
+        c.send_message("sender@client.test", [BOXES[0]], stuff(content(b"t1")))
+        c.cmd("QUIT", 221)
+        srv.stop()
+        left = sorted(os.listdir(os.path.join(mnt, box, "tmp")))
+        eq(left, ["olddir", "young"], "tmp/ after the first delivery")
+        new = os.listdir(os.path.join(mnt, box, "new"))
+        eq(len(new), 2, "files in new/")
+        with open(os.path.join(mnt, box, "new", "linked,S=6"), "rb") as f:
+            eq(f.read(), b"whole\n", "the message whose tmp/ name was left")
+        check("removed 2 leftover files older than 36 hours from %s/tmp"
+              % os.path.join(mnt, box) in srv.maillog(),
+              "no log line for the removal:\n%s" % srv.maillog()[-2000:])
     finally:
         umount(mnt)
 

@@ -30,6 +30,7 @@
 #include "lib/xmalloc.h"
 #include "spool/jrec.h"
 #include "spool/spool.h"
+#include "spool/spool_int.h"
 
 #define LOOP_LIMIT_SEC 30
 
@@ -1339,6 +1340,178 @@ test_journal_recovery_replaces_leftover_tmp(void **state)
 	journal_crash_and_recover(true);
 }
 
+/* ---- leftovers in tmp/ ---- */
+
+/* maildir_tmp_stale: the age rule (all of atime, mtime and ctime at least
+ * 36 hours old) and the file types it applies to. */
+static void
+test_tmp_stale_table(void **state)
+{
+	const time_t now = 2000000000;
+	const time_t age = MAILDIR_TMP_STALE_SEC;
+	static const struct {
+		mode_t type;
+		long long a, m, c;   /* seconds before now */
+		bool stale;
+	} t[] = {
+		{ S_IFREG, 36 * 3600, 36 * 3600, 36 * 3600, true },   /* exactly */
+		{ S_IFREG, 100 * 86400, 100 * 86400, 100 * 86400, true },
+		{ S_IFREG, 36 * 3600 - 1, 36 * 3600, 36 * 3600, false },
+		{ S_IFREG, 36 * 3600, 36 * 3600 - 1, 36 * 3600, false },
+		{ S_IFREG, 36 * 3600, 36 * 3600, 36 * 3600 - 1, false },
+		{ S_IFREG, 10, 99 * 3600, 99 * 3600, false },  /* read lately */
+		{ S_IFREG, 99 * 3600, 10, 99 * 3600, false },  /* being written */
+		{ S_IFREG, 99 * 3600, 99 * 3600, 10, false },  /* just linked */
+		{ S_IFREG, -3600, -3600, -3600, false },       /* in the future */
+		{ S_IFDIR, 99 * 3600, 99 * 3600, 99 * 3600, false },
+		{ S_IFLNK, 99 * 3600, 99 * 3600, 99 * 3600, false },
+		{ S_IFIFO, 99 * 3600, 99 * 3600, 99 * 3600, false },
+		{ S_IFSOCK, 99 * 3600, 99 * 3600, 99 * 3600, false },
+	};
+	assert_int_equal(age, 36 * 3600);
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		struct stat st;
+		memset(&st, 0, sizeof st);
+		st.st_mode = t[i].type | 0600;
+		st.st_atime = now - (time_t)t[i].a;
+		st.st_mtime = now - (time_t)t[i].m;
+		st.st_ctime = now - (time_t)t[i].c;
+		if (maildir_tmp_stale(&st, now) != t[i].stale)
+			fail_msg("row %zu: expected %s", i,
+			    t[i].stale ? "stale" : "kept");
+	}
+	/* A clock before 1970 + 36 h judges nothing stale (no overflow). */
+	struct stat st;
+	memset(&st, 0, sizeof st);
+	st.st_mode = S_IFREG | 0600;
+	assert_false(maildir_tmp_stale(&st, 0));
+	assert_false(maildir_tmp_stale(&st, (time_t)MAILDIR_TMP_STALE_SEC - 1));
+	assert_true(maildir_tmp_stale(&st, (time_t)MAILDIR_TMP_STALE_SEC));
+}
+
+/* 37 hours from now: every file the test makes now is a leftover. */
+static time_t
+clock_37h_ahead(void)
+{
+	return time(NULL) + 37 * 3600;
+}
+
+static bool
+exists_in(const char *dir, const char *sub, const char *name)
+{
+	char path[4096];
+	struct stat st;
+	snprintf(path, sizeof path, "%s/%s/%s", dir, sub, name);
+	return lstat(path, &st) == 0;
+}
+
+/* The first delivery into a Maildir removes the leftovers in its tmp/ and
+ * keeps everything else; later deliveries do not list tmp/ again. */
+static void
+test_tmp_leftovers_swept(void **state)
+{
+	char *root = make_root();
+	char *box = mailbox(root, "left");
+	char path[4096];
+
+	/* A Maildir that a crashed run left behind. */
+	snprintf(path, sizeof path, "%s/example.test", root);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(mkdir(box, 0700), 0);
+	static const char *const sub[] = { "tmp", "new", "cur" };
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof path, "%s/%s", box, sub[i]);
+		assert_int_equal(mkdir(path, 0700), 0);
+	}
+	/* old: a delivery killed before its link. */
+	snprintf(path, sizeof path, "%s/tmp/old", box);
+	write_file(path, "half a mess", 11);
+	/* linked: killed between link and unlink; the message in new/ is the
+	 * same file and must stay. */
+	snprintf(path, sizeof path, "%s/tmp/linked", box);
+	write_file(path, "whole\n", 6);
+	char newpath[4096];
+	snprintf(newpath, sizeof newpath, "%s/new/linked,S=6", box);
+	assert_int_equal(link(path, newpath), 0);
+	/* young: accessed and modified 10 h after "now": 27 h old at the
+	 * spool's clock, so not a leftover yet. */
+	snprintf(path, sizeof path, "%s/tmp/young", box);
+	write_file(path, "y", 1);
+	struct timespec ts[2] = { { time(NULL) + 10 * 3600, 0 },
+	    { time(NULL) + 10 * 3600, 0 } };
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+	/* sub: a directory is not ours to remove, however old. */
+	snprintf(path, sizeof path, "%s/tmp/sub", box);
+	assert_int_equal(mkdir(path, 0700), 0);
+
+	struct buf err = BUF_INIT;
+	struct spool_opts o = { .base = root, .threads = 1, .hostname = "h",
+	    .clock = clock_37h_ahead };
+	struct spool *sp = spool_new(&o, &err);
+	if (sp == NULL)
+		fail_msg("spool_new: %s", buf_cstr(&err));
+	buf_free(&err);
+	struct loop l;
+	loop_init(&l);
+
+	l.want = 1;
+	spool_submit(sp, l.base, xstrdup("a\n"), 2, (const char *const *)&box,
+	    1, NULL, done_cb, &l);
+	loop_run(&l);
+	assert_int_equal(l.last_status, 0);
+
+	assert_false(exists_in(box, "tmp", "old"));
+	assert_false(exists_in(box, "tmp", "linked"));
+	assert_true(exists_in(box, "tmp", "young"));
+	assert_true(exists_in(box, "tmp", "sub"));
+	assert_int_equal(count_dir(box, "tmp", NULL, 0), 2);
+	assert_int_equal(count_dir(box, "new", NULL, 0), 2);
+	size_t len;
+	char *got = read_file(newpath, &len);
+	assert_int_equal(len, 6);
+	assert_memory_equal(got, "whole\n", 6);
+	free(got);
+	struct stat st;
+	assert_int_equal(stat(newpath, &st), 0);
+	assert_int_equal(st.st_nlink, 1);
+
+	struct spool_stats ss;
+	spool_get_stats(sp, &ss);
+	assert_int_equal(ss.tmp_removed, 2);
+
+	/* Once per Maildir per process: a leftover appearing now stays until
+	 * the next start. */
+	snprintf(path, sizeof path, "%s/tmp/old2", box);
+	write_file(path, "z", 1);
+	l.want = 2;
+	spool_submit(sp, l.base, xstrdup("b\n"), 2, (const char *const *)&box,
+	    1, NULL, done_cb, &l);
+	loop_run(&l);
+	assert_int_equal(l.last_status, 0);
+	assert_true(exists_in(box, "tmp", "old2"));
+	spool_get_stats(sp, &ss);
+	assert_int_equal(ss.tmp_removed, 2);
+	spool_free(&sp);
+
+	/* The next start (real clock): young and old2 are fresh, so kept. */
+	sp = new_spool(root, 1, "h");
+	l.want = 3;
+	spool_submit(sp, l.base, xstrdup("c\n"), 2, (const char *const *)&box,
+	    1, NULL, done_cb, &l);
+	loop_run(&l);
+	assert_int_equal(l.last_status, 0);
+	assert_int_equal(count_dir(box, "tmp", NULL, 0), 3);
+	assert_int_equal(count_dir(box, "new", NULL, 0), 4);
+	spool_get_stats(sp, &ss);
+	assert_int_equal(ss.tmp_removed, 0);
+
+	spool_free(&sp);
+	loop_free(&l);
+	free(box);
+	rm_tree(root);
+	free(root);
+}
+
 int
 main(void)
 {
@@ -1363,6 +1536,8 @@ main(void)
 		cmocka_unit_test(test_journal_linger),
 		cmocka_unit_test(test_journal_crash),
 		cmocka_unit_test(test_journal_recovery_replaces_leftover_tmp),
+		cmocka_unit_test(test_tmp_stale_table),
+		cmocka_unit_test(test_tmp_leftovers_swept),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
