@@ -186,6 +186,20 @@ def boot_fsck(snap, preen=True):
     check(r.returncode < 4, "e2fsck could not repair the copy (exit %d)" % r.returncode)
 
 
+def deliver_one(mnt, token):
+    """ehlod on mnt/mail: one message to BOXES[0], then a clean stop.
+    Returns the stopped Server (for its log)."""
+    srv = Server(start=False)
+    srv.mailbase = os.path.join(mnt, "mail")
+    srv.start()
+    c = Client(srv.port)
+    c.ehlo()
+    c.send_message("sender@client.test", [BOXES[0]], stuff(content(token)))
+    c.cmd("QUIT", 221)
+    srv.stop()
+    return srv
+
+
 def test_acknowledged_mail_survives_power_loss():
     """Without a journal a 250 means: in every recipient's new/, on the
     disk. The cut falls after the last 250, with nothing in flight, and
@@ -255,15 +269,7 @@ def test_no_warning_on_a_journaled_file_system():
     nothing to warn about."""
     d, img, snap, mnt = fresh_image(64, journal=True)
     try:
-        srv = Server(start=False)
-        srv.mailbase = os.path.join(mnt, "mail")
-        srv.start()
-        c = Client(srv.port)
-        c.ehlo()
-        c.send_message("sender@client.test", [BOXES[0]], stuff(content(b"j1")))
-        c.cmd("QUIT", 221)
-        srv.stop()
-        log = srv.maillog()
+        log = deliver_one(mnt, b"j1").maillog()
         check("without a journal" not in log and "tmpfs" not in log,
               "file-system warning on a journaled ext4:\n%s" % log[-2000:])
     finally:
@@ -307,14 +313,7 @@ def test_old_leftovers_in_tmp_removed_at_start():
     try:
         st = os.stat(os.path.join(mnt, box, "tmp", "old"))
         check(time.time() - st.st_ctime > 2 * 86400, "debugfs did not age the ctime: %r" % (st,))
-        srv = Server(start=False)
-        srv.mailbase = os.path.join(mnt, "mail")
-        srv.start()
-        c = Client(srv.port)
-        c.ehlo()
-        c.send_message("sender@client.test", [BOXES[0]], stuff(content(b"t1")))
-        c.cmd("QUIT", 221)
-        srv.stop()
+        srv = deliver_one(mnt, b"t1")
         left = sorted(os.listdir(os.path.join(mnt, box, "tmp")))
         eq(left, ["olddir", "young"], "tmp/ after the first delivery")
         new = os.listdir(os.path.join(mnt, box, "new"))

@@ -1405,6 +1405,18 @@ exists_in(const char *dir, const char *sub, const char *name)
 	return lstat(path, &st) == 0;
 }
 
+/* One message of text into box, waited for; it must succeed. */
+static void
+deliver_one(struct spool *sp, struct loop *l, char *box, const char *text)
+{
+	l->want = l->got + 1;
+	spool_submit(sp, l->base, xstrdup(text), strlen(text),
+	    (const char *const *)&box, 1, NULL, done_cb, l);
+	loop_run(l);
+	assert_int_equal(l->got, l->want);
+	assert_int_equal(l->last_status, 0);
+}
+
 /* The first delivery into a Maildir removes the leftovers in its tmp/ and
  * keeps everything else; later deliveries do not list tmp/ again. */
 static void
@@ -1454,11 +1466,7 @@ test_tmp_leftovers_swept(void **state)
 	struct loop l;
 	loop_init(&l);
 
-	l.want = 1;
-	spool_submit(sp, l.base, xstrdup("a\n"), 2, (const char *const *)&box,
-	    1, NULL, done_cb, &l);
-	loop_run(&l);
-	assert_int_equal(l.last_status, 0);
+	deliver_one(sp, &l, box, "a\n");
 
 	assert_false(exists_in(box, "tmp", "old"));
 	assert_false(exists_in(box, "tmp", "linked"));
@@ -1483,11 +1491,7 @@ test_tmp_leftovers_swept(void **state)
 	 * the next start. */
 	snprintf(path, sizeof path, "%s/tmp/old2", box);
 	write_file(path, "z", 1);
-	l.want = 2;
-	spool_submit(sp, l.base, xstrdup("b\n"), 2, (const char *const *)&box,
-	    1, NULL, done_cb, &l);
-	loop_run(&l);
-	assert_int_equal(l.last_status, 0);
+	deliver_one(sp, &l, box, "b\n");
 	assert_true(exists_in(box, "tmp", "old2"));
 	spool_get_stats(sp, &ss);
 	assert_int_equal(ss.tmp_removed, 2);
@@ -1495,11 +1499,7 @@ test_tmp_leftovers_swept(void **state)
 
 	/* The next start (real clock): young and old2 are fresh, so kept. */
 	sp = new_spool(root, 1, "h");
-	l.want = 3;
-	spool_submit(sp, l.base, xstrdup("c\n"), 2, (const char *const *)&box,
-	    1, NULL, done_cb, &l);
-	loop_run(&l);
-	assert_int_equal(l.last_status, 0);
+	deliver_one(sp, &l, box, "c\n");
 	assert_int_equal(count_dir(box, "tmp", NULL, 0), 3);
 	assert_int_equal(count_dir(box, "new", NULL, 0), 4);
 	spool_get_stats(sp, &ss);
