@@ -18,8 +18,9 @@
  * that stops the boot's e2fsck -p (tests/e2e/test_powerloss.py; cur/ is
  * never fsynced by delivery).
  *
- * The first time the process uses a Maildir it also removes the leftovers
- * in its tmp/ (maildir_sweep_tmp; spool_int.h says why and which).
+ * The first time the process uses a Maildir, and every 8 hours of use after
+ * that, it also removes the leftovers in its tmp/ (maildir_sweep_tmp;
+ * spool_int.h says why and which).
  */
 #include "spool/spool_int.h"
 #include "spool/spool.h"
@@ -37,6 +38,18 @@
 #include "lib/xmalloc.h"
 
 #define DIRCACHE_INIT_CAP 64
+
+struct dc_ent {
+	time_t swept;           /* when tmp/ was last swept */
+	char   dir[];
+};
+
+/* What the cache knows of a Maildir at a given time. */
+enum dc_state {
+	DC_ABSENT,              /* not known to exist: create it, then sweep */
+	DC_FRESH,               /* exists, swept less than 8 hours ago */
+	DC_DUE,                 /* exists, its sweep is due */
+};
 
 void
 dircache_init(struct dircache *c)
@@ -81,39 +94,51 @@ find_slot(const struct dircache *c, const char *s)
 	size_t mask = c->cap - 1;
 	size_t i = hash_str(s) & mask;
 
-	while (c->slot[i] != NULL && strcmp(c->slot[i], s) != 0)
+	while (c->slot[i] != NULL && strcmp(c->slot[i]->dir, s) != 0)
 		i = (i + 1) & mask;
 	return i;
 }
 
-static bool
-cache_has(struct dircache *c, const char *dir)
+static enum dc_state
+cache_state(struct dircache *c, const char *dir, time_t now)
 {
 	pthread_mutex_lock(&c->mu);
-	bool found = c->slot[find_slot(c, dir)] != NULL;
+	const struct dc_ent *e = c->slot[find_slot(c, dir)];
+	/* A clock that went back makes the sweep due: it runs once more
+	 * and records the new time. */
+	enum dc_state st = e == NULL ? DC_ABSENT
+	    : now >= e->swept && now - e->swept < MAILDIR_TMP_SWEEP_EVERY_SEC
+	    ? DC_FRESH : DC_DUE;
 	pthread_mutex_unlock(&c->mu);
-	return found;
+	return st;
 }
 
+/* Records dir as existing, its tmp/ swept at swept. */
 static void
-cache_add(struct dircache *c, const char *dir)
+cache_put(struct dircache *c, const char *dir, time_t swept)
 {
 	pthread_mutex_lock(&c->mu);
-	if (c->slot[find_slot(c, dir)] == NULL) {
+	struct dc_ent *e = c->slot[find_slot(c, dir)];
+	if (e == NULL) {
 		/* Keep the load below 1/2 so probes stay short. */
 		if ((c->used + 1) * 2 > c->cap) {
-			char **old = c->slot;
+			struct dc_ent **old = c->slot;
 			size_t oldcap = c->cap;
 			c->cap = oldcap * 2;
 			c->slot = xcalloc(c->cap, sizeof *c->slot);
 			for (size_t i = 0; i < oldcap; i++)
 				if (old[i] != NULL)
-					c->slot[find_slot(c, old[i])] = old[i];
+					c->slot[find_slot(c, old[i]->dir)] =
+					    old[i];
 			free(old);
 		}
-		c->slot[find_slot(c, dir)] = xstrdup(dir);
+		size_t len = strlen(dir) + 1;
+		e = xmalloc(sizeof *e + len);
+		memcpy(e->dir, dir, len);
+		c->slot[find_slot(c, dir)] = e;
 		c->used++;
 	}
+	e->swept = swept;
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -132,7 +157,7 @@ dircache_forget(struct dircache *c, const char *dir)
 			j = (j + 1) & mask;
 			if (c->slot[j] == NULL)
 				break;
-			size_t home = hash_str(c->slot[j]) & mask;
+			size_t home = hash_str(c->slot[j]->dir) & mask;
 			/* Move j back into the hole unless its home lies
 			 * cyclically in (i, j]. */
 			bool stays = i <= j ? (home > i && home <= j)
@@ -273,31 +298,35 @@ maildir_sweep_tmp(const char *tmpdir, time_t now)
 int
 dircache_ensure(struct dircache *c, const char *dir)
 {
-	if (cache_has(c, dir))
+	time_t now = c->clock != NULL ? c->clock() : time(NULL);
+	if (cache_state(c, dir, now) == DC_FRESH)
 		return 0;
 
 	pthread_mutex_lock(&c->create_mu);
 	int e = 0;
-	if (!cache_has(c, dir)) {
+	/* Again under create_mu: another thread may have just done it. */
+	enum dc_state st = cache_state(c, dir, now);
+	if (st != DC_FRESH) {
 		static const char *const sub[] = { "tmp", "new", "cur" };
 		struct buf p = BUF_INIT;
 
-		buf_append_str(&p, dir);
-		e = ensure_dir(p.data);
-		for (size_t i = 0; e == 0 && i < sizeof sub / sizeof sub[0];
-		    i++) {
-			buf_reset(&p);
-			buf_appendf(&p, "%s/%s", dir, sub[i]);
+		if (st == DC_ABSENT) {
+			buf_append_str(&p, dir);
 			e = ensure_dir(p.data);
+			for (size_t i = 0;
+			    e == 0 && i < sizeof sub / sizeof sub[0]; i++) {
+				buf_reset(&p);
+				buf_appendf(&p, "%s/%s", dir, sub[i]);
+				e = ensure_dir(p.data);
+			}
 		}
 		if (e == 0) {
 			buf_reset(&p);
 			buf_appendf(&p, "%s/tmp", dir);
-			size_t n = maildir_sweep_tmp(p.data,
-			    c->clock != NULL ? c->clock() : time(NULL));
+			size_t n = maildir_sweep_tmp(p.data, now);
 			atomic_fetch_add_explicit(&c->tmp_removed, n,
 			    memory_order_relaxed);
-			cache_add(c, dir);
+			cache_put(c, dir, now);
 		}
 		buf_free(&p);
 	}

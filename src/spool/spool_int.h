@@ -16,11 +16,14 @@
 
 #include "lib/buf.h"
 
+/* A known Maildir and when its tmp/ was last swept (dircache.c). */
+struct dc_ent;
+
 /* Set of Maildirs known to exist with tmp/, new/ and cur/ (dircache.c). */
 struct dircache {
 	pthread_mutex_t  mu;        /* guards the table */
-	pthread_mutex_t  create_mu; /* serialises creation (rare, slow) */
-	char           **slot;      /* open addressing, NULL = empty */
+	pthread_mutex_t  create_mu; /* serialises creation and sweeps (rare) */
+	struct dc_ent  **slot;      /* open addressing, NULL = empty */
 	size_t           cap;       /* power of two */
 	size_t           used;
 	time_t         (*clock)(void);  /* judges tmp/ leftovers; NULL = time() */
@@ -46,11 +49,13 @@ void dircache_forget(struct dircache *c, const char *dir);
  * behind for ever: readers never look at tmp/. maildir(5) says to delete a
  * file in tmp/ that has not been accessed for 36 hours; Dovecot uses the same
  * age. dircache_ensure() sweeps a Maildir's tmp/ the first time this process
- * uses the Maildir, so each restart (the usual sequel of a crash) cleans what
- * the crash left, at the cost of one listing of a directory that is nearly
- * always empty.
+ * uses the Maildir, and again when it is used MAILDIR_TMP_SWEEP_EVERY_SEC or
+ * more after its last sweep: the leftovers of the crash before this start
+ * are younger than 36 hours at the first sweep, and a daemon runs for weeks.
+ * Each sweep costs one listing of a directory that is nearly always empty.
  */
-#define MAILDIR_TMP_STALE_SEC (36 * 60 * 60)
+#define MAILDIR_TMP_STALE_SEC       (36 * 60 * 60)
+#define MAILDIR_TMP_SWEEP_EVERY_SEC (8 * 60 * 60)
 
 /*
  * Whether st, found in a tmp/, is a leftover to remove at time now: a

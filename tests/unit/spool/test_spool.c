@@ -1389,11 +1389,13 @@ test_tmp_stale_table(void **state)
 	assert_true(maildir_tmp_stale(&st, (time_t)MAILDIR_TMP_STALE_SEC));
 }
 
-/* 37 hours from now: every file the test makes now is a leftover. */
+/* The spool's clock in test_tmp_leftovers_swept: real time plus this. */
+static time_t clock_ahead;
+
 static time_t
-clock_37h_ahead(void)
+clock_ahead_fn(void)
 {
-	return time(NULL) + 37 * 3600;
+	return time(NULL) + clock_ahead;
 }
 
 static bool
@@ -1418,7 +1420,8 @@ deliver_one(struct spool *sp, struct loop *l, char *box, const char *text)
 }
 
 /* The first delivery into a Maildir removes the leftovers in its tmp/ and
- * keeps everything else; later deliveries do not list tmp/ again. */
+ * keeps everything else; deliveries in the next 8 hours do not list tmp/
+ * again, the first one after them does. */
 static void
 test_tmp_leftovers_swept(void **state)
 {
@@ -1445,20 +1448,23 @@ test_tmp_leftovers_swept(void **state)
 	char newpath[4096];
 	snprintf(newpath, sizeof newpath, "%s/new/linked,S=6", box);
 	assert_int_equal(link(path, newpath), 0);
-	/* young: accessed and modified 10 h after "now": 27 h old at the
-	 * spool's clock, so not a leftover yet. */
+	/* young: accessed and modified 20 h after "now": 17 h old at the
+	 * spool's first sweep and 26 h at its second, so never a leftover. */
 	snprintf(path, sizeof path, "%s/tmp/young", box);
 	write_file(path, "y", 1);
-	struct timespec ts[2] = { { time(NULL) + 10 * 3600, 0 },
-	    { time(NULL) + 10 * 3600, 0 } };
+	struct timespec ts[2] = { { time(NULL) + 20 * 3600, 0 },
+	    { time(NULL) + 20 * 3600, 0 } };
 	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
 	/* sub: a directory is not ours to remove, however old. */
 	snprintf(path, sizeof path, "%s/tmp/sub", box);
 	assert_int_equal(mkdir(path, 0700), 0);
 
 	struct buf err = BUF_INIT;
+	/* 37 hours ahead: every file made now without a time of its own is
+	 * a leftover. */
+	clock_ahead = 37 * 3600;
 	struct spool_opts o = { .base = root, .threads = 1, .hostname = "h",
-	    .clock = clock_37h_ahead };
+	    .clock = clock_ahead_fn };
 	struct spool *sp = spool_new(&o, &err);
 	if (sp == NULL)
 		fail_msg("spool_new: %s", buf_cstr(&err));
@@ -1487,21 +1493,33 @@ test_tmp_leftovers_swept(void **state)
 	spool_get_stats(sp, &ss);
 	assert_int_equal(ss.tmp_removed, 2);
 
-	/* Once per Maildir per process: a leftover appearing now stays until
-	 * the next start. */
+	/* A leftover that turns up now stays while the last sweep is less
+	 * than 8 hours old: no listing of tmp/ per delivery. */
 	snprintf(path, sizeof path, "%s/tmp/old2", box);
 	write_file(path, "z", 1);
+	clock_ahead += MAILDIR_TMP_SWEEP_EVERY_SEC - 60;
 	deliver_one(sp, &l, box, "b\n");
 	assert_true(exists_in(box, "tmp", "old2"));
 	spool_get_stats(sp, &ss);
 	assert_int_equal(ss.tmp_removed, 2);
+
+	/* 8 hours after the last sweep, the next delivery sweeps again. */
+	clock_ahead += 60;
+	deliver_one(sp, &l, box, "c\n");
+	assert_false(exists_in(box, "tmp", "old2"));
+	assert_true(exists_in(box, "tmp", "young"));
+	assert_true(exists_in(box, "tmp", "sub"));
+	spool_get_stats(sp, &ss);
+	assert_int_equal(ss.tmp_removed, 3);
 	spool_free(&sp);
 
-	/* The next start (real clock): young and old2 are fresh, so kept. */
+	/* The next start (real clock): a leftover from just now is kept. */
+	snprintf(path, sizeof path, "%s/tmp/new1", box);
+	write_file(path, "n", 1);
 	sp = new_spool(root, 1, "h");
-	deliver_one(sp, &l, box, "c\n");
+	deliver_one(sp, &l, box, "d\n");
 	assert_int_equal(count_dir(box, "tmp", NULL, 0), 3);
-	assert_int_equal(count_dir(box, "new", NULL, 0), 4);
+	assert_int_equal(count_dir(box, "new", NULL, 0), 5);
 	spool_get_stats(sp, &ss);
 	assert_int_equal(ss.tmp_removed, 0);
 
