@@ -1458,6 +1458,15 @@ test_tmp_leftovers_swept(void **state)
 	/* sub: a directory is not ours to remove, however old. */
 	snprintf(path, sizeof path, "%s/tmp/sub", box);
 	assert_int_equal(mkdir(path, 0700), 0);
+	/* link: a symbolic link that someone with access to the Maildir
+	 * pointed at an old file elsewhere. It is judged as what it is (a
+	 * link, not ours), never by its target, and the target is never
+	 * touched. */
+	char outside[4096];
+	snprintf(outside, sizeof outside, "%s/outside", root);
+	write_file(outside, "keep me", 7);
+	snprintf(path, sizeof path, "%s/tmp/link", box);
+	assert_int_equal(symlink(outside, path), 0);
 
 	struct buf err = BUF_INIT;
 	/* 37 hours ahead: every file made now without a time of its own is
@@ -1478,7 +1487,9 @@ test_tmp_leftovers_swept(void **state)
 	assert_false(exists_in(box, "tmp", "linked"));
 	assert_true(exists_in(box, "tmp", "young"));
 	assert_true(exists_in(box, "tmp", "sub"));
-	assert_int_equal(count_dir(box, "tmp", NULL, 0), 2);
+	assert_true(exists_in(box, "tmp", "link"));
+	assert_int_equal(access(outside, F_OK), 0);
+	assert_int_equal(count_dir(box, "tmp", NULL, 0), 3);
 	assert_int_equal(count_dir(box, "new", NULL, 0), 2);
 	size_t len;
 	char *got = read_file(newpath, &len);
@@ -1518,8 +1529,9 @@ test_tmp_leftovers_swept(void **state)
 	write_file(path, "n", 1);
 	sp = new_spool(root, 1, "h");
 	deliver_one(sp, &l, box, "d\n");
-	assert_int_equal(count_dir(box, "tmp", NULL, 0), 3);
+	assert_int_equal(count_dir(box, "tmp", NULL, 0), 4);
 	assert_int_equal(count_dir(box, "new", NULL, 0), 5);
+	assert_int_equal(access(outside, F_OK), 0);
 	spool_get_stats(sp, &ss);
 	assert_int_equal(ss.tmp_removed, 0);
 
