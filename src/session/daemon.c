@@ -585,6 +585,16 @@ raise_fd_limit(void)
 	}
 }
 
+/* Logs fs_check()'s warning for a spool directory, if it has one. */
+static void
+warn_fs(const char *setting, const char *path)
+{
+	struct buf msg = BUF_INIT;
+	if (fs_check(setting, path, &msg) != FS_OK)
+		log_warn("%s", buf_cstr(&msg));
+	buf_free(&msg);
+}
+
 int
 ehlod_run(struct ehlo_config *cfg)
 {
@@ -633,14 +643,9 @@ ehlod_run(struct ehlo_config *cfg)
 		log_fatal(73, "cannot create spool_journal_directory %s: %s",
 		    cfg->spool_journal_directory, strerror(errno));
 	/* Where a 250 cannot survive a power cut, say so once at start. */
-	struct buf fsmsg = BUF_INIT;
-	if (fs_check("virtual_mailbox_base", cfg->virtual_mailbox_base, &fsmsg) != FS_OK)
-		log_warn("%s", buf_cstr(&fsmsg));
-	buf_reset(&fsmsg);
-	if (cfg->spool_journal_directory[0] &&
-	    fs_check("spool_journal_directory", cfg->spool_journal_directory, &fsmsg) != FS_OK)
-		log_warn("%s", buf_cstr(&fsmsg));
-	buf_free(&fsmsg);
+	warn_fs("virtual_mailbox_base", cfg->virtual_mailbox_base);
+	if (cfg->spool_journal_directory[0])
+		warn_fs("spool_journal_directory", cfg->spool_journal_directory);
 	if (cfg->smtpd_tls_auto_cert && cfg->smtpd_tls_cert_file.n == 0 &&
 	    make_dirs(cfg->smtpd_tls_auto_cert_dir, uid, gid) != 0)
 		log_fatal(73, "cannot create smtpd_tls_auto_cert_dir %s: %s",

@@ -287,8 +287,9 @@ maildir_sweep_tmp(const char *tmpdir, time_t now)
 	closedir(dp);
 	if (removed > 0) {
 		struct buf safe = BUF_INIT;
-		log_info("spool: removed %zu leftover file%s older than 36 "
+		log_info("spool: removed %zu leftover file%s older than %d "
 		    "hours from %s", removed, removed == 1 ? "" : "s",
+		    MAILDIR_TMP_STALE_SEC / 3600,
 		    log_sanitize(&safe, tmpdir, strlen(tmpdir), 512));
 		buf_free(&safe);
 	}

@@ -59,18 +59,23 @@ fs_verdict(unsigned long f_type, const char *devname, const char *journal_task,
 	return FS_EXT_NO_JOURNAL;
 }
 
-/* The first line of path without its newline, or NULL. */
+/* What follows prefix on the first line of path that starts with it,
+ * without the newline, or NULL ("" as prefix: the first line). */
 static char *
-read_line(const char *path)
+read_line(const char *path, const char *prefix)
 {
 	char line[256];
 	FILE *f = fopen(path, "re");
 	if (f == NULL)
 		return NULL;
-	char *s = fgets(line, sizeof line, f) != NULL ? xstrdup(line) : NULL;
+	size_t plen = strlen(prefix);
+	char *s = NULL;
+	while (s == NULL && fgets(line, sizeof line, f) != NULL)
+		if (strncmp(line, prefix, plen) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			s = xstrdup(line + plen);
+		}
 	fclose(f);
-	if (s != NULL)
-		s[strcspn(s, "\n")] = '\0';
 	return s;
 }
 
@@ -79,19 +84,9 @@ read_line(const char *path)
 static char *
 block_devname(dev_t dev)
 {
-	char path[64], line[256];
+	char path[64];
 	snprintf(path, sizeof path, "/sys/dev/block/%u:%u/uevent", major(dev), minor(dev));
-	FILE *f = fopen(path, "re");
-	if (f == NULL)
-		return NULL;
-	char *name = NULL;
-	while (name == NULL && fgets(line, sizeof line, f) != NULL)
-		if (strncmp(line, "DEVNAME=", 8) == 0) {
-			line[strcspn(line, "\n")] = '\0';
-			name = xstrdup(line + 8);
-		}
-	fclose(f);
-	return name;
+	return read_line(path, "DEVNAME=");
 }
 
 enum fs_verdict
@@ -110,7 +105,7 @@ fs_check(const char *setting, const char *path, struct buf *msg)
 	if (devname != NULL) {
 		char p[320];
 		snprintf(p, sizeof p, "/sys/fs/ext4/%s/journal_task", devname);
-		task = read_line(p);
+		task = read_line(p, "");
 	}
 	if (devname != NULL && task == NULL) {
 		DIR *d = opendir(JBD2_DIR);

@@ -362,8 +362,8 @@ deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs)
 			unlink_new(cp, n, jobs[j]);
 
 	/* 4. unlink tmp names (a leftover would only cost disk space: readers
-	 *    ignore tmp/, and the next start removes it once 36 hours old,
-	 *    dircache.c) */
+	 *    ignore tmp/, and dircache.c's sweep removes it once 36 hours
+	 *    old) */
 	for (size_t i = 0; i < n; i++)
 		if (cp[i].made && unlink(cp[i].tmp) != 0)
 			log_fail(cp[i].job, "unlink", cp[i].tmp, errno);

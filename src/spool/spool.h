@@ -70,7 +70,7 @@ struct spool_opts {
 	void       *batch_hook_arg;
 	/* Tests only (NULL in ehlod: time()): the clock that leftovers in a
 	 * Maildir's tmp/ are judged by (older than 36 hours: removed the first
-	 * time the spool uses that Maildir). */
+	 * time the spool uses that Maildir, and every 8 hours of use after). */
 	time_t    (*clock)(void);
 };
 
