@@ -2,11 +2,17 @@
  * Per-session identity state: DNS answers gathered so far, the lookups in
  * flight, and the wait for a decision. See ident.h.
  *
- * Answer storage is sized to each answer (heap), since a server keeps
- * thousands of sessions and most PTR sets are one name.
+ * Memory: a server holds tens of thousands of sessions, most of them idle
+ * after EHLO, so what a session keeps between calls is sized to what it
+ * has: each answer's records on the heap, address slots only for the PTR
+ * names that were asked about, the lookups in flight as a list, a sticky
+ * refusal only once one exists. The pure engine's input (struct id_input,
+ * with room for every slot) and its verdict exist only inside one call,
+ * built from these stores by build_input() and evaluate().
  */
 #include "session/ident.h"
 
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,31 +24,47 @@
 #include "lib/xmalloc.h"
 
 struct qctx {
+	struct qctx       *next;   /* the ident's lookups in flight */
 	struct ident      *id;
 	struct dns_query  *q;
 	struct id_lookup   lk;
 	bool               both;   /* one addr lookup fills helo A and AAAA */
 };
 
-/* Heap storage behind one struct id_dns_answer. */
+/* One answer: its status and records (heap), the source of one struct
+ * id_dns_answer in the input build_input() makes. */
 struct ans_store {
-	char           **names;
-	struct id_addr  *addrs;
-	size_t           n;
+	char             **names;
+	struct id_addr    *addrs;
+	size_t             n;
+	enum id_dns_status status;
 };
 
 struct ident {
 	const struct ident_env *env;
 	struct dns          *dns;
 	struct event_base   *base;
-	struct sockaddr_storage client;
-	struct id_input      in;
+	/* The client, for its PTR lookup: TCP peers only, so no
+	 * sockaddr_storage (128 bytes) per session. */
+	union {
+		struct sockaddr     sa;
+		struct sockaddr_in  v4;
+		struct sockaddr_in6 v6;
+	}                    client;
+	struct id_addr       client_addr;
+	struct id_addr       our_addr;      /* family 0: unknown */
 	/* The current EHLO name and the previously accepted one (heap; NULL:
-	 * none). Heap, not arrays: an idle server holds tens of thousands of
-	 * sessions, and names are short. */
+	 * none). Heap, not arrays: names are short. */
 	char                *helo, *prev;
-	struct ans_store     st_ptr, st_a, st_aaaa, st_mx, st_paddr[ID_MAX_PTR];
-	struct qctx         *q[ID_MAX_LOOKUPS];
+	bool                 is_ehlo;
+	struct ans_store     st_ptr, st_a, st_aaaa, st_mx;
+	/* st_paddr[i]: the address lookup of the i-th selected PTR name
+	 * (ID_SLOT_PTR_ADDR, index i); n_paddr slots exist, the rest count
+	 * as never asked. Most clients have one PTR name, some none. */
+	struct ans_store    *st_paddr;
+	size_t               n_paddr;
+	struct qctx         *q;             /* lookups in flight */
+	size_t               nq;
 	struct event        *timer;
 	ident_ready_fn      *ready;
 	void                *arg;
@@ -51,15 +73,16 @@ struct ident {
 	bool                 expired;
 	/*
 	 * The verdict exists only inside one call (evaluate() ... release()):
-	 * it is a pure function of in, 4 KiB for its ten PTR-name slots, and
+	 * it is a pure function of the stores, 4 KiB for its ten PTR-name
+	 * slots, and
 	 * recomputing it costs microseconds. What outlives the call is the
 	 * client name (cname) that ident_client_name() reports.
 	 */
 	struct id_verdict   *v;
 	/* A refusal earned by an earlier HELO/EHLO name stays: a second HELO
-	 * must not wash it away (the Haraka#3040 bypass). */
-	bool                 sticky;
-	struct policy_decision sticky_d;
+	 * must not wash it away (the Haraka#3040 bypass). Heap (332 bytes),
+	 * NULL until a refusal sticks. */
+	struct policy_decision *sticky;
 	/* The current name was accepted by the session (not refused at EHLO
 	 * under smtpd_delay_reject = no); only accepted names count as the
 	 * previous name (consistency) and can earn a sticky refusal. */
@@ -78,17 +101,61 @@ static void store_free(struct ans_store *s)
 	memset(s, 0, sizeof *s);
 }
 
-static struct id_dns_answer *
-slot_answer(struct ident *id, enum id_lookup_slot slot, size_t index, struct ans_store **st)
+/* The store behind a lookup slot; PTR_ADDR slots are made on first use. */
+static struct ans_store *
+slot_store(struct ident *id, enum id_lookup_slot slot, size_t index)
 {
 	switch (slot) {
-	case ID_SLOT_PTR: *st = &id->st_ptr; return &id->in.ptr;
-	case ID_SLOT_HELO_A: *st = &id->st_a; return &id->in.helo_a;
-	case ID_SLOT_HELO_AAAA: *st = &id->st_aaaa; return &id->in.helo_aaaa;
-	case ID_SLOT_HELO_MX: *st = &id->st_mx; return &id->in.helo_mx;
-	case ID_SLOT_PTR_ADDR: *st = &id->st_paddr[index]; return &id->in.ptr_addr[index];
+	case ID_SLOT_PTR: return &id->st_ptr;
+	case ID_SLOT_HELO_A: return &id->st_a;
+	case ID_SLOT_HELO_AAAA: return &id->st_aaaa;
+	case ID_SLOT_HELO_MX: return &id->st_mx;
+	case ID_SLOT_PTR_ADDR:
+		if (index >= ID_MAX_PTR)
+			abort();
+		if (index >= id->n_paddr) {
+			id->st_paddr = xrealloc(id->st_paddr, (index + 1) * sizeof *id->st_paddr);
+			memset(id->st_paddr + id->n_paddr, 0,
+			    (index + 1 - id->n_paddr) * sizeof *id->st_paddr);
+			id->n_paddr = index + 1;
+		}
+		return &id->st_paddr[index];
 	}
 	abort();
+}
+
+static void
+answer_from(struct id_dns_answer *a, const struct ans_store *st)
+{
+	a->status = st->status;
+	a->n = st->n;
+	a->names = (const char *const *)st->names;
+	a->addrs = st->addrs;
+}
+
+/* The pure engine's input, from what the session keeps. It points into
+ * id's stores: valid until the next change to them. */
+static void
+build_input(const struct ident *id, struct id_input *in)
+{
+	memset(in, 0, sizeof *in);
+	in->helo = id->helo;
+	in->is_ehlo = id->is_ehlo;
+	in->prev_helo = id->prev;
+	in->client = id->client_addr;
+	in->our_names = &id->env->myhostname;
+	in->n_our_names = 1;
+	if (id->our_addr.family != 0) {
+		in->our_addrs = &id->our_addr;
+		in->n_our_addrs = 1;
+	}
+	in->ptr_match_exact = id->env->ptr_match_exact;
+	answer_from(&in->ptr, &id->st_ptr);
+	answer_from(&in->helo_a, &id->st_a);
+	answer_from(&in->helo_aaaa, &id->st_aaaa);
+	answer_from(&in->helo_mx, &id->st_mx);
+	for (size_t i = 0; i < id->n_paddr; i++)
+		answer_from(&in->ptr_addr[i], &id->st_paddr[i]);
 }
 
 static enum id_dns_status
@@ -103,15 +170,12 @@ map_status(enum dns_status s)
 	}
 }
 
-/* Fills one answer slot from a DNS result; family 0 = names (PTR, MX). */
+/* Fills one answer's store from a DNS result; family 0 = names (PTR, MX). */
 static void
-fill(struct id_dns_answer *a, struct ans_store *st, const struct dns_result *r, int family)
+fill(struct ans_store *st, const struct dns_result *r, int family)
 {
 	store_free(st);
-	a->status = map_status(r->status);
-	a->n = 0;
-	a->names = NULL;
-	a->addrs = NULL;
+	st->status = map_status(r->status);
 	if (r->status != DNS_OK)
 		return;
 	if (family == 0) {
@@ -119,8 +183,6 @@ fill(struct id_dns_answer *a, struct ans_store *st, const struct dns_result *r, 
 		for (size_t i = 0; i < r->n; i++)
 			if (r->rr[i].name)
 				st->names[st->n++] = xstrdup(r->rr[i].name);
-		a->names = (const char *const *)st->names;
-		a->n = st->n;
 	} else {
 		st->addrs = xcalloc(r->n ? r->n : 1, sizeof *st->addrs);
 		for (size_t i = 0; i < r->n; i++)
@@ -128,14 +190,24 @@ fill(struct id_dns_answer *a, struct ans_store *st, const struct dns_result *r, 
 			    id_addr_from_sockaddr((const struct sockaddr *)&r->rr[i].addr,
 			    sizeof r->rr[i].addr, &st->addrs[st->n]))
 				st->n++;
-		a->addrs = st->addrs;
-		a->n = st->n;
 		/* One family answered and this one failed: not NODATA. */
 		if (st->n == 0)
-			a->status = r->partial ? ID_DNS_SERVFAIL : ID_DNS_NODATA;
+			st->status = r->partial ? ID_DNS_SERVFAIL : ID_DNS_NODATA;
 	}
-	if (a->n == 0 && a->status == ID_DNS_OK)
-		a->status = ID_DNS_NODATA;
+	if (st->n == 0 && st->status == ID_DNS_OK)
+		st->status = ID_DNS_NODATA;
+}
+
+/* Takes c off id's list of lookups in flight (it stays allocated). */
+static void
+unlink_query(struct ident *id, struct qctx *c)
+{
+	for (struct qctx **pp = &id->q; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			id->nq--;
+			return;
+		}
 }
 
 static void start_lookups(struct ident *id);
@@ -146,21 +218,18 @@ on_answer(const struct dns_result *r, void *arg)
 {
 	struct qctx *c = arg;
 	struct ident *id = c->id;
-	struct ans_store *st;
-	struct id_dns_answer *a = slot_answer(id, c->lk.slot, c->lk.index, &st);
+	struct ans_store *st = slot_store(id, c->lk.slot, c->lk.index);
 	if (c->both) {
-		fill(&id->in.helo_a, &id->st_a, r, AF_INET);
-		fill(&id->in.helo_aaaa, &id->st_aaaa, r, AF_INET6);
+		fill(&id->st_a, r, AF_INET);
+		fill(&id->st_aaaa, r, AF_INET6);
 	} else if (c->lk.type == ID_LOOKUP_A) {
-		fill(a, st, r, AF_INET);
+		fill(st, r, AF_INET);
 	} else if (c->lk.type == ID_LOOKUP_AAAA) {
-		fill(a, st, r, AF_INET6);
+		fill(st, r, AF_INET6);
 	} else {
-		fill(a, st, r, 0);
+		fill(st, r, 0);
 	}
-	for (size_t i = 0; i < ID_MAX_LOOKUPS; i++)
-		if (id->q[i] == c)
-			id->q[i] = NULL;
+	unlink_query(id, c);
 	free(c);
 	id->cname_valid = false;
 	if (!id->expired)
@@ -174,34 +243,33 @@ start_lookups(struct ident *id)
 	if (id->dns == NULL)
 		return;
 	struct id_lookup lk[ID_MAX_LOOKUPS];
-	size_t n = identity_lookups(&id->in, id->env->checks, lk, ID_MAX_LOOKUPS);
+	struct id_input in;
+	build_input(id, &in);
+	size_t n = identity_lookups(&in, id->env->checks, lk, ID_MAX_LOOKUPS);
 	bool helo_pair = false;
 	for (size_t i = 0; i < n; i++) {
 		if (lk[i].slot == ID_SLOT_HELO_AAAA && helo_pair)
 			continue;   /* already covered by the merged A+AAAA lookup */
-		size_t k;
-		for (k = 0; k < ID_MAX_LOOKUPS && id->q[k] != NULL; k++)
-			;
-		if (k == ID_MAX_LOOKUPS)
+		if (id->nq >= ID_MAX_LOOKUPS)
 			break;
 		struct qctx *c = xcalloc(1, sizeof *c);
 		c->id = id;
 		c->lk = lk[i];
-		struct ans_store *st;
-		struct id_dns_answer *a = slot_answer(id, lk[i].slot, lk[i].index, &st);
-		a->status = ID_DNS_PENDING;
+		slot_store(id, lk[i].slot, lk[i].index)->status = ID_DNS_PENDING;
 		if (lk[i].slot == ID_SLOT_HELO_A) {
 			for (size_t j = 0; j < n; j++)
 				if (lk[j].slot == ID_SLOT_HELO_AAAA) {
 					c->both = true;
 					helo_pair = true;
-					id->in.helo_aaaa.status = ID_DNS_PENDING;
+					id->st_aaaa.status = ID_DNS_PENDING;
 				}
 		}
-		id->q[k] = c;
+		c->next = id->q;
+		id->q = c;
+		id->nq++;
 		switch (lk[i].type) {
 		case ID_LOOKUP_PTR:
-			c->q = dns_lookup_ptr(id->dns, (struct sockaddr *)&id->client, on_answer, c);
+			c->q = dns_lookup_ptr(id->dns, &id->client.sa, on_answer, c);
 			break;
 		case ID_LOOKUP_A:
 		case ID_LOOKUP_AAAA:
@@ -238,8 +306,10 @@ evaluate(struct ident *id)
 {
 	if (id->v != NULL)
 		return;         /* already evaluated in this call */
+	struct id_input in;
+	build_input(id, &in);
 	id->v = xmalloc(sizeof *id->v);
-	identity_evaluate(&id->in, id->env->psl, id->env->gp, id->v);
+	identity_evaluate(&in, id->env->psl, id->env->gp, id->v);
 	x_free(&id->cname);
 	for (size_t i = 0; i < id->v->n_ptr; i++)
 		if (id->v->ptr_confirmed[i]) {
@@ -271,10 +341,7 @@ exempt(struct ident *id)
 static bool
 in_flight(const struct ident *id)
 {
-	for (size_t i = 0; i < ID_MAX_LOOKUPS; i++)
-		if (id->q[i] != NULL)
-			return true;
-	return false;
+	return id->q != NULL;
 }
 
 static void
@@ -309,18 +376,15 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct ident *id = arg;
 	id->expired = true;
-	for (size_t i = 0; i < ID_MAX_LOOKUPS; i++) {
-		struct qctx *c = id->q[i];
-		if (c == NULL)
-			continue;
+	while (id->q != NULL) {
+		struct qctx *c = id->q;
+		id->q = c->next;
+		id->nq--;
 		dns_cancel(&c->q);
-		struct ans_store *st;
-		struct id_dns_answer *a = slot_answer(id, c->lk.slot, c->lk.index, &st);
-		a->status = ID_DNS_TIMEOUT;
+		slot_store(id, c->lk.slot, c->lk.index)->status = ID_DNS_TIMEOUT;
 		if (c->both)
-			id->in.helo_aaaa.status = ID_DNS_TIMEOUT;
+			id->st_aaaa.status = ID_DNS_TIMEOUT;
 		free(c);
-		id->q[i] = NULL;
 	}
 	id->cname_valid = false;
 	reevaluate(id);
@@ -342,23 +406,16 @@ ident_new(const struct ident_env *env, struct dns *dns, struct event_base *base,
 	id->ready = ready;
 	id->arg = arg;
 	socklen_t len = sockaddr_len(client);
-	memcpy(&id->client, client, len);
-	id_addr_from_sockaddr(client, len, &id->in.client);
-	id->in.our_names = &env->myhostname;
-	id->in.n_our_names = 1;
-	if (local != NULL) {
-		struct id_addr *ours = xcalloc(1, sizeof *ours);
-		if (id_addr_from_sockaddr(local, sockaddr_len(local), ours)) {
-			id->in.our_addrs = ours;
-			id->in.n_our_addrs = 1;
-		} else {
-			free(ours);
-		}
-	}
-	id->in.ptr_match_exact = env->ptr_match_exact;
+	if (len <= sizeof id->client)
+		memcpy(&id->client, client, len);
+	else
+		id->client.sa.sa_family = AF_UNSPEC;   /* no PTR to ask */
+	id_addr_from_sockaddr(client, len, &id->client_addr);
+	if (local != NULL && !id_addr_from_sockaddr(local, sockaddr_len(local), &id->our_addr))
+		memset(&id->our_addr, 0, sizeof id->our_addr);
 	if (dns == NULL) {
 		/* No resolver: DNS-based checks cannot be answered. */
-		id->in.ptr.status = ID_DNS_SERVFAIL;
+		id->st_ptr.status = ID_DNS_SERVFAIL;
 	}
 	start_lookups(id);
 	return id;
@@ -370,11 +427,11 @@ ident_free(struct ident **ip)
 	struct ident *id = *ip;
 	if (id == NULL)
 		return;
-	for (size_t i = 0; i < ID_MAX_LOOKUPS; i++) {
-		if (id->q[i]) {
-			dns_cancel(&id->q[i]->q);
-			free(id->q[i]);
-		}
+	while (id->q != NULL) {
+		struct qctx *c = id->q;
+		id->q = c->next;
+		dns_cancel(&c->q);
+		free(c);
 	}
 	if (id->timer)
 		event_free(id->timer);
@@ -382,9 +439,10 @@ ident_free(struct ident **ip)
 	store_free(&id->st_a);
 	store_free(&id->st_aaaa);
 	store_free(&id->st_mx);
-	for (size_t i = 0; i < ID_MAX_PTR; i++)
+	for (size_t i = 0; i < id->n_paddr; i++)
 		store_free(&id->st_paddr[i]);
-	free((void *)id->in.our_addrs);
+	free(id->st_paddr);
+	free(id->sticky);
 	free(id->v);
 	free(id->helo);
 	free(id->prev);
@@ -396,46 +454,42 @@ ident_free(struct ident **ip)
 void
 ident_helo(struct ident *id, const char *helo, bool is_ehlo)
 {
-	if (id->helo != NULL && id->helo[0] && id->accepted && !id->sticky) {
+	if (id->helo != NULL && id->helo[0] && id->accepted && id->sticky == NULL) {
 		struct policy_decision d;
 		evaluate(id);
 		policy_decide(&id->env->po, id->v, exempt(id), &d);
 		release(id);
 		if (d.outcome == POL_REJECT || d.outcome == POL_TEMPFAIL) {
-			id->sticky = true;
-			id->sticky_d = d;
+			id->sticky = xmalloc(sizeof *id->sticky);
+			*id->sticky = d;
 		}
 	}
 	if (id->accepted_name != NULL && id->accepted_name[0]) {
 		free(id->prev);
 		id->prev = xstrdup(id->accepted_name);
-		id->in.prev_helo = id->prev;
 	}
 	id->accepted = false;
 	free(id->helo);
 	id->helo = xstrndup(helo, strnlen(helo, 255));
-	id->in.helo = id->helo;
-	id->in.is_ehlo = is_ehlo;
+	id->is_ehlo = is_ehlo;
 	/* A new name needs its own forward lookups. */
-	for (size_t i = 0; i < ID_MAX_LOOKUPS; i++) {
-		struct qctx *c = id->q[i];
-		if (c && (c->lk.slot == ID_SLOT_HELO_A || c->lk.slot == ID_SLOT_HELO_AAAA ||
-		    c->lk.slot == ID_SLOT_HELO_MX)) {
+	for (struct qctx **pp = &id->q; *pp != NULL;) {
+		struct qctx *c = *pp;
+		if (c->lk.slot == ID_SLOT_HELO_A || c->lk.slot == ID_SLOT_HELO_AAAA ||
+		    c->lk.slot == ID_SLOT_HELO_MX) {
+			*pp = c->next;
+			id->nq--;
 			dns_cancel(&c->q);
 			free(c);
-			id->q[i] = NULL;
+		} else {
+			pp = &c->next;
 		}
 	}
 	store_free(&id->st_a);
 	store_free(&id->st_aaaa);
 	store_free(&id->st_mx);
-	memset(&id->in.helo_a, 0, sizeof id->in.helo_a);
-	memset(&id->in.helo_aaaa, 0, sizeof id->in.helo_aaaa);
-	memset(&id->in.helo_mx, 0, sizeof id->in.helo_mx);
-	if (id->dns == NULL) {
-		id->in.helo_a.status = id->in.helo_aaaa.status = ID_DNS_SERVFAIL;
-		id->in.helo_mx.status = ID_DNS_SERVFAIL;
-	}
+	if (id->dns == NULL)
+		id->st_a.status = id->st_aaaa.status = id->st_mx.status = ID_DNS_SERVFAIL;
 	id->cname_valid = false;
 	id->expired = false;
 	start_lookups(id);
@@ -475,7 +529,7 @@ ident_helo_accepted(struct ident *id)
 bool
 ident_helo_switch_ready(struct ident *id)
 {
-	if (!id->accepted || id->sticky || id->helo == NULL || id->helo[0] == '\0')
+	if (!id->accepted || id->sticky != NULL || id->helo == NULL || id->helo[0] == '\0')
 		return true;
 	struct policy_decision d;
 	evaluate(id);
@@ -496,8 +550,8 @@ ident_decide(struct ident *id, struct policy_decision *d)
 	evaluate(id);
 	policy_decide(&id->env->po, id->v, exempt(id), d);
 	release(id);
-	if (id->sticky && d->outcome != POL_REJECT) {
-		*d = id->sticky_d;
+	if (id->sticky != NULL && d->outcome != POL_REJECT) {
+		*d = *id->sticky;
 		return true;
 	}
 	if (d->would != POL_PENDING)
@@ -519,10 +573,12 @@ bool
 ident_auth_results(struct ident *id, struct buf *out)
 {
 	struct policy_decision d;
+	struct id_input in;
+	build_input(id, &in);
 	evaluate(id);
 	policy_decide(&id->env->po, id->v, exempt(id), &d);
 	bool ok = d.tag && !d.exempt &&
-	    identity_auth_results(out, id->env->myhostname, &id->in, id->v, "\n");
+	    identity_auth_results(out, id->env->myhostname, &in, id->v, "\n");
 	release(id);
 	if (ok)
 		buf_append_char(out, '\n');
