@@ -74,9 +74,8 @@ struct ident {
 	/*
 	 * The verdict exists only inside one call (evaluate() ... release()):
 	 * it is a pure function of the stores, 4 KiB for its ten PTR-name
-	 * slots, and
-	 * recomputing it costs microseconds. What outlives the call is the
-	 * client name (cname) that ident_client_name() reports.
+	 * slots, and recomputing it costs microseconds. What outlives the
+	 * call is the client name (cname) that ident_client_name() reports.
 	 */
 	struct id_verdict   *v;
 	/* A refusal earned by an earlier HELO/EHLO name stays: a second HELO
