@@ -52,6 +52,8 @@ import tempfile
 import threading
 import time
 
+from identity_bench import Unbound  # the test resolver, started and stopped by PID
+
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 SIZES = {'1k': 1024, '64k': 65536}
 MODES = {'persist': True, 'single': False}
@@ -978,25 +980,20 @@ def idle_identity(args):
     sessions are measured after dns_timeout (2 s) has passed, when every
     lookup is over.  Reported for information: Postfix answers the issue #2
     comparison without DNS lookups, as the other rows do."""
-    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          'tests', 'dns', 'unbound-test.sh')
     if not os.path.exists('/usr/sbin/unbound'):
         print('\n== idle sessions with the identity checks: skipped (no /usr/sbin/unbound) ==')
         return {'skipped': 'no unbound'}
-    ddir = os.path.join(args.tmp, 'dns-idle')
-    r = subprocess.run(['sh', script, 'start', ddir], stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True, timeout=60)
-    port = dict(kv.split('=', 1) for kv in r.stdout.split() if '=' in kv).get('PORT')
-    if r.returncode != 0 or port is None:
-        print(f'\n== idle sessions with the identity checks: unbound did not start ==\n{r.stdout}')
-        return {'ok': False, 'error': 'unbound: ' + r.stdout[-500:]}
+    try:
+        dns = Unbound(args.tmp, 'dns-idle')
+    except (subprocess.SubprocessError, IndexError, ValueError) as e:
+        print(f'\n== idle sessions with the identity checks: unbound did not start: {e} ==')
+        return {'ok': False, 'error': f'unbound: {e}'}
     try:
         return idle_one(args, 'STARTTLS off, identity checks on, not exempt', settle_s=3.0,
-                        settings=('helo_checks_exempt =', f'dns_forwarders = 127.0.0.1@{port}'),
+                        settings=('helo_checks_exempt =', f'dns_forwarders = 127.0.0.1@{dns.port}'),
                         informational=True)
     finally:
-        subprocess.run(['sh', script, 'stop', ddir], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=60)
+        dns.stop()
 
 
 def idle_one(args, label, tls=False, settings=(), settle_s=1.0, informational=False):

@@ -64,7 +64,6 @@ struct ident {
 	struct ans_store    *st_paddr;
 	size_t               n_paddr;
 	struct qctx         *q;             /* lookups in flight */
-	size_t               nq;
 	struct event        *timer;
 	ident_ready_fn      *ready;
 	void                *arg;
@@ -197,16 +196,25 @@ fill(struct ans_store *st, const struct dns_result *r, int family)
 		st->status = ID_DNS_NODATA;
 }
 
-/* Takes c off id's list of lookups in flight (it stays allocated). */
+/* Takes c, whose answer came, off id's list of lookups in flight. */
 static void
 unlink_query(struct ident *id, struct qctx *c)
 {
 	for (struct qctx **pp = &id->q; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == c) {
 			*pp = c->next;
-			id->nq--;
 			return;
 		}
+}
+
+/* Cancels the lookup at *pp and takes it off its list. */
+static void
+cancel_query(struct qctx **pp)
+{
+	struct qctx *c = *pp;
+	*pp = c->next;
+	dns_cancel(&c->q);
+	free(c);
 }
 
 static void start_lookups(struct ident *id);
@@ -245,11 +253,14 @@ start_lookups(struct ident *id)
 	struct id_input in;
 	build_input(id, &in);
 	size_t n = identity_lookups(&in, id->env->checks, lk, ID_MAX_LOOKUPS);
+	size_t nq = 0;
+	for (const struct qctx *c = id->q; c != NULL; c = c->next)
+		nq++;
 	bool helo_pair = false;
 	for (size_t i = 0; i < n; i++) {
 		if (lk[i].slot == ID_SLOT_HELO_AAAA && helo_pair)
 			continue;   /* already covered by the merged A+AAAA lookup */
-		if (id->nq >= ID_MAX_LOOKUPS)
+		if (nq >= ID_MAX_LOOKUPS)
 			break;
 		struct qctx *c = xcalloc(1, sizeof *c);
 		c->id = id;
@@ -265,7 +276,7 @@ start_lookups(struct ident *id)
 		}
 		c->next = id->q;
 		id->q = c;
-		id->nq++;
+		nq++;
 		switch (lk[i].type) {
 		case ID_LOOKUP_PTR:
 			c->q = dns_lookup_ptr(id->dns, &id->client.sa, on_answer, c);
@@ -376,14 +387,11 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 	struct ident *id = arg;
 	id->expired = true;
 	while (id->q != NULL) {
-		struct qctx *c = id->q;
-		id->q = c->next;
-		id->nq--;
-		dns_cancel(&c->q);
+		const struct qctx *c = id->q;
 		slot_store(id, c->lk.slot, c->lk.index)->status = ID_DNS_TIMEOUT;
 		if (c->both)
 			id->st_aaaa.status = ID_DNS_TIMEOUT;
-		free(c);
+		cancel_query(&id->q);
 	}
 	id->cname_valid = false;
 	reevaluate(id);
@@ -426,12 +434,8 @@ ident_free(struct ident **ip)
 	struct ident *id = *ip;
 	if (id == NULL)
 		return;
-	while (id->q != NULL) {
-		struct qctx *c = id->q;
-		id->q = c->next;
-		dns_cancel(&c->q);
-		free(c);
-	}
+	while (id->q != NULL)
+		cancel_query(&id->q);
 	if (id->timer)
 		event_free(id->timer);
 	store_free(&id->st_ptr);
@@ -473,16 +477,11 @@ ident_helo(struct ident *id, const char *helo, bool is_ehlo)
 	id->is_ehlo = is_ehlo;
 	/* A new name needs its own forward lookups. */
 	for (struct qctx **pp = &id->q; *pp != NULL;) {
-		struct qctx *c = *pp;
-		if (c->lk.slot == ID_SLOT_HELO_A || c->lk.slot == ID_SLOT_HELO_AAAA ||
-		    c->lk.slot == ID_SLOT_HELO_MX) {
-			*pp = c->next;
-			id->nq--;
-			dns_cancel(&c->q);
-			free(c);
-		} else {
-			pp = &c->next;
-		}
+		enum id_lookup_slot slot = (*pp)->lk.slot;
+		if (slot == ID_SLOT_HELO_A || slot == ID_SLOT_HELO_AAAA || slot == ID_SLOT_HELO_MX)
+			cancel_query(pp);
+		else
+			pp = &(*pp)->next;
 	}
 	store_free(&id->st_a);
 	store_free(&id->st_aaaa);
