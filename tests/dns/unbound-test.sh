@@ -1,12 +1,14 @@
 #!/bin/sh
 # Start or stop the test resolver (tests/dns/unbound.conf.in) on loopback.
 #
-#   unbound-test.sh start DIR   fill the template into DIR/unbound.conf with a
-#                               free port, check it, start unbound in the
+#   unbound-test.sh start DIR   start slow-auth.py (the delaying server that
+#                               unbound stub-delegates one zone to), fill the
+#                               template into DIR/unbound.conf with a free
+#                               port, check it, start unbound in the
 #                               background (bounded by timeout 1800), wait
 #                               until it answers; prints "PORT=<n>" and
 #                               "PID=<pid>" and writes DIR/port.
-#   unbound-test.sh stop DIR    kill the instance started in DIR, by PID.
+#   unbound-test.sh stop DIR    kill both started in DIR, by PID.
 #
 # Exit status 77 (the meson/automake "skip" code) if unbound is not installed.
 set -eu
@@ -38,11 +40,23 @@ start() {
 	[ -x "$unbound" ] || { echo "unbound-test: $unbound not installed" >&2; exit 77; }
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd)
+	# The slow server picks its own port and writes it (renamed into place).
+	rm -f "$dir/slow.port"
+	/usr/bin/python3 "$here/slow-auth.py" "$dir/slow.port" \
+	    >"$dir/slow.log" 2>&1 </dev/null &
+	echo $! >"$dir/slow.pid"
+	i=0
+	while [ ! -s "$dir/slow.port" ] && [ $i -lt 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	[ -s "$dir/slow.port" ] || { echo "unbound-test: slow-auth.py did not start" >&2; cat "$dir/slow.log" >&2; stop "$dir"; exit 1; }
+	slowport=$(cat "$dir/slow.port")
 	tries=0
 	while :; do
 		port=$(free_port)
 		[ -n "$port" ] || { echo "unbound-test: no free port" >&2; exit 1; }
-		sed -e "s|@PORT@|$port|g" -e "s|@DIR@|$dir|g" \
+		sed -e "s|@PORT@|$port|g" -e "s|@SLOWPORT@|$slowport|g" -e "s|@DIR@|$dir|g" \
 		    "$here/unbound.conf.in" >"$dir/unbound.conf"
 		/usr/sbin/unbound-checkconf "$dir/unbound.conf" >"$dir/checkconf.log" 2>&1 ||
 		    { cat "$dir/checkconf.log" >&2; exit 1; }
@@ -69,17 +83,18 @@ start() {
 			i=$((i + 1))
 		done
 		# Lost a race for the port, or it did not come up: retry a few times.
-		stop "$dir" || true
+		stop_unbound "$dir" || true
 		tries=$((tries + 1))
 		if [ $tries -ge 3 ]; then
 			echo "unbound-test: unbound did not start; log:" >&2
 			cat "$dir/unbound.log" "$dir/unbound.stdout" >&2 || true
+			stop "$dir" || true
 			exit 1
 		fi
 	done
 }
 
-stop() {
+stop_unbound() {
 	dir=$1
 	if [ -s "$dir/unbound.pid" ]; then
 		pid=$(cat "$dir/unbound.pid")
@@ -95,6 +110,15 @@ stop() {
 		kill "$w" 2>/dev/null || true
 	fi
 	rm -f "$dir/unbound.pid" "$dir/wrapper.pid"
+}
+
+stop() {
+	dir=$1
+	stop_unbound "$dir"
+	if [ -s "$dir/slow.pid" ]; then
+		kill "$(cat "$dir/slow.pid")" 2>/dev/null || true
+	fi
+	rm -f "$dir/slow.pid"
 }
 
 case "${1:-}" in

@@ -232,6 +232,28 @@ def test_dropped_query_deadline():
           "no HELO reject line with 450 4.7.1")
 
 
+def test_late_ptr_then_dropped_lookup():
+    """127.0.0.16's PTR answer comes 0.8 s late (tests/dns/slow-auth.py),
+    and the address lookup of the name it gives (under timeout.test) is then
+    dropped.  Each query is inside the DNS layer's per-query deadline (1 s
+    from its own start), so only the session's deadline (ident.c, armed when
+    RCPT waits for the verdict) holds the RCPT reply to about 1 s after the
+    RCPT; the per-query deadlines alone would let it come at 1.8 s."""
+    srv = Server(identity_settings({"fcrdns": "reject", "ptr": "tag"}, dns_timeout="1s"))
+    c = connect(srv, "127.0.0.16")
+    check(c.greeting_time < 0.5, "greeting took %.2fs: it waited for DNS" % c.greeting_time)
+    c.ehlo("mx.good.test")
+    c.cmd("MAIL FROM:<sender@sender.test>", 250)
+    dt, code, lines = c.timed("RCPT TO:<bob@example.test>")
+    eq((code, lines[-1][4:10]), (450, "4.7.25"), "RCPT reply after a late PTR and a dropped lookup")
+    check(dt > 0.8, "RCPT reply took %.2fs: it did not wait for the lookups" % dt)
+    check(dt < 1.5, "RCPT reply took %.2fs (session deadline 1s)" % dt)
+    c.cmd("QUIT", 221)
+    d = identity_line(srv, "127.0.0.16")
+    # The PTR did come: it is the address lookup that timed out.
+    expect_results(d, {"ptr": "pass", "fcrdns": "temperror"})
+
+
 def test_half_close_while_parked():
     """A client pipelines MAIL, RCPT and QUIT and half-closes its side
     (shutdown SHUT_WR) while the RCPT waits for a dropped PTR query: the
