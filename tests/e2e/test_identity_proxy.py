@@ -10,7 +10,7 @@ untrusted host's PROXY line is just an unknown command.
 import re
 import time
 
-from ehlotest import Server, check, eq, main
+from ehlotest import Server, check, eq, main, wait_until
 from identhelp import (connect, identity_line, identity_settings, log_lines, only_message,
                        received, swaks)
 
@@ -137,6 +137,10 @@ def test_bad_header_from_trusted_host():
         check(c.closed(5.0), "connection not closed after bad header %d %r" % (i, hdr))
         check(not c.buf.startswith(b"220"), "greeting sent after bad header %r: %r" % (hdr, c.buf))
         c.close()
+    # The client sees the close before ehlod's batched log write of that
+    # loop pass reaches the file: wait for the last line.
+    wait_until(lambda: len(log_lines(srv, "PROXY header error from")) >= len(BAD_HEADERS), 5,
+               what="%d PROXY error lines" % len(BAD_HEADERS))
     eq(len(log_lines(srv, "PROXY header error from")), len(BAD_HEADERS), "PROXY error lines")
     eq(log_lines(srv, " identity "), [], "identity evaluated for a dropped connection")
     rc, out = swaks_proxy(srv, 1, "TCP4", "127.0.0.2", "mx.good.test", sport=40005)
@@ -153,7 +157,7 @@ def test_header_timeout():
     check(c.closed(5.0), "connection still open 5s after a partial header")
     dt = time.monotonic() - t0
     check(0.8 < dt < 2.5, "partial header dropped after %.2fs (timeout 1s)" % dt)
-    check(log_lines(srv, "PROXY header timeout from"), "no timeout line")
+    wait_until(lambda: log_lines(srv, "PROXY header timeout from"), 5, what="the timeout line")
 
 
 if __name__ == "__main__":
