@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """
 The daemon as an operator sees it: `ehlod -t` and `ehlod -n`, SIGHUP reload
-(new sessions see the new configuration, a live session is not dropped), and
-SIGTERM (idle sessions get 421, the process exits 0).
+(new sessions see the new configuration and its limits, a live session is
+not dropped), and SIGTERM (idle sessions get 421, a message in DATA may
+finish first, the process exits 0).
 """
 import os
 import signal
@@ -95,6 +96,63 @@ def test_sighup_reload():
     c = Client(srv.port)
     eq(c.greeting, ["220 mx.example.test ESMTP second"], "greeting after a failed reload")
     c.cmd("QUIT", 221)
+
+
+def test_sighup_reload_applies_limits():
+    """A reload changes what new sessions are held to, not only what they
+    are told: after message_size_limit and smtpd_recipient_limit are
+    lowered, EHLO advertises the new SIZE, a second recipient is refused
+    (452 4.5.3) and a message over the new limit gets 552 5.3.4."""
+    srv = Server({"message_size_limit": "100000", "smtpd_recipient_limit": "5"})
+    c = Client(srv.port)
+    eq([l for l in c.ehlo() if "SIZE" in l][0][4:], "SIZE 100000", "SIZE before reload")
+    c.cmd("QUIT", 221)
+
+    srv.settings["message_size_limit"] = "2000"
+    srv.settings["smtpd_recipient_limit"] = "1"
+    srv.write_config()
+    mark = len(srv.maillog())
+    srv.signal(signal.SIGHUP)
+    srv.wait_log("reloaded configuration", since=mark)
+    c = Client(srv.port)
+    eq([l for l in c.ehlo() if "SIZE" in l][0][4:], "SIZE 2000", "SIZE after reload")
+    c.cmd("MAIL FROM:<alice@sender.test>", 250)
+    c.cmd("RCPT TO:<one@%s>" % DOMAIN, 250)
+    c.cmd("RCPT TO:<two@%s>" % DOMAIN, 452, "4.5.3")
+    c.cmd("DATA", 354)
+    c.send(b"Subject: big\r\n\r\n" + b"x" * 76 + b"\r\n" * 1 + (b"y" * 78 + b"\r\n") * 40 + b".\r\n")
+    c.expect(552, "5.3.4")
+    c.cmd("QUIT", 221)
+    eq(srv.messages("one@" + DOMAIN), [], "message over the reloaded size limit")
+
+
+def test_sigterm_lets_data_finish():
+    """SIGTERM is a graceful stop: an idle session gets 421 at once, but a
+    session in the middle of DATA may finish its message, which is
+    delivered and acknowledged (250), and only then gets 421 4.3.2; then
+    ehlod exits 0."""
+    srv = Server()
+    idle = Client(srv.port)
+    idle.ehlo()
+    busy = Client(srv.port)
+    busy.ehlo()
+    busy.cmd("MAIL FROM:<alice@sender.test>", 250)
+    busy.cmd("RCPT TO:<inflight@%s>" % DOMAIN, 250)
+    busy.cmd("DATA", 354)
+    busy.send(b"Subject: in flight\r\n\r\nfirst line\r\n")
+    mark = len(srv.maillog())
+    srv.signal(signal.SIGTERM)
+    idle.expect(421, "4.3.2")
+    check(idle.closed(), "idle session not closed at shutdown")
+    busy.send(b"second line\r\n.\r\n")
+    busy.expect(250)
+    busy.expect(421, "4.3.2")
+    check(busy.closed(), "session not closed after its message at shutdown")
+    eq(srv.wait_exit(20), 0, "ehlod exit status after SIGTERM")
+    eq([strip_received(m) for m in srv.messages("inflight@" + DOMAIN)],
+       [b"Subject: in flight\n\nfirst line\nsecond line\n"], "message finished during shutdown")
+    check("closing at shutdown deadline" not in srv.maillog()[mark:],
+          "a session was cut at the shutdown deadline")
 
 
 def test_sigterm():

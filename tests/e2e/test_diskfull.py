@@ -4,6 +4,8 @@ Local trouble never becomes a 250: with the Maildir file system full the
 client gets 452 4.3.1 (RFC 3463 "mail system full"), nothing appears in
 new/, and the same session delivers again once space is back. Uses a tiny
 tmpfs mounted for the test (needs root; skipped where mount is refused).
+Any other delivery error gives 451 4.3.0, for every recipient of the
+message.
 """
 import os
 import subprocess
@@ -57,6 +59,39 @@ def test_disk_full_gives_452():
         srv.stop()
     finally:
         subprocess.run(["umount", "-l", mnt], capture_output=True, timeout=30)
+
+
+def test_io_error_gives_451():
+    """Any other delivery error is 451 4.3.0, never 250, and all or
+    nothing: bad@'s Maildir has a regular file where tmp/ should be (open
+    fails with ENOTDIR), so a message to good@ and bad@ together is
+    refused, and good@'s new/ stays empty too. Once the Maildir is
+    repaired the same session delivers to both."""
+    srv = Server()
+    bad = srv.maildir("bad@" + DOMAIN)
+    os.makedirs(os.path.join(bad, "new"))
+    os.makedirs(os.path.join(bad, "cur"))
+    with open(os.path.join(bad, "tmp"), "w") as f:
+        f.write("not a directory\n")
+    c = Client(srv.port)
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@sender.test>", 250)
+    c.cmd("RCPT TO:<good@%s>" % DOMAIN, 250)
+    c.cmd("RCPT TO:<bad@%s>" % DOMAIN, 250)
+    c.cmd("DATA", 354)
+    c.send(b"Subject: broken mailbox\r\n\r\nhello\r\n.\r\n")
+    c.expect(451, "4.3.0")
+    eq(srv.messages("good@" + DOMAIN), [], "good@'s new/ after the refused message")
+    eq(srv.messages("bad@" + DOMAIN), [], "bad@'s new/ after the refused message")
+    eq(srv.tmp_files("good@" + DOMAIN), [], "files left in good@'s tmp/")
+    srv.wait_log("delivery failed")
+    os.unlink(os.path.join(bad, "tmp"))
+    os.mkdir(os.path.join(bad, "tmp"))
+    c.send_message("a@sender.test", ["good@" + DOMAIN, "bad@" + DOMAIN],
+                   b"Subject: repaired\r\n\r\nhello\r\n")
+    eq(len(srv.messages("good@" + DOMAIN)), 1, "good@'s messages after the repair")
+    eq(len(srv.messages("bad@" + DOMAIN)), 1, "bad@'s messages after the repair")
+    c.cmd("QUIT", 221)
 
 
 if __name__ == "__main__":

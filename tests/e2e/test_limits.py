@@ -2,11 +2,13 @@
 """
 Command-level behaviour over a raw socket: line limits (RFC 5321
 §4.5.3.1.4), NUL and bare line ends in commands, the error limit, the
-per-client connection limit, the command timeout, HELO versus EHLO, the EHLO
-keyword list and smtpd_discard_ehlo_keywords, 503 sequencing, and which
-recipients are accepted (local domains, virtual_mailbox_maps, postmaster).
+per-client and total connection limits, the command and DATA timeouts,
+HELO versus EHLO, the EHLO keyword list and smtpd_discard_ehlo_keywords,
+503 sequencing, and which recipients are accepted (local domains,
+virtual_mailbox_maps, postmaster).
 """
 import os
+import socket
 import time
 
 from ehlotest import Server, Client, check, eq, fail, main, strip_received, wait_until, DOMAIN
@@ -156,6 +158,65 @@ def test_command_timeout():
     srv.wait_log("timeout after EHLO from unknown[127.0.0.1]")
 
 
+def test_data_timeout_apart_from_command_timeout():
+    """smtpd_data_timeout, not smtpd_timeout, bounds a read inside DATA
+    (RFC 5321 §4.5.3.2.6: 3 minutes per data block, against 5 for a
+    command): a transfer that pauses longer than the command timeout but
+    less than the data timeout is delivered, and the other way round a
+    stall is cut at the data timeout."""
+    srv = Server({"smtpd_timeout": "1s", "smtpd_data_timeout": "4s"})
+    c = Client(srv.port)
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@sender.test>", 250)
+    c.cmd("RCPT TO:<pause@%s>" % DOMAIN, 250)
+    c.cmd("DATA", 354)
+    c.send(b"Subject: pause\r\n\r\nfirst half, ")
+    time.sleep(2.0)                            # over smtpd_timeout, under the data timeout
+    c.send(b"second half\r\n.\r\n")
+    c.expect(250)
+    c.cmd("QUIT", 221)
+    eq(len(srv.messages("pause@" + DOMAIN)), 1, "messages after a pause inside DATA")
+
+    srv2 = Server({"smtpd_timeout": "5s", "smtpd_data_timeout": "1s"})
+    c = Client(srv2.port)
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@sender.test>", 250)
+    c.cmd("RCPT TO:<stall@%s>" % DOMAIN, 250)
+    c.cmd("DATA", 354)
+    c.send(b"Subject: stall\r\n\r\n")
+    t0 = time.monotonic()
+    c.expect(421, "4.4.2")
+    dt = time.monotonic() - t0
+    check(0.8 <= dt < 3.5, "DATA stall cut after %.2fs (smtpd_data_timeout 1s, smtpd_timeout 5s)" % dt)
+    check(c.closed(), "connection not closed after the DATA timeout")
+
+
+def test_connection_limit_total():
+    """smtpd_max_connections bounds the sessions of all clients together:
+    the one over it gets 421 4.7.0 and is closed, and an ended session
+    frees its place. The per-client limit is off, so only the total
+    counts."""
+    srv = Server({"smtpd_max_connections": "2", "smtpd_client_connection_count_limit": "0"})
+    a = Client(srv.port, source=("127.0.0.2", 0))
+    b = Client(srv.port, source=("127.0.0.3", 0))
+    over = Client(srv.port, greeting=False, source=("127.0.0.4", 0))
+    over.expect(421, "4.7.0")
+    check(over.closed(), "connection over smtpd_max_connections not closed")
+    a.ehlo()
+    b.ehlo()
+    a.cmd("QUIT", 221)
+    check(a.closed(), "QUIT did not close")
+
+    def admitted():
+        e = Client(srv.port, greeting=False, source=("127.0.0.5", 0))
+        code, _ = e.reply()
+        e.close()
+        return code == 220
+    wait_until(admitted, 10, step=0.2, what="a new session once one of two ended")
+    b.cmd("NOOP", 250)
+    b.cmd("QUIT", 221)
+
+
 def test_peer_stops_mid_command_and_mid_data():
     """A half-sent command line, or a DATA transfer that stalls, cannot
     hold a session: 421 4.4.2 at the configured timeout, then close, and
@@ -178,6 +239,46 @@ def test_peer_stops_mid_command_and_mid_data():
     check(c.closed(), "connection not closed after the DATA timeout")
     srv.wait_log("timeout after DATA")
     eq(srv.messages("stall@" + DOMAIN), [], "messages from the stalled transfer")
+
+
+def test_peer_text_escaped():
+    """What the client chose never reaches a header or the log raw: in
+    Received: the EHLO name's parentheses, backslash, semicolon and
+    control bytes become \\xNN (they would change the header's structure,
+    RFC 5322 §3.2.2), and in log lines control bytes and backslashes do
+    (a terminal escape or a forged line end in an operator's log). The
+    PREGREET line escapes early bytes the same way."""
+    name = "a(b)\\c;d\x1bz\x07"
+    # The syntax check refuses such a name (at RCPT: smtpd_delay_reject),
+    # and the reject line names it.
+    srv0 = Server()
+    c = Client(srv0.port)
+    c.cmd("EHLO " + name, 250)
+    c.cmd("MAIL FROM:<x@sender.test>", 250)
+    c.cmd("RCPT TO:<esc@%s>" % DOMAIN, 501, "5.5.2")
+    c.cmd("QUIT", 221)
+    line = srv0.wait_log("NOQUEUE: reject: RCPT from")
+    check("helo=<a(b)\\x5cc;d\\x1bz\\x07>" in line, "reject line does not escape: %r" % line)
+    # With it off, the name is accepted and goes into Received:.
+    srv = Server({"helo_check_syntax": "off"})
+    c = Client(srv.port)
+    c.cmd("EHLO " + name, 250)
+    c.send_message("x@sender.test", ["esc@" + DOMAIN], b"Subject: esc\r\n\r\nhi\r\n")
+    msg = srv.messages("esc@" + DOMAIN)[0]
+    check(msg.startswith(b"Received: from a\\x28b\\x29\\x5cc\\x3bd\\x1bz\\x07 ("),
+          "Received: does not escape the EHLO name: %r" % msg[:120])
+    c.cmd("QUIT", 221)
+
+    srv2 = Server({"smtpd_greet_pause": "500ms"})
+    s = socket.create_connection(("127.0.0.1", srv2.port), timeout=10)
+    s.sendall(b"\x1b[31mEHLO\x07\r\n")
+    line = srv2.wait_log("PREGREET")
+    s.close()
+    check(line.endswith("\\x1b[31mEHLO\\x07\\x0d\\x0a"), "PREGREET line does not escape: %r" % line)
+    for server in (srv0, srv, srv2):
+        with open(server.logfile, "rb") as f:
+            raw = f.read()
+        check(b"\x1b" not in raw and b"\x07" not in raw, "a raw control byte in the log")
 
 
 def test_helo_and_esmtp_parameters():

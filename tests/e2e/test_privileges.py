@@ -12,12 +12,17 @@ import signal
 from ehlotest import Server, Client, Skip, check, eq, main, DOMAIN
 
 
-def status_uids(pid):
+def status_ids(pid, field):
+    """The numbers of /proc/PID/status's Uid:, Gid: or Groups: line."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("Uid:"):
+            if line.startswith(field + ":"):
                 return [int(x) for x in line.split()[1:]]
     return []
+
+
+def status_uids(pid):
+    return status_ids(pid, "Uid")
 
 
 def test_runs_as_mail_owner():
@@ -38,6 +43,12 @@ def test_runs_as_mail_owner():
     srv.start()
     uids = status_uids(srv.pid)
     eq(uids, [nobody.pw_uid] * 4, "real/effective/saved/fs uid of ehlod")
+    # The groups go too: root's gid 0 or its supplementary groups left
+    # behind would keep group access to root's files after the drop.
+    eq(status_ids(srv.pid, "Gid"), [nobody.pw_gid] * 4, "real/effective/saved/fs gid of ehlod")
+    eq(sorted(status_ids(srv.pid, "Groups")),
+       sorted(set(os.getgrouplist("nobody", nobody.pw_gid))),
+       "supplementary groups of ehlod (the mail owner's own)")
     c = Client(srv.port)
     c.ehlo()
     c.send_message("a@sender.test", ["owner@" + DOMAIN], b"Subject: x\r\n\r\nhi\r\n")
