@@ -36,6 +36,9 @@ def test_check_config():
         ("badvalue.conf", "myhostname = mx.example.test\n\nmessage_size_limit = lots\n", 3),
         ("unknown.conf", "myhostname = mx.example.test\nno_such_setting_here = 1\n", 2),
         ("badenum.conf", "# x\n# y\n# z\nsmtpd_forbid_bare_newline = maybe\n", 4),
+        # Below the setting's minimum: 0 errors would end every session
+        # at its first mistyped command.
+        ("zerolimit.conf", "myhostname = mx.example.test\nsmtpd_hard_error_limit = 0\n", 2),
     ]
     for name, text, line in cases:
         path = write(os.path.join(d, name), text)
