@@ -828,8 +828,10 @@ smtp_server_feed(struct smtp_server *s, const char *in, size_t n, size_t *used)
 				 * not refused: many clients send DATA and content together. */
 				if (off < n && ((flags & CF_ENDS_GROUP) ||
 				    !(active_ext(s) & EXT_PIPELINING)) && s->state != SS_DATA &&
-				    s->state != SS_BDAT)
+				    s->state != SS_BDAT && !s->improper_pipelining) {
 					s->improper_pipelining = true;
+					s->improper_after = s->pending_cmd;
+				}
 				break;
 			}
 			case LR_TOO_LONG:

@@ -138,7 +138,11 @@ struct smtp_server {
 	unsigned          cmd_total[CMD_COUNT], cmd_ok[CMD_COUNT];
 	uint64_t          plaintext_discarded; /* set by the session at STARTTLS */
 	uint64_t          bare_lf_commands;    /* command lines with bare LF/CR */
-	bool              improper_pipelining; /* commands after a group-ending command */
+	/* RFC 2920 §3.1: more input in the same read after a command that
+	 * ends a group (or any command without PIPELINING). Set once, with
+	 * the command after which it happened; the session logs and counts it. */
+	bool              improper_pipelining;
+	enum smtp_cmd     improper_after;
 };
 
 /* Creates a machine in SS_INIT. The strings in o must outlive it. */

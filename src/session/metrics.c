@@ -61,6 +61,10 @@ on_metrics(struct evhttp_request *req, void *arg)
 	    atomic_load(&st->starttls_injection));
 	counter(b, "ehlo_smtpd_pregreet_total", "Clients that talked before the greeting.",
 	    atomic_load(&st->pregreet));
+	counter(b, "ehlo_smtpd_improper_pipelining_total",
+	    "Sessions that sent more commands after one that must end a pipelined group "
+	    "(RFC 2920 section 3.1), or pipelined without PIPELINING.",
+	    atomic_load(&st->improper_pipelining));
 	counter(b, "ehlo_smtpd_output_blocked_total",
 	    "Sessions that stopped executing commands because the client did not read "
 	    "its replies (more than 64 KiB pending).",

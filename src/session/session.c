@@ -109,6 +109,7 @@ struct session {
 	struct tls_info    *tlsinfo;        /* once TLS is up (heap) */
 	bool                greeted;
 	bool                pregreet_logged;
+	bool                improper_logged;
 	bool                busy;           /* an asynchronous decision is pending */
 	bool                closing;        /* last reply queued; freed after flush */
 	bool                in_handshake;
@@ -902,6 +903,33 @@ handle_event(struct session *s, enum smtp_event ev)
 		close_after_flush(s);
 }
 
+/* RFC 2920 §3.1: logged (once per session, with what followed) and
+ * counted, not refused, as Postfix does: many clients send DATA and the
+ * content together, while a spam engine that writes a whole transaction
+ * without reading replies shows up here. */
+static void
+log_improper_pipelining(struct session *s)
+{
+	s->improper_logged = true;
+	atomic_fetch_add(&s->w->d->stats.improper_pipelining, 1);
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t k = evbuffer_get_length(in);
+	if (k > 64)
+		k = 64;
+	unsigned char *p = k > 0 ? evbuffer_pullup(in, (ev_ssize_t)k) : NULL;
+	struct buf b = BUF_INIT;
+	if (p != NULL)
+		log_sanitize(&b, p, k, 64);
+	char verb[16];
+	snprintf(verb, sizeof verb, "%s", smtp_cmd_name(s->srv->improper_after));
+	for (char *c = verb; *c; c++)
+		if (*c >= 'a' && *c <= 'z')
+			*c = (char)(*c - 'a' + 'A');
+	log_info("%s improper command pipelining after %s from %s: %s", s->sid, verb,
+	    s->client, buf_cstr(&b));
+	buf_free(&b);
+}
+
 static void
 process_input(struct session *s)
 {
@@ -926,6 +954,8 @@ process_input(struct session *s)
 		evbuffer_drain(in, used);
 		if (s->srv->pending_cmd < CMD_COUNT)
 			s->last_cmd = s->srv->pending_cmd;
+		if (s->srv->improper_pipelining && !s->improper_logged)
+			log_improper_pipelining(s);
 		check_budget(s);
 		if (ev != SRV_EV_NONE) {
 			handle_event(s, ev);

@@ -57,6 +57,11 @@ def test_metrics_follow_sessions():
     eq(m1["ehlo_smtpd_connections_rejected_total"], 1, "connections_rejected_total")
     # An identity refusal (fqdn = reject, applied at RCPT).
     c2.cmd("EHLO localhost", 250)
+    # NOOP ends a group: a second command in the same write is improper
+    # pipelining (RFC 2920 §3.1), counted once per session.
+    c2.send(b"NOOP\r\nNOOP\r\nNOOP\r\n")
+    for _ in range(3):
+        c2.expect(250)
     c2.cmd("MAIL FROM:<a@sender.test>", 250)
     c2.cmd("RCPT TO:<x@%s>" % DOMAIN, 504)
     c.cmd("QUIT", 221)
@@ -67,6 +72,7 @@ def test_metrics_follow_sessions():
     eq(m2["ehlo_smtpd_connects_total"], 2, "connects_total")
     eq(m2["ehlo_smtpd_disconnects_total"], 2, "disconnects_total")
     eq(m2['ehlo_smtpd_helo_checks_total{outcome=reject}'], 1, "identity rejects")
+    eq(m2["ehlo_smtpd_improper_pipelining_total"], 1, "sessions with improper pipelining")
 
 
 def test_metrics_off_by_default():

@@ -45,6 +45,38 @@ def test_pipelined_groups():
         eq(strip_received(msgs[0]), to_lf(body(tag)), "message for %s" % rcpt)
 
 
+def test_improper_pipelining_logged():
+    """RFC 2920 §3.1: EHLO ends a command group, so a client that writes
+    EHLO and MAIL together has not waited for the EHLO reply. Like Postfix,
+    ehlod serves it normally but logs it, once per session, with the
+    command after which it happened and what followed (escaped). Proper
+    groups (MAIL, RCPT, DATA together; the content with the end of data)
+    log nothing."""
+    srv = Server()
+    c = Client(srv.port)
+    c.ehlo()
+    c.send(b"MAIL FROM:<a@sender.test>\r\nRCPT TO:<p@example.test>\r\nDATA\r\n")
+    eq(codes(c, 3), [250, 250, 354], "replies to a proper group")
+    c.send(b"Subject: proper\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+    eq(codes(c, 2), [250, 221], "replies to the content and QUIT")
+    check(c.closed(), "QUIT did not close")
+    srv.wait_log("disconnect from")
+    check("improper command pipelining" not in srv.maillog(),
+          "proper pipelining logged as improper:\n%s" % srv.maillog())
+
+    c = Client(srv.port)
+    c.send(b"EHLO client.example.test\r\nMAIL FROM:<a@sender.test>\r\nNOOP\r\nNOOP\r\n")
+    eq(codes(c, 4), [250, 250, 250, 250], "replies to EHLO, MAIL and two NOOPs sent together")
+    c.cmd("QUIT", 221)
+    line = srv.wait_log("improper command pipelining")
+    check(line.endswith("improper command pipelining after EHLO from unknown[127.0.0.1]: "
+                        "MAIL FROM:<a@sender.test>\\x0d\\x0aNOOP\\x0d\\x0aNOOP\\x0d\\x0a"),
+          "improper pipelining line: %r" % line)
+    srv.wait_log("disconnect from", since=srv.maillog().index(line))
+    eq(srv.maillog().count("improper command pipelining"), 1,
+       "improper pipelining lines for one session (NOOP, NOOP was improper too)")
+
+
 def test_pipelined_whole_transactions():
     """An aggressive client: three complete transactions (content included)
     and QUIT in a single write.  Every reply comes, in order."""

@@ -31,6 +31,7 @@ struct opts_override {
 	bool tls_required;
 	bool no_tls;
 	enum data_bare_policy bare;
+	bool reject_long_lines;
 };
 
 struct run {
@@ -56,6 +57,7 @@ mk(const struct opts_override *ov)
 		.max_rcpt = ov && ov->max_rcpt ? ov->max_rcpt : 1000,
 		.hard_error_limit = ov && ov->errors ? ov->errors : 20,
 		.bare = ov ? ov->bare : DATA_BARE_REJECT,
+		.reject_long_lines = ov && ov->reject_long_lines,
 		.tls_available = !(ov && ov->no_tls),
 		.tls_required = ov && ov->tls_required,
 	};
@@ -453,6 +455,163 @@ test_nul(void **state)
 	buf_free(&r.messages);
 }
 
+/* Feeds n bytes (NULs included) whole, then one byte at a time on a fresh
+ * machine, and checks the output both ways. */
+static void
+check_bytes(const struct opts_override *ov, const char *in, size_t n, const char *out)
+{
+	for (int mode = 0; mode < 2; mode++) {
+		struct run r;
+		memset(&r, 0, sizeof r);
+		r.s = mk(ov);
+		if (mode == 0)
+			feed(&r, in, n);
+		else
+			for (size_t i = 0; i < n && !r.closed; i++)
+				feed(&r, in + i, 1);
+		if (strcmp(buf_cstr(&r.s->out), out) != 0) {
+			print_error("%s: expected <%s>\ngot      <%s>\n", mode ? "bytewise" : "whole",
+			    out, buf_cstr(&r.s->out));
+			fail();
+		}
+		smtp_server_free(&r.s);
+		buf_free(&r.messages);
+	}
+}
+
+#define TX_START "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n"
+#define TX_REPLIES "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
+
+/* A NUL in message content is refused (554 5.6.0) wherever it sits: in a
+ * short line (the decoder's byte loop) and in the middle of a long one
+ * (its word-at-a-time scan); the session stays in sync. */
+static void
+test_nul_in_content(void **state)
+{
+	static const char short_nul[] = TX_START "a\0b\r\n.\r\nNOOP\r\n";
+	static const char long_nul[] = TX_START "xxxxxxxxxxxxxxxxxxxxxxx\0yyyyyyyyyyyyyyyyyyyyyyyy\r\n.\r\nNOOP\r\n";
+	const char *want = EHLO_REPLY TX_REPLIES
+	    "554 5.6.0 Error: NUL byte in message content\r\n250 2.0.0 Ok\r\n";
+	check_bytes(NULL, short_nul, sizeof short_nul - 1, want);
+	check_bytes(NULL, long_nul, sizeof long_nul - 1, want);
+}
+
+/* message_size_limit counts the message as received, CRLFs included
+ * (RFC 1870 §6.3): exactly the limit is accepted, one octet more is not. */
+static void
+test_size_boundary(void **state)
+{
+	struct opts_override ov = { .max_size = 10 };
+	static const struct step t[] = {
+		{ "EHLO c.test\r\n", EHLO_REPLY_SIZE_10 },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n", TX_REPLIES },
+		{ "12345678\r\n.\r\n", "250 2.0.0 Ok: queued as Q1\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n", TX_REPLIES },
+		{ "123456789\r\n.\r\n", "552 5.3.4 Error: message file too big\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, &ov, "12345678\n<END>\n");
+}
+
+/* smtpd_reject_long_lines = yes: a text line of 998 octets plus CRLF is
+ * the longest RFC 5321 §4.5.3.1.6 allows; one more octet gets 554 5.6.0. */
+static void
+test_reject_long_lines(void **state)
+{
+	struct opts_override ov = { .reject_long_lines = true };
+	static char ok[998 + 6], bad[999 + 6];
+	memset(ok, 'a', 998);
+	memcpy(ok + 998, "\r\n.\r\n", 6);
+	memset(bad, 'b', 999);
+	memcpy(bad + 999, "\r\n.\r\n", 6);
+	struct step t[] = {
+		{ "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n",
+		  EHLO_REPLY TX_REPLIES },
+		{ ok, "250 2.0.0 Ok: queued as Q1\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n", TX_REPLIES },
+		{ bad, "554 5.6.0 Error: text line longer than 1000 octets (RFC 5321 \xc2\xa7" "4.5.3.1.6)\r\n" },
+		{ "NOOP\r\n", "250 2.0.0 Ok\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, &ov, NULL);
+}
+
+/* The error limit counts errors without delivering mail (as Postfix's
+ * smtpd_hard_error_limit): a delivered message starts the count again. */
+static void
+test_error_count_reset_by_delivery(void **state)
+{
+	struct opts_override ov = { .errors = 3 };
+	static const struct step t[] = {
+		{ "EHLO c.test\r\nX\r\nY\r\n", EHLO_REPLY
+		  "500 5.5.2 Error: command not recognized\r\n500 5.5.2 Error: command not recognized\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\nhi\r\n.\r\n",
+		  TX_REPLIES "250 2.0.0 Ok: queued as Q1\r\n" },
+		{ "X\r\nY\r\nNOOP\r\n", "500 5.5.2 Error: command not recognized\r\n"
+		  "500 5.5.2 Error: command not recognized\r\n250 2.0.0 Ok\r\n" },
+		{ "Z\r\n", "500 5.5.2 Error: command not recognized\r\n"
+		  "421 4.7.0 mx.test Error: too many errors\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, &ov, "hi\n<END>\n");
+}
+
+/* BDAT sizes near 2^64 must not wrap the running total past the limit
+ * (RFC 3030 §4): the transaction fails and the chunk is only discarded. */
+static void
+test_bdat_size_wrap(void **state)
+{
+	struct opts_override ov = { .max_size = 10 };
+	struct run r;
+	memset(&r, 0, sizeof r);
+	r.s = mk(&ov);
+	static const char in[] = "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n"
+	    "BDAT 1\r\nx" "BDAT 18446744073709551615\r\nabcdef";
+	feed(&r, in, sizeof in - 1);
+	assert_string_equal(buf_cstr(&r.s->out), EHLO_REPLY_SIZE_10
+	    "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: 1 octets received\r\n");
+	assert_null(r.s->tx);                 /* failed, not buffering */
+	assert_non_null(r.s->bdat_discard);
+	smtp_server_free(&r.s);
+	buf_free(&r.messages);
+}
+
+static void
+feed_str(struct run *r, const char *in)
+{
+	feed(r, in, strlen(in));
+}
+
+/* RFC 2920 §3.1: input after a group-ending command in the same read (or
+ * after any command without PIPELINING) is noted once, with the command. */
+static void
+test_improper_pipelining(void **state)
+{
+	struct run r;
+	memset(&r, 0, sizeof r);
+	r.s = mk(NULL);
+	feed_str(&r, "EHLO c.test\r\n");
+	feed_str(&r, "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n");
+	feed_str(&r, "hi\r\n.\r\n");
+	assert_false(r.s->improper_pipelining);
+	feed_str(&r, "NOOP\r\nRSET\r\nNOOP\r\n");
+	assert_true(r.s->improper_pipelining);
+	assert_int_equal(r.s->improper_after, CMD_NOOP);
+	smtp_server_free(&r.s);
+	buf_free(&r.messages);
+
+	struct opts_override ov = { .ext_off = EXT_PIPELINING };
+	memset(&r, 0, sizeof r);
+	r.s = mk(&ov);
+	feed_str(&r, "EHLO c.test\r\n");
+	assert_false(r.s->improper_pipelining);
+	feed_str(&r, "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n");
+	assert_true(r.s->improper_pipelining);
+	assert_int_equal(r.s->improper_after, CMD_MAIL);
+	smtp_server_free(&r.s);
+	buf_free(&r.messages);
+}
+
 static void
 test_error_limit(void **state)
 {
@@ -649,6 +808,12 @@ main(void)
 		cmocka_unit_test(test_http_verbs),
 		cmocka_unit_test(test_counts_and_protocol),
 		cmocka_unit_test(test_recipient_limit),
+		cmocka_unit_test(test_nul_in_content),
+		cmocka_unit_test(test_size_boundary),
+		cmocka_unit_test(test_reject_long_lines),
+		cmocka_unit_test(test_error_count_reset_by_delivery),
+		cmocka_unit_test(test_bdat_size_wrap),
+		cmocka_unit_test(test_improper_pipelining),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
