@@ -106,6 +106,9 @@ static const struct gcase cases[] = {
 	{ "192.0.2.1", "dsl-support.isp.example.com", NULL },
 	{ "192.0.2.1", "dsl7.com", NULL },
 	{ "192.0.2.1", "pool.example.com", "label \"pool\"" },
+	/* A label pattern is a whole label, not a prefix of one. */
+	{ "192.0.2.1", "dynamo.isp.example.com", NULL },
+	{ "192.0.2.1", "mail.poolside.example.com", NULL },
 	{ "192.0.2.1", "mail.dynamics.com", NULL },
 	{ "192.0.2.1", "generaldynamics.com", NULL },
 	{ "192.0.2.1", "mx1.generaldynamics.com", NULL },

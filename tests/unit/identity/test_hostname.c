@@ -42,6 +42,10 @@ static const struct name_case name_cases[] = {
 	{ "192.0.2.1", 0, TLD, "all-numeric top-level label", NULL },
 	{ "host.123", 0, TLD, "all-numeric top-level label", NULL },
 	{ "host.a123", 0, TLD, NULL, "host.a123" },
+	/* Only the top-level label must have a letter (RFC 3696 §2):
+	 * all-numeric labels further left are ordinary host names. */
+	{ "mail.1.example.net", 0, TLD, NULL, "mail.1.example.net" },
+	{ "1.2.3.example", 0, TLD, NULL, "1.2.3.example" },
 	/* Trailing dots: only one, and only from DNS. */
 	{ "mail.example.com.", 0, 0, "trailing dot", NULL },
 	{ "mail.example.com.", 0, TD, NULL, "mail.example.com" },

@@ -147,6 +147,66 @@ test_limits(void **state)
 	buf_free(&b);
 }
 
+static void
+le32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* Writes a header for payload p[24 .. 24+plen) with a correct CRC: the
+ * records below are well-formed except for what each case breaks, so only
+ * the structure check can refuse them. */
+static void
+seal(unsigned char *p, uint32_t plen)
+{
+	memcpy(p, "EHJ1", 4);
+	le32(p + 4, plen);
+	le32(p + 8, crc32c(0, p + 12, (size_t)plen + 12));
+}
+
+/* Structure errors under a valid CRC (a record written by a buggy or
+ * hostile writer, or a journal from another version) are refused, never
+ * replayed. */
+static void
+test_valid_crc_bad_structure(void **state)
+{
+	(void)state;
+	struct jrec r;
+	/* A payload length over JREC_PAYLOAD_MAX is invalid at once, not
+	 * "incomplete" (recovery would otherwise wait for a gigabyte). */
+	unsigned char big[JREC_HEADER];
+	memset(big, 0, sizeof big);
+	memcpy(big, "EHJ1", 4);
+	le32(big + 4, JREC_PAYLOAD_MAX + 1u);
+	assert_int_equal(jrec_parse(big, sizeof big, &r), -1);
+
+	/* One byte after the content that the payload length covers. */
+	struct buf b = BUF_INIT;
+	assert_int_equal(jrec_encode(&b, 3, "QID", 1, dirs2, names2, "data\n", 5), 0);
+	buf_append(&b, "!", 1);
+	unsigned char *p = (unsigned char *)b.data;
+	seal(p, (uint32_t)(b.len - JREC_HEADER));
+	assert_int_equal(jrec_parse(p, b.len, &r), -1);
+	buf_free(&b);
+
+	/* No mailbox at all: nothing to deliver to, and encode refuses it. */
+	unsigned char z[JREC_HEADER + 16];
+	memset(z, 0, sizeof z);
+	le32(z + 12, JREC_TYPE_MESSAGE);
+	unsigned char *q = z + JREC_HEADER;
+	q[0] = 1;                   /* qid length 1 */
+	q[2] = 'Q';
+	/* q[3..6]: nbox = 0 */
+	q[7] = 1;                   /* content length 1 */
+	q[15] = 'x';
+	seal(z, 16);
+	assert_int_equal(jrec_parse(z, sizeof z, &r), -1);
+	q[3] = 1;                   /* the same with one box is still invalid */
+	seal(z, 16);                /* (the box entry is missing) */
+	assert_int_equal(jrec_parse(z, sizeof z, &r), -1);
+}
+
 int
 main(void)
 {
@@ -156,6 +216,7 @@ main(void)
 		cmocka_unit_test(test_prefixes),
 		cmocka_unit_test(test_corruption),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_valid_crc_bad_structure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
