@@ -1131,6 +1131,45 @@ test_journal_keeps_undeliverable(void **state)
 	free(root);
 }
 
+static void submit_acked(struct spool *sp, struct loop *l, char *box, int n);
+
+/*
+ * A message acknowledged in this run whose background delivery fails (its
+ * Maildir sits under a regular file) is still live at a clean stop: the
+ * current segment must be kept, not removed as an empty one would be, and
+ * the next start delivers the message. Removing it would lose mail that
+ * got its 250.
+ */
+static void
+test_journal_current_segment_kept_on_stop(void **state)
+{
+	char jdir[4096];
+	char *root = make_journal_root(jdir);
+	char blocker[8192], box[8192];
+	snprintf(blocker, sizeof blocker, "%s/blocked", root);
+	write_file(blocker, "", 0);
+	snprintf(box, sizeof box, "%s/blocked/x/", root);
+	struct buf err = BUF_INIT;
+	struct spool *sp = new_journal_spool(root, jdir, &err);
+	assert_non_null(sp);
+	struct loop l;
+	loop_init(&l);
+	submit_acked(sp, &l, box, 1);
+	spool_free(&sp);
+	loop_free(&l);
+	/* Kept: journal.N is still there (the directory has one entry). */
+	assert_int_equal(count_dir(jdir, ".", NULL, 0), 1);
+	assert_int_equal(unlink(blocker), 0);
+	sp = new_journal_spool(root, jdir, &err);
+	assert_non_null(sp);
+	spool_free(&sp);
+	assert_int_equal(count_dir(box, "new", NULL, 0), 1);
+	assert_int_equal(count_dir(jdir, ".", NULL, 0), 0);
+	buf_free(&err);
+	rm_tree(root);
+	free(root);
+}
+
 /* Submits n messages of 100 bytes to box and runs l until all are acked. */
 static void
 submit_acked(struct spool *sp, struct loop *l, char *box, int n)
@@ -1563,6 +1602,7 @@ main(void)
 		cmocka_unit_test(test_journal_recovery),
 		cmocka_unit_test(test_journal_recovery_busy_mailbox),
 		cmocka_unit_test(test_journal_keeps_undeliverable),
+		cmocka_unit_test(test_journal_current_segment_kept_on_stop),
 		cmocka_unit_test(test_journal_linger),
 		cmocka_unit_test(test_journal_crash),
 		cmocka_unit_test(test_journal_recovery_replaces_leftover_tmp),
