@@ -56,6 +56,14 @@ static const struct pcase cases[] = {
 	  "t.conf:2: unknown setting \"smtpd_baner\"" },
 	{ "smtpd_banner = a\n\nsmtpd_timeout = 5\n  x\n", NULL, NULL,
 	  "t.conf:3: smtpd_timeout: bad time value \"5 x\"" },
+	{ "smtpd_timeout = 10sx\n", NULL, NULL, "t.conf:1: smtpd_timeout: bad time value \"10sx\"" },
+	{ "message_size_limit = 9223372036854775808\n", NULL, NULL,
+	  "t.conf:1: message_size_limit: 9223372036854775808 is out of range" },
+	{ "smtpd_hard_error_limit = -9223372036854775809\n", NULL, NULL,
+	  "t.conf:1: smtpd_hard_error_limit: bad int value" },
+	/* Lists split at commas, spaces and tabs alike (as Postfix's). */
+	{ "smtpd_discard_ehlo_keywords = dsn\tchunking\n", "smtpd_discard_ehlo_keywords",
+	  "dsn, chunking", NULL },
 
 	/* expansion; later definitions count */
 	{ "greeting = hi\nsmtpd_banner = $myhostname $greeting\nmyhostname = mx.a.test\n",
@@ -915,11 +923,65 @@ test_postconf_differential(void **state)
 	}
 }
 
+/* CFG_MAX_VALUE (256 KiB) bounds one value, literal or expanded: exactly
+ * the limit loads, one octet more is refused with file:line. */
+static void
+test_value_length_limit(void **state)
+{
+	(void)state;
+	const size_t lim = 256 * 1024;
+	static const char pre[] = "smtpd_banner = ";
+	char *text = xmalloc(lim + 128);
+	for (size_t extra = 0; extra <= 1; extra++) {
+		size_t n = sizeof pre - 1;
+		memcpy(text, pre, n);
+		memset(text + n, 'a', lim + extra);
+		n += lim + extra;
+		text[n++] = '\n';
+		struct buf err = BUF_INIT;
+		struct ehlo_config *cfg = config_load_buffer(text, n, "t.conf", &err);
+		if (extra == 0) {
+			assert_non_null(cfg);
+			assert_int_equal(strlen(cfg->smtpd_banner), lim);
+		} else {
+			assert_null(cfg);
+			assert_non_null(strstr(buf_cstr(&err),
+			    "t.conf:1: smtpd_banner: value longer than 262144 bytes"));
+		}
+		config_free(&cfg);
+		buf_free(&err);
+	}
+	/* The same bound across an expansion: literal text, then $myhostname. */
+	static const char host[] = "myhostname = mx.example.org\nsmtpd_banner = ";
+	for (size_t extra = 0; extra <= 1; extra++) {
+		size_t n = sizeof host - 1, lit = lim - strlen("mx.example.org") + extra;
+		memcpy(text, host, n);
+		memset(text + n, 'a', lit);
+		n += lit;
+		memcpy(text + n, "$myhostname\n", 12);
+		n += 12;
+		struct buf err = BUF_INIT;
+		struct ehlo_config *cfg = config_load_buffer(text, n, "t.conf", &err);
+		if (extra == 0) {
+			assert_non_null(cfg);
+			assert_int_equal(strlen(cfg->smtpd_banner), lim);
+		} else {
+			assert_null(cfg);
+			assert_non_null(strstr(buf_cstr(&err),
+			    "t.conf:2: smtpd_banner: value longer than 262144 bytes"));
+		}
+		config_free(&cfg);
+		buf_free(&err);
+	}
+	free(text);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parser_table),
+		cmocka_unit_test(test_value_length_limit),
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_expansion_bomb),
 		cmocka_unit_test(test_nesting_limits),

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/buf.h"
 #include "lib/log.h"
 
 static char path[64];
@@ -103,11 +104,41 @@ test_format(void **state)
 	unlink(path);
 }
 
+/* Peer text in a log line: printable ASCII stays, everything else and the
+ * backslash (so that an escape in the log is always ours) become \xHH,
+ * and text over max bytes is cut with "...". */
+static void
+test_sanitize(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in;
+		size_t n, max;
+		const char *want;
+	} t[] = {
+		{ "plain text <a@b>", 16, 64, "plain text <a@b>" },
+		{ "a\\x41", 5, 64, "a\\x5cx41" },
+		{ "\x7f\x1b[31m\r\n", 8, 64, "\\x7f\\x1b[31m\\x0d\\x0a" },
+		{ "\x80\xff", 2, 64, "\\x80\\xff" },
+		{ "a\0b", 3, 64, "a\\x00b" },
+		{ "0123456789", 10, 10, "0123456789" },
+		{ "0123456789", 10, 9, "012345678..." },
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		struct buf b = BUF_INIT;
+		const char *got = log_sanitize(&b, t[i].in, t[i].n, t[i].max);
+		if (strcmp(got, t[i].want) != 0)
+			fail_msg("case %zu: got <%s>, want <%s>", i, got, t[i].want);
+		buf_free(&b);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format),
+		cmocka_unit_test(test_sanitize),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -74,6 +74,12 @@ static const struct pcase cases[] = {
 	BAD("v1 tcp6 bad", "PROXY TCP6 1:::2 ::1 1 25\r\n", PROXY_ERROR),
 	BAD("v1 empty", "PROXY \r\n", PROXY_ERROR),
 	BAD("v1 negative port", "PROXY TCP4 1.2.3.4 5.6.7.8 -1 25\r\n", PROXY_ERROR),
+	/* UNKNOWN ignores the rest of the line, but not its bytes: the line
+	 * itself must still be printable ASCII ending in CRLF. */
+	BAD("v1 unknown DEL", "PROXY UNKNOWN \x7f\r\n", PROXY_ERROR),
+	BAD("v1 unknown bare CR", "PROXY UNKNOWN \rX\r\n", PROXY_ERROR),
+	BAD("v1 tcp6 46-char address", "PROXY TCP6 1111:2222:3333:4444:5555:6666:7777:8888:99999 ::1 1 25\r\n",
+	  PROXY_ERROR),
 	/* not PROXY at all: direct SMTP clients */
 	BAD("smtp EHLO", "EHLO client.example\r\n", PROXY_NOT_PROXY),
 	BAD("smtp QUIT", "QUIT\r\n", PROXY_NOT_PROXY),
@@ -104,6 +110,13 @@ static const struct pcase cases[] = {
 	BAD("v2 version 3", SIG "\x31\x11\x00\x00", PROXY_ERROR),
 	BAD("v2 command 2", SIG "\x22\x11\x00\x00", PROXY_ERROR),
 	BAD("v2 family 4", SIG "\x21\x41\x00\x00", PROXY_ERROR),
+	/* The same with a well-formed address block after them. */
+	BAD("v2 command 2 with an inet block", SIG "\x22\x11\x00\x0c" "\x7f\x00\x00\x02" "\x7f\x00\x00\x01"
+	    "\x30\x39" "\x00\x19", PROXY_ERROR),
+	BAD("v2 family 4 with a unix-sized block", SIG "\x21\x41\x00\xd8"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", PROXY_ERROR),
 	BAD("v2 transport 3", SIG "\x21\x13\x00\x0c", PROXY_ERROR),
 	BAD("v2 udp", SIG "\x21\x12\x00\x0c" "\x7f\x00\x00\x02" "\x7f\x00\x00\x01" "\x30\x39" "\x00\x19", PROXY_ERROR),
 	BAD("v2 length short of ipv4 block", SIG "\x21\x11\x00\x0b" "\x7f\x00\x00\x02" "\x7f\x00\x00\x01" "\x30\x39" "\x00", PROXY_ERROR),
