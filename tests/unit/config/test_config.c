@@ -399,6 +399,25 @@ test_nesting_limits(void **state)
 	config_free(&cfg);
 	buf_free(&t);
 	buf_free(&err);
+	/* Both sides of the bound: 62 nested braces are the most that load
+	 * under CFG_MAX_DEPTH (64 levels); 63 are refused. */
+	for (int depth = 62; depth <= 63; depth++) {
+		buf_append_str(&t, "mail_owner = ");
+		for (int i = 0; i < depth; i++)
+			buf_append_str(&t, "${maillog_file?");
+		buf_append_str(&t, "x");
+		for (int i = 0; i < depth; i++)
+			buf_append_str(&t, "}");
+		buf_append_str(&t, "\n");
+		cfg = config_load_buffer(t.data, t.len, "edge.conf", &err);
+		if (depth == 62)
+			assert_non_null(cfg);
+		else
+			assert_non_null(strstr(buf_cstr(&err), "nested more than"));
+		config_free(&cfg);
+		buf_free(&t);
+		buf_free(&err);
+	}
 }
 
 static void
