@@ -18,6 +18,9 @@
  *
  * Every message carries a token naming its job, so that after the run each
  * file in new/ (same inode as in tmp/: link keeps it) maps to its job.
+ * A second test checks journal mode's one ordering of the same kind: the
+ * journal directory is fsynced (the new segment's name) before the first
+ * acknowledgement.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -309,12 +312,83 @@ test_sync_link_fsync_done_order(void **state)
 	rm_tree(root);
 }
 
+/*
+ * Journal mode (spool_journal_directory): a new segment's name must be
+ * durable before any record in it is acknowledged, or a crash right after
+ * the 250 could lose the whole segment with the directory entry. So an
+ * fsync of the journal directory must come before the first completion.
+ */
+static void
+test_journal_segment_name_durable(void **state)
+{
+	(void)state;
+	char root[] = "/tmp/ehlo-spool-order-XXXXXX";
+	assert_non_null(mkdtemp(root));
+	char jdir[4096];
+	snprintf(jdir, sizeof jdir, "%s/journal", root);
+	assert_int_equal(mkdir(jdir, 0700), 0);
+	struct stat jst;
+	assert_int_equal(stat(jdir, &jst), 0);
+
+	pthread_mutex_lock(&rec_mu);
+	nrecs = 0;
+	pthread_mutex_unlock(&rec_mu);
+
+	struct buf err = BUF_INIT;
+	struct spool_opts o = { .base = root, .threads = 2, .hostname = "order.test",
+	    .journal_dir = jdir };
+	struct spool *sp = spool_new(&o, &err);
+	assert_non_null(sp);
+	buf_free(&err);
+	struct buf b = BUF_INIT;
+	assert_true(spool_mailbox_path(root, "ann", "example.test", &b));
+	char *box = buf_steal(&b);
+
+	struct run run = { .base = event_base_new() };
+	struct event *guard = evtimer_new(run.base, guard_cb, &run);
+	struct jobarg args[JOBS];
+	for (int j = 0; j < JOBS; j++) {
+		char *msg = xmalloc(64);
+		int len = snprintf(msg, 64, "X-Job: %d\n\njournal\n", j);
+		args[j] = (struct jobarg){ .run = &run, .job = j };
+		assert_non_null(spool_submit(sp, run.base, msg, (size_t)len,
+		    (const char *const *)&box, 1, NULL, job_done, &args[j]));
+	}
+	struct timeval tv = { 30, 0 };
+	evtimer_add(guard, &tv);
+	event_base_loop(run.base, EVLOOP_NO_EXIT_ON_EMPTY);
+	assert_false(run.timed_out);
+	assert_int_equal(run.got, JOBS);
+	spool_free(&sp);
+
+	pthread_mutex_lock(&rec_mu);
+	int dirsync = -1, first_done = -1;
+	for (int i = 0; i < nrecs; i++) {
+		if (dirsync < 0 && recs[i].k == EV_DIRSYNC && recs[i].ino == jst.st_ino &&
+		    recs[i].dev == jst.st_dev)
+			dirsync = i;
+		if (first_done < 0 && recs[i].k == EV_DONE)
+			first_done = i;
+	}
+	pthread_mutex_unlock(&rec_mu);
+	assert_true(first_done >= 0);
+	if (dirsync < 0 || dirsync > first_done)
+		fail_msg("no fsync of the journal directory before the first completion "
+		    "(fsync at %d, completion at %d)", dirsync, first_done);
+
+	event_free(guard);
+	event_base_free(run.base);
+	free(box);
+	rm_tree(root);
+}
+
 int
 main(void)
 {
 	evthread_use_pthreads();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sync_link_fsync_done_order),
+		cmocka_unit_test(test_journal_segment_name_durable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
