@@ -27,6 +27,7 @@
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -903,6 +904,22 @@ handle_event(struct session *s, enum smtp_event ev)
 		close_after_flush(s);
 }
 
+/* The first bytes (at most n, at most 64) of what the client has sent
+ * and we have not read yet, sanitised for a log line, into out. */
+static void
+input_excerpt(struct session *s, size_t n, struct buf *out)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t k = evbuffer_get_length(in);
+	if (k > n)
+		k = n;
+	if (k > 64)
+		k = 64;
+	unsigned char *p = k > 0 ? evbuffer_pullup(in, (ev_ssize_t)k) : NULL;
+	if (p != NULL)
+		log_sanitize(out, p, k, 64);
+}
+
 /* RFC 2920 §3.1: logged (once per session, with what followed) and
  * counted, not refused, as Postfix does: many clients send DATA and the
  * content together, while a spam engine that writes a whole transaction
@@ -912,14 +929,8 @@ log_improper_pipelining(struct session *s)
 {
 	s->improper_logged = true;
 	atomic_fetch_add(&s->w->d->stats.improper_pipelining, 1);
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	size_t k = evbuffer_get_length(in);
-	if (k > 64)
-		k = 64;
-	unsigned char *p = k > 0 ? evbuffer_pullup(in, (ev_ssize_t)k) : NULL;
 	struct buf b = BUF_INIT;
-	if (p != NULL)
-		log_sanitize(&b, p, k, 64);
+	input_excerpt(s, SIZE_MAX, &b);
 	char verb[16];
 	snprintf(verb, sizeof verb, "%s", smtp_cmd_name(s->srv->improper_after));
 	for (char *c = verb; *c; c++)
@@ -987,16 +998,8 @@ pregreet(struct session *s, size_t n)
 {
 	struct daemon *d = s->w->d;
 	if (!s->pregreet_logged) {
-		struct evbuffer *in = bufferevent_get_input(s->bev);
-		size_t k = evbuffer_get_length(in);
-		if (k > n)
-			k = n;
-		if (k > 64)
-			k = 64;
-		unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)k);
 		struct buf b = BUF_INIT;
-		if (p != NULL)
-			log_sanitize(&b, p, k, 64);
+		input_excerpt(s, n, &b);
 		log_info("%s PREGREET %zu bytes from %s: %s", s->sid, n, s->client, buf_cstr(&b));
 		buf_free(&b);
 		s->pregreet_logged = true;

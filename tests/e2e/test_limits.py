@@ -69,6 +69,17 @@ def test_error_limit():
     check(b"250" not in c.buf, "NOOP after the error limit was answered: %r" % c.buf)
 
 
+def wait_admitted(srv, source=None):
+    """Wait until a new connection (from source) gets the 220 greeting:
+    an ended session gives its place back asynchronously."""
+    def admitted():
+        e = Client(srv.port, greeting=False, source=source)
+        code, _ = e.reply()
+        e.close()
+        return code == 220
+    wait_until(admitted, 10, step=0.2, what="a new session once one of two ended")
+
+
 def test_connection_limit_per_client():
     srv = Server({"smtpd_client_connection_count_limit": "2"})
     a = Client(srv.port)
@@ -81,13 +92,7 @@ def test_connection_limit_per_client():
     b.ehlo()
     a.cmd("QUIT", 221)
     check(a.closed(), "QUIT did not close")
-
-    def admitted():
-        e = Client(srv.port, greeting=False)
-        code, _ = e.reply()
-        e.close()
-        return code == 220
-    wait_until(admitted, 10, step=0.2, what="a new session once one of two ended")
+    wait_admitted(srv)
     b.cmd("NOOP", 250)
 
 
@@ -206,13 +211,7 @@ def test_connection_limit_total():
     b.ehlo()
     a.cmd("QUIT", 221)
     check(a.closed(), "QUIT did not close")
-
-    def admitted():
-        e = Client(srv.port, greeting=False, source=("127.0.0.5", 0))
-        code, _ = e.reply()
-        e.close()
-        return code == 220
-    wait_until(admitted, 10, step=0.2, what="a new session once one of two ended")
+    wait_admitted(srv, source=("127.0.0.5", 0))
     b.cmd("NOOP", 250)
     b.cmd("QUIT", 221)
 

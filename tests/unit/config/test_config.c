@@ -942,6 +942,24 @@ test_postconf_differential(void **state)
 	}
 }
 
+/* Loads text; if fits, smtpd_banner must be exactly len octets long,
+ * otherwise the load must fail with err_line (file:line and message). */
+static void
+expect_banner(const char *text, size_t n, bool fits, size_t len, const char *err_line)
+{
+	struct buf err = BUF_INIT;
+	struct ehlo_config *cfg = config_load_buffer(text, n, "t.conf", &err);
+	if (fits) {
+		assert_non_null(cfg);
+		assert_int_equal(strlen(cfg->smtpd_banner), len);
+	} else {
+		assert_null(cfg);
+		assert_non_null(strstr(buf_cstr(&err), err_line));
+	}
+	config_free(&cfg);
+	buf_free(&err);
+}
+
 /* CFG_MAX_VALUE (256 KiB) bounds one value, literal or expanded: exactly
  * the limit loads, one octet more is refused with file:line. */
 static void
@@ -950,6 +968,7 @@ test_value_length_limit(void **state)
 	(void)state;
 	const size_t lim = 256 * 1024;
 	static const char pre[] = "smtpd_banner = ";
+	static const char host[] = "myhostname = mx.example.org\nsmtpd_banner = ";
 	char *text = xmalloc(lim + 128);
 	for (size_t extra = 0; extra <= 1; extra++) {
 		size_t n = sizeof pre - 1;
@@ -957,40 +976,18 @@ test_value_length_limit(void **state)
 		memset(text + n, 'a', lim + extra);
 		n += lim + extra;
 		text[n++] = '\n';
-		struct buf err = BUF_INIT;
-		struct ehlo_config *cfg = config_load_buffer(text, n, "t.conf", &err);
-		if (extra == 0) {
-			assert_non_null(cfg);
-			assert_int_equal(strlen(cfg->smtpd_banner), lim);
-		} else {
-			assert_null(cfg);
-			assert_non_null(strstr(buf_cstr(&err),
-			    "t.conf:1: smtpd_banner: value longer than 262144 bytes"));
-		}
-		config_free(&cfg);
-		buf_free(&err);
-	}
-	/* The same bound across an expansion: literal text, then $myhostname. */
-	static const char host[] = "myhostname = mx.example.org\nsmtpd_banner = ";
-	for (size_t extra = 0; extra <= 1; extra++) {
-		size_t n = sizeof host - 1, lit = lim - strlen("mx.example.org") + extra;
+		expect_banner(text, n, extra == 0, lim,
+		    "t.conf:1: smtpd_banner: value longer than 262144 bytes");
+		/* The same bound across an expansion: text, then $myhostname. */
+		n = sizeof host - 1;
+		size_t lit = lim - strlen("mx.example.org") + extra;
 		memcpy(text, host, n);
 		memset(text + n, 'a', lit);
 		n += lit;
 		memcpy(text + n, "$myhostname\n", 12);
 		n += 12;
-		struct buf err = BUF_INIT;
-		struct ehlo_config *cfg = config_load_buffer(text, n, "t.conf", &err);
-		if (extra == 0) {
-			assert_non_null(cfg);
-			assert_int_equal(strlen(cfg->smtpd_banner), lim);
-		} else {
-			assert_null(cfg);
-			assert_non_null(strstr(buf_cstr(&err),
-			    "t.conf:2: smtpd_banner: value longer than 262144 bytes"));
-		}
-		config_free(&cfg);
-		buf_free(&err);
+		expect_banner(text, n, extra == 0, lim,
+		    "t.conf:2: smtpd_banner: value longer than 262144 bytes");
 	}
 	free(text);
 }

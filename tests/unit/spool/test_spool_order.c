@@ -85,35 +85,30 @@ int __wrap_fdatasync(int fd);
 int __wrap_fsync(int fd);
 int __wrap_link(const char *from, const char *to);
 
-/* A sync counts from the moment it returns with success. */
+/* A sync counts from the moment it returns with success. Returns r with
+ * the call's errno kept. */
 static int
 synced(int fd, int r)
 {
+	int e = errno;
 	struct stat st;
 	if (r == 0 && fstat(fd, &st) == 0)
 		record((struct event_rec){ .k = S_ISDIR(st.st_mode) ? EV_DIRSYNC : EV_DATASYNC,
 		    .dev = st.st_dev, .ino = st.st_ino });
+	errno = e;
 	return r;
 }
 
 int
 __wrap_fdatasync(int fd)
 {
-	int r = __real_fdatasync(fd);
-	int e = errno;
-	synced(fd, r);
-	errno = e;
-	return r;
+	return synced(fd, __real_fdatasync(fd));
 }
 
 int
 __wrap_fsync(int fd)
 {
-	int r = __real_fsync(fd);
-	int e = errno;
-	synced(fd, r);
-	errno = e;
-	return r;
+	return synced(fd, __real_fsync(fd));
 }
 
 /* A link counts from the moment it starts: recorded before the call. */
@@ -162,6 +157,61 @@ guard_cb(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(r->base);
 }
 
+/* A spool on root (journal mode if jdir is not NULL), with the record of
+ * calls emptied first: what spool_new itself does (a journal segment)
+ * counts too. */
+static struct spool *
+open_spool(const char *root, const char *jdir)
+{
+	pthread_mutex_lock(&rec_mu);
+	nrecs = 0;
+	overflow = 0;
+	pthread_mutex_unlock(&rec_mu);
+	struct buf err = BUF_INIT;
+	struct spool_opts o = { .base = root, .threads = 2, .hostname = "order.test",
+	    .journal_dir = jdir };
+	struct spool *sp = spool_new(&o, &err);
+	assert_non_null(sp);
+	buf_free(&err);
+	return sp;
+}
+
+/*
+ * Submits JOBS jobs at once, so that the delivery threads batch them, and
+ * runs a loop until all have completed. Job j carries "X-Job: j" and goes
+ * to min(1 + j % 3, nbox) mailboxes starting at boxes[j % nbox]. Returns
+ * the number of copies.
+ */
+static int
+run_jobs(struct spool *sp, char *const *boxes, int nbox)
+{
+	struct run run = { .base = event_base_new() };
+	assert_non_null(run.base);
+	struct event *guard = evtimer_new(run.base, guard_cb, &run);
+	struct jobarg args[JOBS];
+	int copies = 0;
+	for (int j = 0; j < JOBS; j++) {
+		const char *mine[3];
+		int n = 1 + j % 3 < nbox ? 1 + j % 3 : nbox;
+		for (int k = 0; k < n; k++)
+			mine[k] = boxes[(j + k) % nbox];
+		char *msg = xmalloc(128);
+		int len = snprintf(msg, 128, "X-Job: %d\nSubject: order\n\nbody of job %d\n", j, j);
+		args[j] = (struct jobarg){ .run = &run, .job = j };
+		assert_non_null(spool_submit(sp, run.base, msg, (size_t)len, mine, (size_t)n, NULL,
+		    job_done, &args[j]));
+		copies += n;
+	}
+	struct timeval tv = { 30, 0 };
+	evtimer_add(guard, &tv);
+	event_base_loop(run.base, EVLOOP_NO_EXIT_ON_EMPTY);
+	assert_false(run.timed_out);
+	assert_int_equal(run.got, JOBS);
+	event_free(guard);
+	event_base_free(run.base);
+	return copies;
+}
+
 static int
 rm_tree(const char *path)
 {
@@ -200,11 +250,7 @@ test_sync_link_fsync_done_order(void **state)
 	(void)state;
 	char root[] = "/tmp/ehlo-spool-order-XXXXXX";
 	assert_non_null(mkdtemp(root));
-	struct buf err = BUF_INIT;
-	struct spool_opts o = { .base = root, .threads = 2, .hostname = "order.test" };
-	struct spool *sp = spool_new(&o, &err);
-	assert_non_null(sp);
-	buf_free(&err);
+	struct spool *sp = open_spool(root, NULL);
 
 	char *boxes[BOXES];
 	const char *names[BOXES] = { "ann", "ben", "cat", "dan" };
@@ -214,36 +260,19 @@ test_sync_link_fsync_done_order(void **state)
 		boxes[i] = buf_steal(&b);
 	}
 
-	struct run run = { .base = event_base_new() };
-	assert_non_null(run.base);
-	struct event *guard = evtimer_new(run.base, guard_cb, &run);
-	struct jobarg args[JOBS];
-	int copies = 0;
-	/* All at once, so that the delivery threads batch them: job j goes to
-	 * 1 + j % 3 mailboxes, starting at box j % BOXES. */
-	for (int j = 0; j < JOBS; j++) {
-		const char *mine[3];
-		int n = 1 + j % 3;
-		for (int k = 0; k < n; k++)
-			mine[k] = boxes[(j + k) % BOXES];
-		char *msg = xmalloc(128);
-		int len = snprintf(msg, 128, "X-Job: %d\nSubject: order\n\nbody of job %d\n", j, j);
-		args[j] = (struct jobarg){ .run = &run, .job = j };
-		assert_non_null(spool_submit(sp, run.base, msg, (size_t)len, mine, (size_t)n, NULL,
-		    job_done, &args[j]));
-		copies += n;
-	}
-	struct timeval tv = { 30, 0 };
-	evtimer_add(guard, &tv);
-	event_base_loop(run.base, EVLOOP_NO_EXIT_ON_EMPTY);
-	assert_false(run.timed_out);
-	assert_int_equal(run.got, JOBS);
+	int copies = run_jobs(sp, boxes, BOXES);
 	spool_free(&sp);
 
+	/* spool_free joined the delivery threads: the record is complete.
+	 * Read its length under the lock, then check it without holding the
+	 * lock, so that a failing check (a longjmp) cannot leave it locked
+	 * for the next test. */
 	pthread_mutex_lock(&rec_mu);
-	assert_int_equal(overflow, 0);
+	int nr = nrecs, ov = overflow;
+	pthread_mutex_unlock(&rec_mu);
+	assert_int_equal(ov, 0);
 	int links = 0;
-	for (int i = 0; i < nrecs; i++)
+	for (int i = 0; i < nr; i++)
 		if (recs[i].k == EV_LINK)
 			links++;
 	/* The wrappers were in the path (a build without them would pass
@@ -270,7 +299,7 @@ test_sync_link_fsync_done_order(void **state)
 
 			/* Its link, and what came before and after it. */
 			int l = -1;
-			for (int i = 0; i < nrecs; i++)
+			for (int i = 0; i < nr; i++)
 				if (recs[i].k == EV_LINK && recs[i].ino == st.st_ino &&
 				    recs[i].dev == st.st_dev)
 					l = i;
@@ -285,13 +314,13 @@ test_sync_link_fsync_done_order(void **state)
 				fail_msg("%s (job %d): linked into new/ before its fdatasync returned",
 				    p, job);
 			int f = -1;
-			for (int i = l + 1; i < nrecs && f < 0; i++)
+			for (int i = l + 1; i < nr && f < 0; i++)
 				if (recs[i].k == EV_DIRSYNC && recs[i].ino == recs[l].dir)
 					f = i;
 			if (f < 0)
 				fail_msg("%s (job %d): no fsync of new/ after its link", p, job);
 			int done = -1;
-			for (int i = 0; i < nrecs; i++)
+			for (int i = 0; i < nr; i++)
 				if (recs[i].k == EV_DONE && recs[i].job == job)
 					done = i;
 			assert_true(done >= 0);
@@ -303,10 +332,7 @@ test_sync_link_fsync_done_order(void **state)
 		closedir(d);
 	}
 	assert_int_equal(files, copies);
-	pthread_mutex_unlock(&rec_mu);
 
-	event_free(guard);
-	event_base_free(run.base);
 	for (int i = 0; i < BOXES; i++)
 		free(boxes[i]);
 	rm_tree(root);
@@ -330,35 +356,11 @@ test_journal_segment_name_durable(void **state)
 	struct stat jst;
 	assert_int_equal(stat(jdir, &jst), 0);
 
-	pthread_mutex_lock(&rec_mu);
-	nrecs = 0;
-	pthread_mutex_unlock(&rec_mu);
-
-	struct buf err = BUF_INIT;
-	struct spool_opts o = { .base = root, .threads = 2, .hostname = "order.test",
-	    .journal_dir = jdir };
-	struct spool *sp = spool_new(&o, &err);
-	assert_non_null(sp);
-	buf_free(&err);
+	struct spool *sp = open_spool(root, jdir);
 	struct buf b = BUF_INIT;
 	assert_true(spool_mailbox_path(root, "ann", "example.test", &b));
 	char *box = buf_steal(&b);
-
-	struct run run = { .base = event_base_new() };
-	struct event *guard = evtimer_new(run.base, guard_cb, &run);
-	struct jobarg args[JOBS];
-	for (int j = 0; j < JOBS; j++) {
-		char *msg = xmalloc(64);
-		int len = snprintf(msg, 64, "X-Job: %d\n\njournal\n", j);
-		args[j] = (struct jobarg){ .run = &run, .job = j };
-		assert_non_null(spool_submit(sp, run.base, msg, (size_t)len,
-		    (const char *const *)&box, 1, NULL, job_done, &args[j]));
-	}
-	struct timeval tv = { 30, 0 };
-	evtimer_add(guard, &tv);
-	event_base_loop(run.base, EVLOOP_NO_EXIT_ON_EMPTY);
-	assert_false(run.timed_out);
-	assert_int_equal(run.got, JOBS);
+	run_jobs(sp, &box, 1);
 	spool_free(&sp);
 
 	pthread_mutex_lock(&rec_mu);
@@ -376,8 +378,6 @@ test_journal_segment_name_durable(void **state)
 		fail_msg("no fsync of the journal directory before the first completion "
 		    "(fsync at %d, completion at %d)", dirsync, first_done);
 
-	event_free(guard);
-	event_base_free(run.base);
 	free(box);
 	rm_tree(root);
 }
