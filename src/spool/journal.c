@@ -19,7 +19,8 @@
  *
  * Why segments and not one file truncated when empty: under steady load
  * some message is always in flight, so a single file would never be empty;
- * a segment closes at JOURNAL_SEGMENT_MAX and is dropped once drained.
+ * a segment closes at JOURNAL_SEGMENT_MAX (64 MiB) and is dropped once
+ * drained.
  *
  * Why segments are written full of zeros before the first record: a group
  * then overwrites allocated blocks inside the file's size, so its
@@ -45,7 +46,7 @@
 #include "lib/xmalloc.h"
 #include "spool/jrec.h"
 
-#define JOURNAL_SEGMENT_MAX (64u << 20)
+#define JOURNAL_SEGMENT_MAX ((size_t)64 << 20)
 #define ZERO_CHUNK          (256u << 10)
 #define RECOVER_BATCH 64
 
@@ -61,6 +62,7 @@ struct journal {
 	int              fd;        /* current segment */
 	unsigned         cur;       /* its number */
 	uint64_t         size;      /* its length */
+	size_t           segmax;    /* a segment closes at this length */
 	uint64_t         seq;       /* last sequence number used */
 	pthread_mutex_t  mu;        /* guards segs and live counts */
 	struct segment  *segs;      /* current one included */
@@ -389,18 +391,19 @@ recover_segment(struct journal *j, struct deliverer *dl, unsigned no)
 }
 
 /*
- * Fills a new segment with JOURNAL_SEGMENT_MAX zeros and makes them durable
- * (see the top of this file). On failure (a full disk, typically) the file
- * is cut back to empty and records are appended instead: slower, still
- * correct. Returns the errno value of the failure, or 0.
+ * Fills a new segment with len zeros and makes them durable (see the top of
+ * this file). On failure (a full disk, typically) the file is cut back to
+ * empty and records are appended instead: slower, still correct. Returns
+ * the errno value of the failure, or 0.
  */
 static int
-prezero(int fd)
+prezero(int fd, size_t len)
 {
 	unsigned char *zeros = xcalloc(1, ZERO_CHUNK);
 	int e = 0;
-	for (off_t off = 0; off < (off_t)JOURNAL_SEGMENT_MAX && e == 0;) {
-		ssize_t w = pwrite(fd, zeros, ZERO_CHUNK, off);
+	for (off_t off = 0; off < (off_t)len && e == 0;) {
+		size_t chunk = len - (size_t)off < ZERO_CHUNK ? len - (size_t)off : ZERO_CHUNK;
+		ssize_t w = pwrite(fd, zeros, chunk, off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
@@ -426,10 +429,10 @@ start_segment(struct journal *j, unsigned no)
 	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return errno;
-	int e = prezero(fd);
+	int e = prezero(fd, j->segmax);
 	if (e != 0)
-		log_warn("spool journal: %s: cannot pre-fill %u MiB (%s); appending instead",
-		    p, JOURNAL_SEGMENT_MAX >> 20, strerror(e));
+		log_warn("spool journal: %s: cannot pre-fill %zu KiB (%s); appending instead",
+		    p, j->segmax >> 10, strerror(e));
 	if (fsync(j->dirfd) != 0) {
 		e = errno;
 		close(fd);
@@ -477,10 +480,11 @@ maybe_drop(struct journal *j, struct segment *s)
 }
 
 struct journal *
-journal_open(const char *dir, struct deliverer *dl, struct buf *err)
+journal_open(const char *dir, size_t segmax, struct deliverer *dl, struct buf *err)
 {
 	struct journal *j = xcalloc(1, sizeof *j);
 	j->dir = xstrdup(dir);
+	j->segmax = segmax ? segmax : JOURNAL_SEGMENT_MAX;
 	j->fd = -1;
 	pthread_mutex_init(&j->mu, NULL);
 	j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -549,12 +553,17 @@ journal_next_seq(struct journal *j)
 
 /*
  * A group's write or fdatasync failed: cut the segment back to its last
- * whole, acknowledged record, so that nothing of the group (never
- * acknowledged) can be recovered and the next group starts there. After a
- * failed fdatasync the page state is unknown (the "fsyncgate" lesson): the
- * same bytes are not retried as if written. If the cut fails too, the next
- * group still overwrites from the same offset, and the CRC stops recovery
- * at whatever damage is left after it.
+ * whole, acknowledged record, so that nothing of the group (its sessions
+ * get 451, and their clients will send the messages again) is recovered
+ * after a crash as well: a duplicate delivery. After a failed fdatasync
+ * the page state is unknown (the "fsyncgate" lesson: the kernel may have
+ * marked pages clean that never reached the disk, and may even have
+ * written the whole group), so the same bytes are not retried as if
+ * written; the cut is fsynced before the 451, so that a record the disk
+ * did get is not behind the durable end of the file. The rest of the
+ * segment then grows by appends (slower, still correct). If the cut fails
+ * too, the next group still overwrites from the same offset, and the CRC
+ * stops recovery at whatever damage is left after it.
  */
 static void
 cut_back(struct journal *j, const char *what)
@@ -562,12 +571,15 @@ cut_back(struct journal *j, const char *what)
 	if (ftruncate(j->fd, (off_t)j->size) != 0)
 		log_warn("spool journal: truncate after a failed %s: %s", what,
 		    strerror(errno));
+	else if (fsync(j->fd) != 0)
+		log_warn("spool journal: fsync of the truncation after a failed %s: %s",
+		    what, strerror(errno));
 }
 
 int
 journal_append(struct journal *j, const struct buf *records, size_t nmsg, unsigned *segno)
 {
-	if (j->size >= JOURNAL_SEGMENT_MAX) {
+	if (j->size >= j->segmax) {
 		unsigned old = j->cur;
 		int oldfd = j->fd;
 		int e = start_segment(j, j->cur + 1 ? j->cur + 1 : 1);

@@ -72,6 +72,10 @@ struct spool_opts {
 	 * Maildir's tmp/ are judged by (older than 36 hours: removed the first
 	 * time the spool uses that Maildir, and every 8 hours of use after). */
 	time_t    (*clock)(void);
+	/* Tests only (0 in ehlod: 64 MiB): the length at which a journal
+	 * segment closes and the next one starts, so that a test can fill
+	 * several segments with a few messages. */
+	size_t      journal_segment_max;
 };
 
 #define SPOOL_LINGER_MS_DEFAULT 20

@@ -112,7 +112,9 @@ char *maildir_new_name(struct deliverer *d, size_t len);
 
 /* The write-ahead journal (journal.c). */
 struct journal;
-struct journal *journal_open(const char *dir, struct deliverer *dl, struct buf *err);
+/* segmax: a segment's length (0: JOURNAL_SEGMENT_MAX, 64 MiB). */
+struct journal *journal_open(const char *dir, size_t segmax, struct deliverer *dl,
+    struct buf *err);
 uint64_t journal_next_seq(struct journal *j);
 int  journal_append(struct journal *j, const struct buf *records, size_t nmsg,
     unsigned *segno);

@@ -1379,6 +1379,175 @@ test_journal_recovery_replaces_leftover_tmp(void **state)
 	journal_crash_and_recover(true);
 }
 
+/* ---- journal segments ---- */
+
+#define ROT_SEGMENT 8192     /* journal_segment_max for these tests */
+#define ROT_MSGS    30
+#define ROT_LEN     1000
+
+static struct spool *
+new_rotating_spool(const char *root, const char *jdir, unsigned linger_ms)
+{
+	struct buf err = BUF_INIT;
+	struct spool_opts o = { .base = root, .threads = 2, .hostname = "h",
+	    .journal_dir = jdir, .linger_ms = linger_ms,
+	    .journal_segment_max = ROT_SEGMENT };
+	struct spool *sp = spool_new(&o, &err);
+	buf_free(&err);
+	return sp;
+}
+
+/* Acknowledges ROT_MSGS messages (make_msg(ROT_LEN, i)) one at a time, so
+ * that each is a group of its own. Returns how many got status 0. No
+ * cmocka assertion: a forked child calls it too. */
+static int
+submit_one_by_one(struct spool *sp, struct loop *l, char *box)
+{
+	int ok = 0;
+	for (int i = 0; i < ROT_MSGS; i++) {
+		char qid[24];
+		spool_queue_id(qid);
+		l->want++;
+		if (spool_submit(sp, l->base, make_msg(ROT_LEN, (unsigned)i), ROT_LEN,
+		    (const char *const *)&box, 1, qid, done_cb, l) == NULL)
+			return ok;
+		int failed = l->failed;
+		loop_run(l);
+		if (l->got == l->want && l->failed == failed)
+			ok++;
+	}
+	return ok;
+}
+
+/* Checks that box's new/ holds exactly the ROT_MSGS messages, each once
+ * and whole. */
+static void
+assert_rotated_messages(const char *box)
+{
+	assert_int_equal(count_dir(box, "new", NULL, 0), ROT_MSGS);
+	bool seen[ROT_MSGS] = { false };
+	char path[4096];
+	snprintf(path, sizeof path, "%snew", box);
+	DIR *dir = opendir(path);
+	assert_non_null(dir);
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char fp[8192];
+		snprintf(fp, sizeof fp, "%s/%s", path, e->d_name);
+		size_t len;
+		char *got = read_file(fp, &len);
+		int which = -1;
+		for (int i = 0; i < ROT_MSGS && which < 0; i++) {
+			char *m = make_msg(ROT_LEN, (unsigned)i);
+			if (len == ROT_LEN && memcmp(got, m, len) == 0)
+				which = i;
+			free(m);
+		}
+		free(got);
+		if (which < 0)
+			fail_msg("%s: not one of the messages sent", fp);
+		if (seen[which])
+			fail_msg("message %d delivered twice", which);
+		seen[which] = true;
+	}
+	closedir(dir);
+}
+
+/*
+ * Segment rotation with live messages (8 KiB segments here, 64 MiB in
+ * ehlod). A child acknowledges 30 messages of 1 KiB one at a time, each a
+ * group of its own, while the linger holds back every Maildir copy: the
+ * segments fill and close one after another, and each closed one must stay
+ * while a message in it is undelivered. Then the child dies. The next
+ * start must deliver all 30, each once and whole, from every segment, and
+ * remove the segments; a clean stop then leaves the directory empty.
+ */
+static void
+test_journal_rotation_crash(void **state)
+{
+	char jdir[4096];
+	char *root = make_journal_root(jdir);
+	char *box = mailbox(root, "a");
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct spool *sp = new_rotating_spool(root, jdir, 60000);
+		if (sp == NULL)
+			_exit(2);
+		struct loop l;
+		memset(&l, 0, sizeof l);
+		l.base = event_base_new();
+		l.guard = evtimer_new(l.base, guard_cb, &l);
+		if (submit_one_by_one(sp, &l, box) != ROT_MSGS)
+			_exit(3);
+		if (count_dir(box, "new", NULL, 0) > 0)
+			_exit(4);       /* the linger did not hold them */
+		/* Rotated at least twice, and no closed segment dropped. */
+		_exit(count_dir(jdir, ".", NULL, 0) >= 3 ? 0 : 5);   /* no cleanup */
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	struct spool *sp = new_rotating_spool(root, jdir, 0);
+	assert_non_null(sp);
+	assert_rotated_messages(box);
+	/* Only the new current segment is left. */
+	assert_int_equal(count_dir(jdir, ".", NULL, 0), 1);
+	spool_free(&sp);
+	assert_rotated_messages(box);
+	assert_int_equal(count_dir(jdir, ".", NULL, 0), 0);
+	free(box);
+	rm_tree(root);
+	free(root);
+}
+
+/*
+ * The same run without a crash: each closed segment is removed once its
+ * last message is durable in new/, while the spool runs, and the current
+ * one at a clean stop.
+ */
+static void
+test_journal_rotation_drains(void **state)
+{
+	char jdir[4096];
+	char *root = make_journal_root(jdir);
+	char *box = mailbox(root, "a");
+	struct spool *sp = new_rotating_spool(root, jdir, 1);
+	assert_non_null(sp);
+	struct loop l;
+	loop_init(&l);
+	assert_int_equal(submit_one_by_one(sp, &l, box), ROT_MSGS);
+	struct spool_stats st;
+	spool_get_stats(sp, &st);
+	assert_int_equal(st.journal_records, ROT_MSGS);
+	assert_true(wait_count(box, ROT_MSGS));
+	int segs = -1;
+	for (int i = 0; i < 1000; i++) {
+		segs = count_dir(jdir, ".", NULL, 0);
+		if (segs == 1)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(segs, 1);
+	char first[256];
+	count_dir(jdir, ".", first, sizeof first);
+	/* 30 records of about 1.1 KiB in 8 KiB segments: the fourth or later. */
+	unsigned no = 0;
+	assert_int_equal(sscanf(first, "journal.%u", &no), 1);
+	assert_true(no >= 4);
+	spool_free(&sp);
+	assert_rotated_messages(box);
+	assert_int_equal(count_dir(jdir, ".", NULL, 0), 0);
+	loop_free(&l);
+	free(box);
+	rm_tree(root);
+	free(root);
+}
+
 /* ---- leftovers in tmp/ ---- */
 
 /* maildir_tmp_stale: the age rule (all of atime, mtime and ctime at least
@@ -1606,6 +1775,8 @@ main(void)
 		cmocka_unit_test(test_journal_linger),
 		cmocka_unit_test(test_journal_crash),
 		cmocka_unit_test(test_journal_recovery_replaces_leftover_tmp),
+		cmocka_unit_test(test_journal_rotation_crash),
+		cmocka_unit_test(test_journal_rotation_drains),
 		cmocka_unit_test(test_tmp_stale_table),
 		cmocka_unit_test(test_tmp_leftovers_swept),
 	};

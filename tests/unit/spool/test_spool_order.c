@@ -20,7 +20,9 @@
  * file in new/ (same inode as in tmp/: link keeps it) maps to its job.
  * A second test checks journal mode's one ordering of the same kind: the
  * journal directory is fsynced (the new segment's name) before the first
- * acknowledgement.
+ * acknowledgement. A third makes the journal's fdatasync fail (the wrapper
+ * can inject EIO) and checks what the 451 promises: the failed group is
+ * cut off the segment, durably, so that a crash does not bring it back.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,10 +34,12 @@
 #include <errno.h>
 #include <libgen.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -49,7 +53,7 @@
 #define BOXES      4
 #define MAX_EVENTS 4096
 
-enum kind { EV_DATASYNC, EV_DIRSYNC, EV_LINK, EV_DONE };
+enum kind { EV_DATASYNC, EV_DIRSYNC, EV_LINK, EV_DONE, EV_TRUNCATE };
 
 struct event_rec {
 	enum kind k;
@@ -81,9 +85,29 @@ record(struct event_rec e)
 int __real_fdatasync(int fd);
 int __real_fsync(int fd);
 int __real_link(const char *from, const char *to);
+int __real_ftruncate64(int fd, off_t len);
 int __wrap_fdatasync(int fd);
 int __wrap_fsync(int fd);
 int __wrap_link(const char *from, const char *to);
+int __wrap_ftruncate64(int fd, off_t len);
+
+/* While positive, fdatasync of a journal segment fails with EIO without
+ * syncing anything, and the count goes down by one. */
+static atomic_int fail_journal_syncs;
+
+/* Whether fd is a journal segment ("<dir>/journal.<n>"). */
+static bool
+is_segment(int fd)
+{
+	char link[64], path[4096];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, path, sizeof path - 1);
+	if (n <= 0)
+		return false;
+	path[n] = '\0';
+	const char *slash = strrchr(path, '/');
+	return slash != NULL && strncmp(slash, "/journal.", 9) == 0;
+}
 
 /* A sync counts from the moment it returns with success. Returns r with
  * the call's errno kept. */
@@ -102,7 +126,28 @@ synced(int fd, int r)
 int
 __wrap_fdatasync(int fd)
 {
+	if (atomic_load(&fail_journal_syncs) > 0 && is_segment(fd) &&
+	    atomic_fetch_sub(&fail_journal_syncs, 1) > 0) {
+		errno = EIO;
+		return -1;
+	}
 	return synced(fd, __real_fdatasync(fd));
+}
+
+/* A truncation counts from the moment it returns with success. The build
+ * has 64-bit file offsets (_FILE_OFFSET_BITS=64), under which glibc's
+ * header names ftruncate ftruncate64. */
+int
+__wrap_ftruncate64(int fd, off_t len)
+{
+	int r = __real_ftruncate64(fd, len);
+	int e = errno;
+	struct stat st;
+	if (r == 0 && fstat(fd, &st) == 0)
+		record((struct event_rec){ .k = EV_TRUNCATE, .dev = st.st_dev,
+		    .ino = st.st_ino });
+	errno = e;
+	return r;
 }
 
 int
@@ -161,7 +206,7 @@ guard_cb(evutil_socket_t fd, short what, void *arg)
  * calls emptied first: what spool_new itself does (a journal segment)
  * counts too. */
 static struct spool *
-open_spool(const char *root, const char *jdir)
+open_lingering_spool(const char *root, const char *jdir, unsigned linger_ms)
 {
 	pthread_mutex_lock(&rec_mu);
 	nrecs = 0;
@@ -169,10 +214,17 @@ open_spool(const char *root, const char *jdir)
 	pthread_mutex_unlock(&rec_mu);
 	struct buf err = BUF_INIT;
 	struct spool_opts o = { .base = root, .threads = 2, .hostname = "order.test",
-	    .journal_dir = jdir };
+	    .journal_dir = jdir, .linger_ms = linger_ms };
 	struct spool *sp = spool_new(&o, &err);
-	assert_non_null(sp);
 	buf_free(&err);
+	return sp;
+}
+
+static struct spool *
+open_spool(const char *root, const char *jdir)
+{
+	struct spool *sp = open_lingering_spool(root, jdir, 0);
+	assert_non_null(sp);
 	return sp;
 }
 
@@ -382,6 +434,146 @@ test_journal_segment_name_durable(void **state)
 	rm_tree(root);
 }
 
+/* One job's completion, for one_job(). */
+struct one {
+	struct event_base *base;
+	int                status;
+	bool               done;
+};
+
+static void
+one_done(struct spool_job *job, int status, void *arg)
+{
+	(void)job;
+	struct one *o = arg;
+	o->status = status;
+	o->done = true;
+	event_base_loopbreak(o->base);
+}
+
+/* Submits job number n ("X-Job: n") to box and waits for its completion,
+ * recorded as EV_DONE. Returns its status, or -1 if none came within 30 s.
+ * No cmocka assertion: the forked child below calls it. */
+static int
+one_job(struct spool *sp, char *box, int n)
+{
+	struct one o = { .base = event_base_new() };
+	if (o.base == NULL)
+		return -1;
+	char *msg = xmalloc(128);
+	int len = snprintf(msg, 128, "X-Job: %d\nSubject: fault\n\nbody of job %d\n", n, n);
+	const char *boxes[1] = { box };
+	if (spool_submit(sp, o.base, msg, (size_t)len, boxes, 1, NULL, one_done, &o) == NULL) {
+		event_base_free(o.base);
+		return -1;
+	}
+	struct timeval tv = { 30, 0 };
+	event_base_loopexit(o.base, &tv);
+	event_base_loop(o.base, EVLOOP_NO_EXIT_ON_EMPTY);
+	event_base_free(o.base);
+	if (!o.done)
+		return -1;
+	record((struct event_rec){ .k = EV_DONE, .job = n, .status = o.status });
+	return o.status;
+}
+
+/*
+ * Journal mode, a failed fdatasync of the journal. Job 1 is acknowledged;
+ * then the journal's next fdatasync fails (EIO, injected), so job 2 gets
+ * an error (its session answers 451 and the client will send it again).
+ * Its record is complete in the page cache, with a valid CRC, and would be
+ * recovered and delivered after a crash: a duplicate of the retried
+ * message. So the segment must be cut back to job 1's end, and the cut
+ * made durable (a sync of the segment after the truncation) before job 2's
+ * completion. A child process does this and dies (no clean stop: the
+ * linger holds every Maildir copy back); the next start must deliver job 1
+ * and only job 1.
+ */
+static void
+test_journal_failed_sync_cut_back(void **state)
+{
+	(void)state;
+	char root[] = "/tmp/ehlo-spool-order-XXXXXX";
+	assert_non_null(mkdtemp(root));
+	char jdir[4096];
+	snprintf(jdir, sizeof jdir, "%s/journal", root);
+	assert_int_equal(mkdir(jdir, 0700), 0);
+	struct buf b = BUF_INIT;
+	assert_true(spool_mailbox_path(root, "ann", "example.test", &b));
+	char *box = buf_steal(&b);
+
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct spool *sp = open_lingering_spool(root, jdir, 60000);
+		if (sp == NULL)
+			_exit(2);
+		if (one_job(sp, box, 1) != 0)
+			_exit(3);
+		atomic_store(&fail_journal_syncs, 1);
+		if (one_job(sp, box, 2) != EIO)
+			_exit(4);
+		if (atomic_load(&fail_journal_syncs) != 0)
+			_exit(5);       /* the injection was not in the path */
+		/* The truncation of the segment, then a sync of it, then the
+		 * completion. */
+		int trunc = -1, sync = -1, done = -1;
+		for (int i = 0; i < nrecs; i++) {
+			if (recs[i].k == EV_TRUNCATE && trunc < 0)
+				trunc = i;
+			else if (recs[i].k == EV_DATASYNC && trunc >= 0 && sync < 0 &&
+			    recs[i].ino == recs[trunc].ino && recs[i].dev == recs[trunc].dev)
+				sync = i;
+			else if (recs[i].k == EV_DONE && recs[i].job == 2)
+				done = i;
+		}
+		if (trunc < 0)
+			_exit(6);
+		if (sync < 0 || done < sync)
+			_exit(7);
+		_exit(0);       /* a crash: no spool_free */
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	switch (WEXITSTATUS(status)) {
+	case 0:
+		break;
+	case 6:
+		fail_msg("the segment was not cut back after the failed fdatasync");
+		break;
+	case 7:
+		fail_msg("the cut was not synced before the failed job's completion");
+		break;
+	default:
+		fail_msg("child exit %d", WEXITSTATUS(status));
+	}
+
+	struct spool *sp = open_spool(root, jdir);
+	spool_free(&sp);
+	char newdir[4096];
+	snprintf(newdir, sizeof newdir, "%snew", box);
+	DIR *d = opendir(newdir);
+	assert_non_null(d);
+	int files = 0, job = -1;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char p[8192];
+		snprintf(p, sizeof p, "%s/%s", newdir, e->d_name);
+		job = job_of(p);
+		files++;
+	}
+	closedir(d);
+	if (files != 1)
+		fail_msg("%d messages recovered, expected job 1 alone", files);
+	assert_int_equal(job, 1);
+
+	free(box);
+	rm_tree(root);
+}
+
 int
 main(void)
 {
@@ -389,6 +581,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sync_link_fsync_done_order),
 		cmocka_unit_test(test_journal_segment_name_durable),
+		cmocka_unit_test(test_journal_failed_sync_cut_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
