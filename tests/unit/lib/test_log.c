@@ -1,7 +1,9 @@
 /*
  * Log line format (src/lib/log.c): "<UTC time>.<µs>Z <host> <prog>[<pid>]:
  * [warning: |error: ]<message>", one write per line or per batch, and the
- * time part matching the clock (it is cached per second).
+ * time part matching the clock (it is cached per second). The binary is
+ * linked with -Wl,--wrap=write, so that the library's writes are recorded
+ * and a batch's boundaries can be checked.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +21,21 @@
 #include "lib/log.h"
 
 static char path[64];
+
+/* The sizes of the log library's writes (-Wl,--wrap=write). */
+ssize_t __real_write(int fd, const void *p, size_t n);
+ssize_t __wrap_write(int fd, const void *p, size_t n);
+static size_t writes[64];
+static int nwrites;
+
+ssize_t
+__wrap_write(int fd, const void *p, size_t n)
+{
+	if (nwrites < (int)(sizeof writes / sizeof writes[0]))
+		writes[nwrites] = n;
+	nwrites++;
+	return __real_write(fd, p, n);
+}
 
 static char *
 slurp(void)
@@ -133,12 +150,71 @@ test_sanitize(void **state)
 	}
 }
 
+/*
+ * The batch buffer is 16 KiB and a line is never split between writes: 64
+ * lines of exactly 256 bytes fill it to the byte and go out together when
+ * the 65th arrives (not one line earlier), and the 65th goes at the end of
+ * the batch. A line that does not fit flushes the batch before it.
+ */
+static void
+test_batch_boundary(void **state)
+{
+	(void)state;
+	snprintf(path, sizeof path, "/tmp/ehlo-test-log.%ld", (long)getpid());
+	unlink(path);
+	assert_int_equal(log_open(path, "test-log"), 0);
+	/* The prefix length: the time part has a fixed width, and the host
+	 * and pid do not change during the test. */
+	nwrites = 0;
+	log_msg(LOG_LVL_INFO, "x");
+	assert_int_equal(nwrites, 1);
+	size_t prefix = writes[0] - 2;       /* "x\n" */
+	assert_true(prefix < 200);
+	char msg[256];
+	memset(msg, 'm', sizeof msg);
+	msg[256 - prefix - 1] = '\0';       /* line = prefix + msg + "\n" = 256 */
+
+	nwrites = 0;
+	log_batch_begin();
+	for (int i = 0; i < 64; i++)
+		log_msg(LOG_LVL_INFO, "%s", msg);
+	assert_int_equal(nwrites, 0);
+	log_msg(LOG_LVL_INFO, "%s", msg);
+	assert_int_equal(nwrites, 1);
+	assert_int_equal(writes[0], 16384);
+	log_batch_end();
+	assert_int_equal(nwrites, 2);
+	assert_int_equal(writes[1], 256);
+
+	/* 63 lines, then one of 257 bytes: flushed before it, never split. */
+	nwrites = 0;
+	log_batch_begin();
+	for (int i = 0; i < 63; i++)
+		log_msg(LOG_LVL_INFO, "%s", msg);
+	log_msg(LOG_LVL_INFO, "%s+", msg);
+	log_batch_end();
+	assert_int_equal(nwrites, 2);
+	assert_int_equal(writes[0], 63 * 256);
+	assert_int_equal(writes[1], 257);
+	log_close();
+
+	/* Every line arrived whole. */
+	char *data = slurp();
+	int lines = 0;
+	for (char *nl = data; (nl = strchr(nl, '\n')) != NULL; nl++)
+		lines++;
+	assert_int_equal(lines, 1 + 65 + 64);
+	assert_int_equal(strlen(data), 2 + prefix + 65 * 256 + 63 * 256 + 257);
+	unlink(path);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_sanitize),
+		cmocka_unit_test(test_batch_boundary),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
