@@ -310,7 +310,10 @@ static const struct cfg_setting settings[] = {
 	  "Reject commands and message text lines longer than RFC 5321 §4.5.3.1.4 and "
 	  "§4.5.3.1.6 allow (512 and 1000 octets including CRLF)."),
 	S(mail_owner, "", false,
-	  "User to switch to after the listening sockets are bound; empty: keep the current user."),
+	  "User to switch to after the listening sockets are bound (its groups too); "
+	  "empty: keep the current user. A reload (SIGHUP) reads the configuration file "
+	  "and every file it names as this user; ehlod warns at start when that would "
+	  "fail."),
 	I(smtpd_workers, "0", 0, 64, false,
 	  "Event-loop worker threads; 0 means one per CPU."),
 	I(delivery_threads, "4", 1, 64, false,

@@ -142,9 +142,12 @@ ident_env_build(struct gen *g, struct buf *err)
 }
 
 /* Builds a generation from a loaded configuration (takes ownership of cfg).
- * NULL with a reason in err if a part (certificates, maps) fails. */
+ * NULL with a reason in err if a part (certificates, maps) fails. When
+ * "may" finds no usable certificate the generation runs without STARTTLS:
+ * the reason is logged, or appended to tls_off instead when it is not
+ * NULL (a trial load, see check_reload_as_owner). */
 static struct gen *
-gen_build(struct ehlo_config *cfg, struct buf *err)
+gen_build(struct ehlo_config *cfg, struct buf *err, struct buf *tls_off)
 {
 	struct gen *g = xcalloc(1, sizeof *g);
 	atomic_init(&g->refs, 1);
@@ -188,7 +191,10 @@ gen_build(struct ehlo_config *cfg, struct buf *err)
 			    TLS_LEVEL_ENCRYPT)
 				goto fail;
 			/* "may" with no usable certificate: run without STARTTLS. */
-			log_warn("TLS disabled: %s", buf_cstr(err));
+			if (tls_off != NULL)
+				buf_appendf(tls_off, "%s", buf_cstr(err));
+			else
+				log_warn("TLS disabled: %s", buf_cstr(err));
 			buf_reset(err);
 		}
 	}
@@ -449,6 +455,7 @@ struct main_ctx {
 	struct daemon *d;
 	struct event_base *base;
 	const char *config_file;
+	const char *owner;      /* mail_owner after the drop from root, or NULL */
 };
 
 static void
@@ -479,7 +486,9 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	const char *path = m->config_file[0] ? m->config_file : NULL;
 	struct ehlo_config *cfg = config_load(path, &err);
 	if (cfg == NULL) {
-		log_err("reload failed, keeping the running configuration: %s", buf_cstr(&err));
+		log_err("reload failed, keeping the running configuration: %s%s%s%s",
+		    buf_cstr(&err), m->owner ? " (a reload reads the files as " : "",
+		    m->owner ? m->owner : "", m->owner ? ")" : "");
 		buf_free(&err);
 		return;
 	}
@@ -488,9 +497,11 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
 		log_warn("reload: these settings need a restart and keep their old values: %s",
 		    buf_cstr(&err));
 	buf_reset(&err);
-	struct gen *g = gen_build(cfg, &err);
+	struct gen *g = gen_build(cfg, &err, NULL);
 	if (g == NULL) {
-		log_err("reload failed, keeping the running configuration: %s", buf_cstr(&err));
+		log_err("reload failed, keeping the running configuration: %s%s%s%s",
+		    buf_cstr(&err), m->owner ? " (a reload reads the files as " : "",
+		    m->owner ? m->owner : "", m->owner ? ")" : "");
 		config_free(&cfg);
 		gen_unref(&old);
 		buf_free(&err);
@@ -538,6 +549,38 @@ drop_privileges(const char *user)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * A reload (SIGHUP) reads the configuration file and every file it names
+ * (certificates and keys, maps, pattern files) again, by then as
+ * mail_owner. A key that only root can read loads at start and makes
+ * every later reload fail, which an operator would otherwise find out at
+ * the next certificate renewal, when the old certificate stays in use
+ * until it expires. So, right after the privilege drop, the whole load is
+ * tried once as mail_owner, and what a reload would meet is reported now.
+ * had_tls: whether the running generation offers STARTTLS.
+ */
+static void
+check_reload_as_owner(const char *config_file, const char *owner, bool had_tls)
+{
+	struct buf err = BUF_INIT, tls_off = BUF_INIT;
+	struct ehlo_config *cfg = config_load(config_file[0] ? config_file : NULL, &err);
+	struct gen *g = cfg != NULL ? gen_build(cfg, &err, &tls_off) : NULL;
+	if (g == NULL) {
+		config_free(&cfg);
+		log_warn("a reload (SIGHUP) would fail and keep the running configuration, "
+		    "because it reads the files as %s: %s; make them readable by %s (for "
+		    "example through a group of %s, ehlod(8)) or restart ehlod to apply "
+		    "changes", owner, buf_cstr(&err), owner, owner);
+	} else if (had_tls && g->tls == NULL) {
+		log_warn("a reload (SIGHUP) would turn STARTTLS off, because it reads the "
+		    "files as %s: %s; make them readable by %s (ehlod(8))", owner,
+		    buf_cstr(&tls_off), owner);
+	}
+	gen_unref(&g);
+	buf_free(&err);
+	buf_free(&tls_off);
 }
 
 /*
@@ -652,7 +695,7 @@ ehlod_run(struct ehlo_config *cfg)
 		    cfg->smtpd_tls_auto_cert_dir, strerror(errno));
 
 	struct ehlo_config *cfg_keep = cfg;
-	d->gen = gen_build(cfg, &err);
+	d->gen = gen_build(cfg, &err, NULL);
 	if (d->gen == NULL) {
 		config_free(&cfg_keep);
 		log_fatal(78, "%s", buf_cstr(&err));
@@ -698,9 +741,15 @@ ehlod_run(struct ehlo_config *cfg)
 		}
 	}
 
+	const char *owner = NULL;
 	if (cfg->mail_owner[0]) {
+		bool was_root = geteuid() == 0;
 		if (drop_privileges(cfg->mail_owner) != 0)
 			log_fatal(77, "refusing to run with the privileges we could not drop");
+		if (was_root) {
+			owner = cfg->mail_owner;
+			check_reload_as_owner(config_file, owner, d->gen->tls != NULL);
+		}
 	} else if (geteuid() == 0) {
 		log_warn("running as root: set mail_owner to drop privileges after binding");
 	}
@@ -750,7 +799,7 @@ ehlod_run(struct ehlo_config *cfg)
 	 * the spot (no graceful stop; seen as exit -15 in the crash test under
 	 * ASan, where start-up is slower).
 	 */
-	struct main_ctx m = { .d = d, .config_file = config_file };
+	struct main_ctx m = { .d = d, .config_file = config_file, .owner = owner };
 	m.base = event_base_new();
 	/* Bound after the privilege drop: pick an unprivileged port. */
 	struct evhttp *metrics = metrics_start(d, m.base, cfg->metrics_listen, &err);

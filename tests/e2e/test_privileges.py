@@ -2,14 +2,21 @@
 """
 Privilege drop (mail_owner): ehlod binds as root, then runs as the mail
 owner; Maildirs and messages belong to that user; a SIGHUP reload still
-works (it reads the certificate and maps as the mail owner).
+works (it reads the certificate and maps as the mail owner). A file that
+only root can read is reported at start, since every reload would fail on
+it; one the mail owner can read through its group is re-read, so that a
+renewed certificate takes effect.
 """
 import os
 import pwd
 import shutil
 import signal
 
+import tlspki
 from ehlotest import Server, Client, Skip, check, eq, main, DOMAIN
+from tlscommon import client_context, peer_der, pki, starttls
+
+WOULD_FAIL = "a reload (SIGHUP) would fail and keep the running configuration"
 
 
 def status_ids(pid, field):
@@ -25,11 +32,12 @@ def status_uids(pid):
     return status_ids(pid, "Uid")
 
 
-def test_runs_as_mail_owner():
+def owner_server(settings=None):
+    """A Server (not started) that drops to nobody, in a directory nobody
+    can reach."""
     if os.geteuid() != 0:
         raise Skip("needs root to drop privileges")
-    nobody = pwd.getpwnam("nobody")
-    srv = Server({"mail_owner": "nobody"}, start=False)
+    srv = Server(dict({"mail_owner": "nobody"}, **(settings or {})), start=False)
     os.chmod(srv.dir, 0o755)      # the mail owner must reach its Maildir base
     # A reload reads every file again as the mail owner. The shipped
     # generic-patterns file defaults to the source tree's copy, which the
@@ -40,6 +48,39 @@ def test_runs_as_mail_owner():
                                  "data", "generic-patterns"), patterns)
     os.chmod(patterns, 0o644)
     srv.settings["helo_generic_patterns_file"] = patterns
+    return srv
+
+
+def install_pair(srv, cert_src, key_src, key_mode, key_gid):
+    """Puts a certificate and key where srv's settings name them, each
+    replaced by a rename as certificate renewal tools do."""
+    cert = os.path.join(srv.dir, "live.pem")
+    key = os.path.join(srv.dir, "live.key")
+    for src, dst, mode, gid in ((cert_src, cert, 0o644, 0), (key_src, key, key_mode, key_gid)):
+        shutil.copyfile(src, dst + ".new")
+        os.chown(dst + ".new", 0, gid)
+        os.chmod(dst + ".new", mode)
+        os.rename(dst + ".new", dst)
+    srv.settings.update({"smtpd_tls_security_level": "may",
+                         "smtpd_tls_cert_file": cert, "smtpd_tls_key_file": key})
+    return cert, key
+
+
+def presented(srv):
+    """The DER certificate a new STARTTLS session is given."""
+    c = Client(srv.port)
+    c.ehlo()
+    starttls(c, client_context(verify=False))
+    der = peer_der(c.sock)
+    c.ehlo()
+    c.cmd("QUIT", 221)
+    c.close()
+    return der
+
+
+def test_runs_as_mail_owner():
+    srv = owner_server()
+    nobody = pwd.getpwnam("nobody")
     srv.start()
     uids = status_uids(srv.pid)
     eq(uids, [nobody.pw_uid] * 4, "real/effective/saved/fs uid of ehlod")
@@ -69,6 +110,48 @@ def test_runs_as_mail_owner():
     check("250-STARTTLS" in lines, "STARTTLS not offered after reload: %r" % lines)
     c2.cmd("QUIT", 221)
     c.cmd("QUIT", 221)
+
+    check(WOULD_FAIL not in srv.maillog(), "start warned of a failing reload:\n%s"
+          % srv.maillog())
+
+
+def test_root_only_key_reported_at_start():
+    """A key that only root can read: ehlod starts (it reads it as root)
+    but says at once that a reload would fail; the reload then fails with
+    the reason, and the running certificate stays in use."""
+    p = pki()
+    srv = owner_server()
+    cert, key = install_pair(srv, p.ec, p.ec_key, 0o600, 0)
+    srv.start()
+    line = srv.wait_log(WOULD_FAIL)
+    check("as nobody: %s: " % key in line and "Permission denied" in line,
+          "the warning names the key and the cause: %r" % line)
+    eq(presented(srv), tlspki.der(p.ec), "certificate at start")
+    mark = srv.log_size()
+    srv.signal(signal.SIGHUP)
+    line = srv.wait_log("reload failed, keeping the running configuration", since=mark)
+    check(key in line and "(a reload reads the files as nobody)" in line,
+          "the reload error names the key and the user: %r" % line)
+    eq(presented(srv), tlspki.der(p.ec), "certificate after the failed reload")
+
+
+def test_group_readable_key_renewed_by_reload():
+    """The Debian way (a key group such as ssl-cert that the mail owner is
+    in; here nobody's own group): no warning at start, and a renewed pair
+    takes effect at the next SIGHUP."""
+    p = pki()
+    gid = pwd.getpwnam("nobody").pw_gid
+    srv = owner_server()
+    install_pair(srv, p.ec, p.ec_key, 0o640, gid)
+    srv.start()
+    eq(presented(srv), tlspki.der(p.ec), "certificate at start")
+    check(WOULD_FAIL not in srv.maillog(), "warned of a reload that works:\n%s"
+          % srv.maillog())
+    install_pair(srv, p.ec2, p.ec2_key, 0o640, gid)
+    mark = srv.log_size()
+    srv.signal(signal.SIGHUP)
+    srv.wait_log("reloaded configuration", since=mark)
+    eq(presented(srv), tlspki.der(p.ec2), "certificate after the renewal and SIGHUP")
 
 
 if __name__ == "__main__":
