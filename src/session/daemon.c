@@ -25,6 +25,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -559,28 +560,78 @@ drop_privileges(const char *user)
  * the next certificate renewal, when the old certificate stays in use
  * until it expires. So, right after the privilege drop, the whole load is
  * tried once as mail_owner, and what a reload would meet is reported now.
- * had_tls: whether the running generation offers STARTTLS.
+ * The trial runs in a child process (the daemon is still single-threaded
+ * here), so that what it allocates (certificates, the public suffix list)
+ * never adds to the daemon's memory; the child sends back the warning
+ * text, if any, through a pipe. had_tls: whether the running generation
+ * offers STARTTLS.
  */
 static void
 check_reload_as_owner(const char *config_file, const char *owner, bool had_tls)
 {
-	struct buf err = BUF_INIT, tls_off = BUF_INIT;
-	struct ehlo_config *cfg = config_load(config_file[0] ? config_file : NULL, &err);
-	struct gen *g = cfg != NULL ? gen_build(cfg, &err, &tls_off) : NULL;
-	if (g == NULL) {
-		config_free(&cfg);
-		log_warn("a reload (SIGHUP) would fail and keep the running configuration, "
-		    "because it reads the files as %s: %s; make them readable by %s (for "
-		    "example through a group of %s, ehlod(8)) or restart ehlod to apply "
-		    "changes", owner, buf_cstr(&err), owner, owner);
-	} else if (had_tls && g->tls == NULL) {
-		log_warn("a reload (SIGHUP) would turn STARTTLS off, because it reads the "
-		    "files as %s: %s; make them readable by %s (ehlod(8))", owner,
-		    buf_cstr(&tls_off), owner);
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		log_warn("cannot check what a reload as %s would read: pipe: %s", owner,
+		    strerror(errno));
+		return;
 	}
-	gen_unref(&g);
-	buf_free(&err);
-	buf_free(&tls_off);
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_warn("cannot check what a reload as %s would read: fork: %s", owner,
+		    strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		struct buf err = BUF_INIT, tls_off = BUF_INIT, out = BUF_INIT;
+		struct ehlo_config *cfg = config_load(config_file[0] ? config_file : NULL, &err);
+		struct gen *g = cfg != NULL ? gen_build(cfg, &err, &tls_off) : NULL;
+		if (g == NULL)
+			buf_appendf(&out, "a reload (SIGHUP) would fail and keep the running "
+			    "configuration, because it reads the files as %s: %s; make them "
+			    "readable by %s (for example through a group of %s, ehlod(8)) or "
+			    "restart ehlod to apply changes", owner, buf_cstr(&err), owner, owner);
+		else if (had_tls && g->tls == NULL)
+			buf_appendf(&out, "a reload (SIGHUP) would turn STARTTLS off, because it "
+			    "reads the files as %s: %s; make them readable by %s (ehlod(8))", owner,
+			    buf_cstr(&tls_off), owner);
+		const char *q = out.data;
+		size_t left = out.len;
+		while (left > 0) {
+			ssize_t w = write(p[1], q, left);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				break;
+			q += w;
+			left -= (size_t)w;
+		}
+		_exit(0);       /* no atexit handlers, nothing freed: the parent owns it all */
+	}
+	close(p[1]);
+	struct buf msg = BUF_INIT;
+	char chunk[4096];
+	for (;;) {
+		ssize_t r = read(p[0], chunk, sizeof chunk);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		if (msg.len < 65536)
+			buf_append(&msg, chunk, (size_t)r);
+	}
+	close(p[0]);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (msg.len > 0)
+		log_warn("%s", buf_cstr(&msg));
+	else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		log_warn("the check of what a reload as %s would read ended abnormally "
+		    "(wait status %d)", owner, status);
+	buf_free(&msg);
 }
 
 /*
