@@ -518,6 +518,9 @@ test_journal_failed_sync_cut_back(void **state)
 		/* The truncation of the segment, then a sync of it, then the
 		 * completion. */
 		int trunc = -1, sync = -1, done = -1;
+		/* The delivery threads still run: read the record under its lock
+		 * (no cmocka assertion in here, so nothing can jump out of it). */
+		pthread_mutex_lock(&rec_mu);
 		for (int i = 0; i < nrecs; i++) {
 			if (recs[i].k == EV_TRUNCATE && trunc < 0)
 				trunc = i;
@@ -527,6 +530,7 @@ test_journal_failed_sync_cut_back(void **state)
 			else if (recs[i].k == EV_DONE && recs[i].job == 2)
 				done = i;
 		}
+		pthread_mutex_unlock(&rec_mu);
 		if (trunc < 0)
 			_exit(6);
 		if (sync < 0 || done < sync)
