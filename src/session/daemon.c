@@ -146,7 +146,7 @@ ident_env_build(struct gen *g, struct buf *err)
  * NULL with a reason in err if a part (certificates, maps) fails. When
  * "may" finds no usable certificate the generation runs without STARTTLS:
  * the reason is logged, or appended to tls_off instead when it is not
- * NULL (a trial load, see check_reload_as_owner). */
+ * NULL (a reload, see reload_build). */
 static struct gen *
 gen_build(struct ehlo_config *cfg, struct buf *err, struct buf *tls_off)
 {
@@ -204,6 +204,32 @@ fail:
 	g->cfg = NULL;   /* the caller still owns cfg on failure */
 	gen_unref(&g);
 	return NULL;
+}
+
+/*
+ * The generation a reload would switch to, or NULL with the reason in err
+ * (the caller still owns cfg then). Besides gen_build's failures, a reload
+ * that would lose STARTTLS by accident fails too. With "may", a
+ * certificate that cannot be loaded means running without STARTTLS at
+ * start (docs/tls.md); but a server that offers STARTTLS must not stop
+ * offering it, and fall back to plaintext for every client, because a
+ * renewed key or its directory became unreadable. Turning TLS off on
+ * purpose (smtpd_tls_security_level = none) still reloads. had_tls:
+ * whether the running generation offers STARTTLS.
+ */
+static struct gen *
+reload_build(struct ehlo_config *cfg, bool had_tls, struct buf *err)
+{
+	struct buf tls_off = BUF_INIT;
+	struct gen *g = gen_build(cfg, err, &tls_off);
+	if (g != NULL && had_tls && g->tls == NULL &&
+	    cfg->smtpd_tls_security_level != TLS_LEVEL_NONE) {
+		buf_appendf(err, "STARTTLS would no longer be offered: %s", buf_cstr(&tls_off));
+		g->cfg = NULL;          /* the caller still owns cfg */
+		gen_unref(&g);
+	}
+	buf_free(&tls_off);
+	return g;
 }
 
 size_t
@@ -498,7 +524,7 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
 		log_warn("reload: these settings need a restart and keep their old values: %s",
 		    buf_cstr(&err));
 	buf_reset(&err);
-	struct gen *g = gen_build(cfg, &err, NULL);
+	struct gen *g = reload_build(cfg, old->tls != NULL, &err);
 	if (g == NULL) {
 		log_err("reload failed, keeping the running configuration: %s%s%s%s",
 		    buf_cstr(&err), m->owner ? " (a reload reads the files as " : "",
@@ -564,7 +590,7 @@ drop_privileges(const char *user)
  * here), so that what it allocates (certificates, the public suffix list)
  * never adds to the daemon's memory; the child sends back the warning
  * text, if any, through a pipe. had_tls: whether the running generation
- * offers STARTTLS.
+ * offers STARTTLS (see reload_build).
  */
 static void
 check_reload_as_owner(const char *config_file, const char *owner, bool had_tls)
@@ -585,18 +611,14 @@ check_reload_as_owner(const char *config_file, const char *owner, bool had_tls)
 	}
 	if (pid == 0) {
 		close(p[0]);
-		struct buf err = BUF_INIT, tls_off = BUF_INIT, out = BUF_INIT;
+		struct buf err = BUF_INIT, out = BUF_INIT;
 		struct ehlo_config *cfg = config_load(config_file[0] ? config_file : NULL, &err);
-		struct gen *g = cfg != NULL ? gen_build(cfg, &err, &tls_off) : NULL;
+		struct gen *g = cfg != NULL ? reload_build(cfg, had_tls, &err) : NULL;
 		if (g == NULL)
 			buf_appendf(&out, "a reload (SIGHUP) would fail and keep the running "
 			    "configuration, because it reads the files as %s: %s; make them "
 			    "readable by %s (for example through a group of %s, ehlod(8)) or "
 			    "restart ehlod to apply changes", owner, buf_cstr(&err), owner, owner);
-		else if (had_tls && g->tls == NULL)
-			buf_appendf(&out, "a reload (SIGHUP) would turn STARTTLS off, because it "
-			    "reads the files as %s: %s; make them readable by %s (ehlod(8))", owner,
-			    buf_cstr(&tls_off), owner);
 		const char *q = out.data;
 		size_t left = out.len;
 		while (left > 0) {

@@ -154,5 +154,42 @@ def test_group_readable_key_renewed_by_reload():
     eq(presented(srv), tlspki.der(p.ec2), "certificate after the renewal and SIGHUP")
 
 
+def test_reload_never_drops_starttls_by_accident():
+    """The self-signed pair sits in a directory below one that only root
+    can enter. It loads at start (as root) and ehlod offers STARTTLS; as
+    the mail owner it cannot be read, and with "may" that would mean a
+    reload without STARTTLS, every client falling back to plaintext. So
+    the start warns, the reload fails and STARTTLS stays; turning TLS off
+    on purpose (smtpd_tls_security_level = none) still reloads."""
+    srv = owner_server()
+    private = os.path.join(srv.dir, "private")
+    os.mkdir(private, 0o700)
+    srv.settings.update({"smtpd_tls_security_level": "may", "smtpd_tls_auto_cert": "yes",
+                         "smtpd_tls_auto_cert_dir": os.path.join(private, "tls")})
+    srv.start()
+    line = srv.wait_log(WOULD_FAIL)
+    check("STARTTLS would no longer be offered" in line and "Permission denied" in line,
+          "the warning says STARTTLS would be lost, and why: %r" % line)
+    c = Client(srv.port)
+    check("250-STARTTLS" in c.ehlo(), "STARTTLS offered at start")
+    c.cmd("QUIT", 221)
+    mark = srv.log_size()
+    srv.signal(signal.SIGHUP)
+    line = srv.wait_log("reload failed, keeping the running configuration", since=mark)
+    check("STARTTLS would no longer be offered" in line, "reload error: %r" % line)
+    c = Client(srv.port)
+    check("250-STARTTLS" in c.ehlo(), "STARTTLS still offered after the failed reload")
+    c.cmd("QUIT", 221)
+    # Off on purpose: the reload goes through and STARTTLS goes away.
+    srv.settings["smtpd_tls_security_level"] = "none"
+    srv.write_config()
+    mark = srv.log_size()
+    srv.signal(signal.SIGHUP)
+    srv.wait_log("reloaded configuration", since=mark)
+    c = Client(srv.port)
+    check("250-STARTTLS" not in c.ehlo(), "STARTTLS offered with security level none")
+    c.cmd("QUIT", 221)
+
+
 if __name__ == "__main__":
     main(globals())
