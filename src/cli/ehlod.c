@@ -76,8 +76,15 @@ main(int argc, char **argv)
 	}
 	buf_free(&err);
 	if (check) {
-		config_free(&cfg);
-		return 0;
+		struct buf werr = BUF_INIT, warn = BUF_INIT;
+		int rc = ehlod_check(cfg, &werr, &warn);
+		if (rc != 0)
+			fprintf(stderr, "ehlod: %s\n", buf_cstr(&werr));
+		if (warn.len > 0)
+			fprintf(stderr, "ehlod: warning: %s\n", buf_cstr(&warn));
+		buf_free(&werr);
+		buf_free(&warn);
+		return rc;
 	}
 	if (nondefault) {
 		config_print_nondefault(cfg, stdout);

@@ -146,7 +146,7 @@ ident_env_build(struct gen *g, struct buf *err)
  * NULL with a reason in err if a part (certificates, maps) fails. When
  * "may" finds no usable certificate the generation runs without STARTTLS:
  * the reason is logged, or appended to tls_off instead when it is not
- * NULL (a reload, see reload_build). */
+ * NULL (a reload or a check, see reload_build and ehlod_check). */
 static struct gen *
 gen_build(struct ehlo_config *cfg, struct buf *err, struct buf *tls_off)
 {
@@ -578,32 +578,44 @@ drop_privileges(const char *user)
 	return 0;
 }
 
+/* For ehlod -t: the self-signed certificate is made at start, so a check
+ * must not make it (nor take its lock file); it is left out of the check. */
+static void
+no_auto_cert(struct ehlo_config *cfg)
+{
+	if (cfg->smtpd_tls_cert_file.n == 0)
+		cfg->smtpd_tls_auto_cert = false;
+}
+
 /*
  * A reload (SIGHUP) reads the configuration file and every file it names
  * (certificates and keys, maps, pattern files) again, by then as
  * mail_owner. A key that only root can read loads at start and makes
  * every later reload fail, which an operator would otherwise find out at
  * the next certificate renewal, when the old certificate stays in use
- * until it expires. So, right after the privilege drop, the whole load is
- * tried once as mail_owner, and what a reload would meet is reported now.
- * The trial runs in a child process (the daemon is still single-threaded
- * here), so that what it allocates (certificates, the public suffix list)
- * never adds to the daemon's memory; the child sends back the warning
- * text, if any, through a pipe. had_tls: whether the running generation
- * offers STARTTLS (see reload_build).
+ * until it expires. So the whole load is tried once as mail_owner: by the
+ * daemon right after its privilege drop, and by ehlod -t. The trial runs
+ * in a child process (the daemon is still single-threaded there), so that
+ * what it allocates (certificates, the public suffix list) never adds to
+ * the daemon's memory, and so that ehlod -t, still root, can drop
+ * privileges for it alone (drop). The child sends back the warning text,
+ * if any, through a pipe; it is appended to out. had_tls: whether the
+ * running (or checked) generation offers STARTTLS (see reload_build).
+ * check: leave the self-signed certificate out (no_auto_cert).
  */
 static void
-check_reload_as_owner(const char *config_file, const char *owner, bool had_tls)
+trial_as_owner(const char *config_file, const char *owner, bool drop, bool had_tls,
+    bool check, struct buf *out)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) != 0) {
-		log_warn("cannot check what a reload as %s would read: pipe: %s", owner,
+		buf_appendf(out, "cannot check what a reload as %s would read: pipe: %s", owner,
 		    strerror(errno));
 		return;
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
-		log_warn("cannot check what a reload as %s would read: fork: %s", owner,
+		buf_appendf(out, "cannot check what a reload as %s would read: fork: %s", owner,
 		    strerror(errno));
 		close(p[0]);
 		close(p[1]);
@@ -611,16 +623,26 @@ check_reload_as_owner(const char *config_file, const char *owner, bool had_tls)
 	}
 	if (pid == 0) {
 		close(p[0]);
-		struct buf err = BUF_INIT, out = BUF_INIT;
-		struct ehlo_config *cfg = config_load(config_file[0] ? config_file : NULL, &err);
-		struct gen *g = cfg != NULL ? reload_build(cfg, had_tls, &err) : NULL;
-		if (g == NULL)
-			buf_appendf(&out, "a reload (SIGHUP) would fail and keep the running "
-			    "configuration, because it reads the files as %s: %s; make them "
-			    "readable by %s (for example through a group of %s, ehlod(8)) or "
-			    "restart ehlod to apply changes", owner, buf_cstr(&err), owner, owner);
-		const char *q = out.data;
-		size_t left = out.len;
+		struct buf err = BUF_INIT, msg = BUF_INIT;
+		struct ehlo_config *cfg = NULL;
+		struct gen *g = NULL;
+		if (drop && drop_privileges(owner) != 0) {
+			buf_appendf(&msg, "cannot switch to mail_owner %s to check what a reload "
+			    "would read", owner);
+		} else {
+			cfg = config_load(config_file[0] ? config_file : NULL, &err);
+			if (cfg != NULL && check)
+				no_auto_cert(cfg);
+			g = cfg != NULL ? reload_build(cfg, had_tls, &err) : NULL;
+			if (g == NULL)
+				buf_appendf(&msg, "a reload (SIGHUP) would fail and keep the running "
+				    "configuration, because it reads the files as %s: %s; make them "
+				    "readable by %s (for example through a group of %s, ehlod(8)) "
+				    "or restart ehlod to apply changes", owner, buf_cstr(&err), owner,
+				    owner);
+		}
+		const char *q = msg.data;
+		size_t left = msg.len;
 		while (left > 0) {
 			ssize_t w = write(p[1], q, left);
 			if (w < 0 && errno == EINTR)
@@ -649,11 +671,40 @@ check_reload_as_owner(const char *config_file, const char *owner, bool had_tls)
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (msg.len > 0)
-		log_warn("%s", buf_cstr(&msg));
+		buf_appendf(out, "%s", buf_cstr(&msg));
 	else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		log_warn("the check of what a reload as %s would read ended abnormally "
+		buf_appendf(out, "the check of what a reload as %s would read ended abnormally "
 		    "(wait status %d)", owner, status);
 	buf_free(&msg);
+}
+
+int
+ehlod_check(struct ehlo_config *cfg, struct buf *err, struct buf *warn)
+{
+	if (cfg->mail_owner[0] != '\0' && getpwnam(cfg->mail_owner) == NULL) {
+		buf_appendf(err, "mail_owner %s: no such user", cfg->mail_owner);
+		config_free(&cfg);
+		return 78;      /* EX_CONFIG, as the start would exit */
+	}
+	char *config_file = xstrdup(cfg->config_file);
+	char *owner = xstrdup(cfg->mail_owner);
+	no_auto_cert(cfg);
+	struct buf tls_off = BUF_INIT;
+	struct gen *g = gen_build(cfg, err, &tls_off);
+	buf_free(&tls_off);
+	if (g == NULL) {
+		config_free(&cfg);
+		free(config_file);
+		free(owner);
+		return 78;      /* EX_CONFIG */
+	}
+	bool had_tls = g->tls != NULL;
+	gen_unref(&g);
+	if (owner[0] != '\0' && geteuid() == 0)
+		trial_as_owner(config_file, owner, true, had_tls, true, warn);
+	free(config_file);
+	free(owner);
+	return 0;
 }
 
 /*
@@ -821,7 +872,11 @@ ehlod_run(struct ehlo_config *cfg)
 			log_fatal(77, "refusing to run with the privileges we could not drop");
 		if (was_root) {
 			owner = cfg->mail_owner;
-			check_reload_as_owner(config_file, owner, d->gen->tls != NULL);
+			struct buf warn = BUF_INIT;
+			trial_as_owner(config_file, owner, false, d->gen->tls != NULL, false, &warn);
+			if (warn.len > 0)
+				log_warn("%s", buf_cstr(&warn));
+			buf_free(&warn);
 		}
 	} else if (geteuid() == 0) {
 		log_warn("running as root: set mail_owner to drop privileges after binding");

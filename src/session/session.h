@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 
+struct buf;
 struct ehlo_config;
 
 /*
@@ -21,5 +22,16 @@ struct ehlo_config;
  * Returns a process exit status.
  */
 int ehlod_run(struct ehlo_config *cfg);
+
+/*
+ * ehlod -t: loads everything a start would load from cfg (certificates
+ * and keys, maps, the public suffix list, the generic patterns; not the
+ * self-signed certificate, which the start makes), without binding or
+ * creating anything. Takes ownership of cfg. Returns 0, or 78 (EX_CONFIG)
+ * with the reason in err. Run as root with mail_owner set, it also tries
+ * that load as the mail owner, as a reload would, and appends a warning to
+ * warn when the reload would fail.
+ */
+int ehlod_check(struct ehlo_config *cfg, struct buf *err, struct buf *warn);
 
 #endif

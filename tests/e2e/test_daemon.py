@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """
-The daemon as an operator sees it: `ehlod -t` and `ehlod -n`, SIGHUP reload
+The daemon as an operator sees it: `ehlod -t` (the syntax, and every file
+a start would load) and `ehlod -n`, SIGHUP reload
 (new sessions see the new configuration and its limits, a live session is
 not dropped), and SIGTERM (idle sessions get 421, a message in DATA may
 finish first, the process exits 0).
@@ -56,6 +57,34 @@ def test_check_config():
               "ehlod -t error for %s does not name %s:%d: %r" % (name, name, line, err))
     rc, out, err = ehlod("-t", "-c", os.path.join(d, "missing.conf"))
     eq(rc, 78, "ehlod -t on a missing file")
+
+
+def test_check_loads_named_files():
+    """ehlod -t loads what a start would: a certificate, key or map that is
+    missing fails the check (exit 78, the file named), not only the start
+    or, worse, the next reload. The self-signed certificate is made at
+    start, never by a check."""
+    d = tempdir()
+    autodir = os.path.join(d, "tls")
+    base = ("myhostname = mx.example.test\nvirtual_mailbox_domains = example.test\n"
+            "smtpd_tls_auto_cert_dir = %s\n" % autodir)
+    os.mkdir(autodir)       # where the start would make the pair
+    eq(ehlod("-t", "-c", write(os.path.join(d, "auto.conf"), base)), (0, "", ""),
+       "ehlod -t with the self-signed certificate (made at start)")
+    eq(os.listdir(autodir), [], "files ehlod -t made in %s" % autodir)
+    cases = [
+        ("nocert.conf", "smtpd_tls_cert_file = %s/none.pem\nsmtpd_tls_key_file = %s/none.key\n"
+         % (d, d), "%s/none.pem" % d),
+        ("nomaps.conf", "virtual_mailbox_maps = %s/no-such-map\n" % d, "%s/no-such-map" % d),
+        ("nopatterns.conf", "helo_generic_patterns_file = %s/no-patterns\n" % d,
+         "%s/no-patterns" % d),
+        # The start would exit 78 on it too.
+        ("noowner.conf", "mail_owner = no-such-user-ehlo\n", "no-such-user-ehlo"),
+    ]
+    for name, extra, named in cases:
+        rc, out, err = ehlod("-t", "-c", write(os.path.join(d, name), base + extra))
+        eq(rc, 78, "ehlod -t exit status for %s" % name)
+        check(named in err, "ehlod -t for %s does not name %s: %r" % (name, named, err))
 
 
 def test_print_nondefault():

@@ -11,9 +11,10 @@ import os
 import pwd
 import shutil
 import signal
+import subprocess
 
 import tlspki
-from ehlotest import Server, Client, Skip, check, eq, main, DOMAIN
+from ehlotest import EHLOD, Server, Client, Skip, check, eq, main, DOMAIN
 from tlscommon import client_context, peer_der, pki, starttls
 
 WOULD_FAIL = "a reload (SIGHUP) would fail and keep the running configuration"
@@ -189,6 +190,29 @@ def test_reload_never_drops_starttls_by_accident():
     c = Client(srv.port)
     check("250-STARTTLS" not in c.ehlo(), "STARTTLS offered with security level none")
     c.cmd("QUIT", 221)
+
+
+def check_config(srv):
+    """ehlod -t on srv's configuration file: (exit status, stderr)."""
+    srv.write_config(port=srv.port or 2525)
+    p = subprocess.run([EHLOD, "-t", "-c", srv.conf], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    return p.returncode, p.stderr.decode()
+
+
+def test_check_config_as_mail_owner():
+    """ehlod -t, run as root, also tries the load as the mail owner: a
+    root-only key passes the check (a start works) with the warning that a
+    reload would fail; a group-readable one passes without it."""
+    p = pki()
+    srv = owner_server()
+    install_pair(srv, p.ec, p.ec_key, 0o600, 0)
+    rc, err = check_config(srv)
+    eq(rc, 0, "ehlod -t exit status with a root-only key")
+    check("ehlod: warning: " + WOULD_FAIL in err and "live.key" in err,
+          "ehlod -t does not warn of the reload: %r" % err)
+    install_pair(srv, p.ec, p.ec_key, 0o640, pwd.getpwnam("nobody").pw_gid)
+    eq(check_config(srv), (0, ""), "ehlod -t with a key the mail owner can read")
 
 
 if __name__ == "__main__":
