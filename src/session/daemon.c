@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -504,6 +505,18 @@ on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(m->base, NULL);
 }
 
+/* A reload that did not take: counted, and the metrics' "last reload
+ * successful" gauge drops to 0 until one does (alert on it). */
+static void
+reload_failed(struct main_ctx *m, const struct buf *err)
+{
+	log_err("reload failed, keeping the running configuration: %s%s%s%s",
+	    buf_cstr(err), m->owner ? " (a reload reads the files as " : "",
+	    m->owner ? m->owner : "", m->owner ? ")" : "");
+	atomic_fetch_add(&m->d->stats.reloads_failed, 1);
+	atomic_store(&m->d->stats.last_reload_ok, 0);
+}
+
 static void
 on_reload_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -513,9 +526,7 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	const char *path = m->config_file[0] ? m->config_file : NULL;
 	struct ehlo_config *cfg = config_load(path, &err);
 	if (cfg == NULL) {
-		log_err("reload failed, keeping the running configuration: %s%s%s%s",
-		    buf_cstr(&err), m->owner ? " (a reload reads the files as " : "",
-		    m->owner ? m->owner : "", m->owner ? ")" : "");
+		reload_failed(m, &err);
 		buf_free(&err);
 		return;
 	}
@@ -526,9 +537,7 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	buf_reset(&err);
 	struct gen *g = reload_build(cfg, old->tls != NULL, &err);
 	if (g == NULL) {
-		log_err("reload failed, keeping the running configuration: %s%s%s%s",
-		    buf_cstr(&err), m->owner ? " (a reload reads the files as " : "",
-		    m->owner ? m->owner : "", m->owner ? ")" : "");
+		reload_failed(m, &err);
 		config_free(&cfg);
 		gen_unref(&old);
 		buf_free(&err);
@@ -553,6 +562,9 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	if (log_open(g->cfg->maillog_file, "ehlod") != 0)
 		log_warn("reload: cannot open maillog_file %s: %s", g->cfg->maillog_file,
 		    strerror(errno));
+	atomic_fetch_add(&d->stats.reloads_ok, 1);
+	atomic_store(&d->stats.last_reload_ok, 1);
+	atomic_store(&d->stats.last_reload_time, (long long)time(NULL));
 	log_info("reloaded configuration%s%s", m->config_file[0] ? " from " : "",
 	    m->config_file);
 	buf_free(&err);
@@ -768,6 +780,8 @@ ehlod_run(struct ehlo_config *cfg)
 	struct daemon dd;
 	struct daemon *d = &dd;
 	memset(d, 0, sizeof *d);
+	atomic_store(&d->stats.last_reload_ok, 1);
+	atomic_store(&d->stats.last_reload_time, (long long)time(NULL));
 	pthread_mutex_init(&d->lock, NULL);
 	d->ipc = xcalloc(IPC_BUCKETS, sizeof(struct ipcount *));
 	/* Fixed for the process (the settings need a restart): a session is

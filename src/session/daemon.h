@@ -87,6 +87,10 @@ struct daemon_stats {
 	/* smtpd_message_memory_limit (session.c, "the message memory budget") */
 	atomic_size_t receiving_bytes;  /* message bodies being received, all sessions */
 	atomic_ullong memory_rejects_mail, memory_rejects_data;
+	/* SIGHUP reloads (main thread only writes them; metrics reads) */
+	atomic_ullong reloads_ok, reloads_failed;
+	atomic_int    last_reload_ok;       /* 1 at start and after a reload that took */
+	atomic_llong  last_reload_time;     /* time(2) of the start or that reload */
 };
 
 struct daemon {

@@ -110,6 +110,22 @@ on_metrics(struct evhttp_request *req, void *arg)
 		    "Leftover files older than 36 hours removed from Maildir tmp/ directories.",
 		    ss.tmp_removed);
 	}
+	evbuffer_add_printf(b, "# HELP ehlo_config_reloads_total Configuration reloads "
+	    "(SIGHUP), by result; a failed one keeps the running configuration.\n"
+	    "# TYPE ehlo_config_reloads_total counter\n"
+	    "ehlo_config_reloads_total{result=\"success\"} %llu\n"
+	    "ehlo_config_reloads_total{result=\"failure\"} %llu\n",
+	    (unsigned long long)atomic_load(&st->reloads_ok),
+	    (unsigned long long)atomic_load(&st->reloads_failed));
+	evbuffer_add_printf(b, "# HELP ehlo_config_last_reload_successful 1 at start and after "
+	    "a reload that took, 0 after one that failed.\n"
+	    "# TYPE ehlo_config_last_reload_successful gauge\n"
+	    "ehlo_config_last_reload_successful %d\n"
+	    "# HELP ehlo_config_last_reload_success_timestamp_seconds When the running "
+	    "configuration was loaded (start or reload), in seconds since the epoch.\n"
+	    "# TYPE ehlo_config_last_reload_success_timestamp_seconds gauge\n"
+	    "ehlo_config_last_reload_success_timestamp_seconds %lld\n",
+	    atomic_load(&st->last_reload_ok), (long long)atomic_load(&st->last_reload_time));
 	evbuffer_add_printf(b, "# HELP ehlo_up 1 while ehlod runs.\n# TYPE ehlo_up gauge\nehlo_up 1\n");
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; version=0.0.4");

@@ -3,8 +3,12 @@
 The Prometheus endpoint (metrics_listen): served over HTTP on loopback,
 parsed with Debian's python3-prometheus-client, and the counters follow
 what the sessions did (connects, messages, rejected connections, identity
-refusals, sessions_active back to 0).
+refusals, sessions_active back to 0) and what SIGHUP did (a failed reload
+shows, so that it can be alerted on).
 """
+import os
+import re
+import signal
 import time
 import urllib.request
 
@@ -73,6 +77,59 @@ def test_metrics_follow_sessions():
     eq(m2["ehlo_smtpd_disconnects_total"], 2, "disconnects_total")
     eq(m2['ehlo_smtpd_helo_checks_total{outcome=reject}'], 1, "identity rejects")
     eq(m2["ehlo_smtpd_improper_pipelining_total"], 1, "sessions with improper pipelining")
+
+
+def test_metrics_follow_reloads():
+    mport = free_port()
+    t0 = int(time.time())
+    srv = Server({"metrics_listen": "127.0.0.1:%d" % mport})
+    m0 = scrape(mport)
+    eq(m0["ehlo_config_last_reload_successful"], 1, "last_reload_successful at start")
+    eq(m0["ehlo_config_reloads_total{result=success}"], 0, "reloads before any SIGHUP")
+    eq(m0["ehlo_config_reloads_total{result=failure}"], 0, "failed reloads before any SIGHUP")
+    started = m0["ehlo_config_last_reload_success_timestamp_seconds"]
+    check(t0 <= started <= time.time(), "load time %r not the start's (%d)" % (started, t0))
+
+    # A broken file: the reload fails, the gauge drops, the time stays.
+    srv.settings["message_size_limit"] = "lots"
+    srv.write_config()
+    mark = srv.log_size()
+    srv.signal(signal.SIGHUP)
+    srv.wait_log("reload failed, keeping the running configuration", since=mark)
+    m1 = scrape(mport)
+    eq(m1["ehlo_config_last_reload_successful"], 0, "last_reload_successful after a failure")
+    eq(m1["ehlo_config_reloads_total{result=failure}"], 1, "failed reloads")
+    eq(m1["ehlo_config_reloads_total{result=success}"], 0, "reloads that took")
+    eq(m1["ehlo_config_last_reload_success_timestamp_seconds"], started,
+       "load time after a failed reload")
+
+    # Mended: the next reload takes, and the gauge is back to 1.
+    time.sleep(1.1)         # so that the load time must move
+    srv.settings["message_size_limit"] = "20000"
+    srv.write_config()
+    mark = srv.log_size()
+    srv.signal(signal.SIGHUP)
+    srv.wait_log("reloaded configuration", since=mark)
+    m2 = scrape(mport)
+    eq(m2["ehlo_config_last_reload_successful"], 1, "last_reload_successful after a reload")
+    eq(m2["ehlo_config_reloads_total{result=success}"], 1, "reloads that took")
+    eq(m2["ehlo_config_reloads_total{result=failure}"], 1, "failed reloads")
+    check(m2["ehlo_config_last_reload_success_timestamp_seconds"] > started,
+          "load time did not move on a reload that took")
+
+
+def test_every_metric_documented():
+    """Each metric the endpoint exports is listed in ehlod(8), METRICS."""
+    mport = free_port()
+    Server({"metrics_listen": "127.0.0.1:%d" % mport})
+    names = {k.split("{")[0] for k in scrape(mport)}
+    man = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "man", "ehlod.8")
+    with open(man) as f:
+        text = f.read()
+    section = text.split(".SH METRICS", 1)[-1].split(".SH ", 1)[0]
+    listed = set(re.findall(r"ehlo_[a-z0-9_]+", section))
+    missing = sorted(names - listed)
+    eq(missing, [], "metrics missing from ehlod(8) METRICS")
 
 
 def test_metrics_off_by_default():
