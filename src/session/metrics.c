@@ -19,6 +19,7 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "spool/spool.h"
+#include "tls/tls.h"
 
 static void
 counter(struct evbuffer *b, const char *name, const char *help, unsigned long long v)
@@ -126,6 +127,15 @@ on_metrics(struct evhttp_request *req, void *arg)
 	    "# TYPE ehlo_config_last_reload_success_timestamp_seconds gauge\n"
 	    "ehlo_config_last_reload_success_timestamp_seconds %lld\n",
 	    atomic_load(&st->last_reload_ok), (long long)atomic_load(&st->last_reload_time));
+	struct gen *g = daemon_gen(d);
+	if (g->tls != NULL)
+		evbuffer_add_printf(b, "# HELP ehlo_tls_certificate_expiry_timestamp_seconds "
+		    "The earliest notAfter of the certificates STARTTLS serves now (default and "
+		    "SNI), in seconds since the epoch; absent without TLS.\n"
+		    "# TYPE ehlo_tls_certificate_expiry_timestamp_seconds gauge\n"
+		    "ehlo_tls_certificate_expiry_timestamp_seconds %lld\n",
+		    (long long)tls_server_not_after(g->tls));
+	gen_unref(&g);
 	evbuffer_add_printf(b, "# HELP ehlo_up 1 while ehlod runs.\n# TYPE ehlo_up gauge\nehlo_up 1\n");
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; version=0.0.4");

@@ -18,6 +18,7 @@
 #define EHLO_TLS_H
 
 #include <stdbool.h>
+#include <time.h>
 #include <stddef.h>
 
 #include "lib/buf.h"
@@ -77,6 +78,10 @@ struct tls_server;
 struct tls_server *tls_server_new(const struct tls_server_opts *o, struct buf *err);
 /* Takes a reference; returns t. Safe from any thread. */
 struct tls_server *tls_server_ref(struct tls_server *t);
+/* The earliest notAfter (seconds since the epoch) of the certificates t
+ * serves, the default ones and the SNI map's, read once when t was built:
+ * what a renewal must replace first. */
+time_t tls_server_not_after(const struct tls_server *t);
 /*
  * Drops a reference and clears *tp. The contexts are freed with the last
  * reference; every session started with tls_server_start() holds its own

@@ -19,9 +19,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <event2/bufferevent.h>
@@ -57,6 +59,7 @@ struct tls_server {
 	SSL_CTX          *ctx;
 	struct sni_entry *sni;
 	size_t            nsni;
+	time_t            not_after;    /* earliest expiry of any served certificate */
 };
 
 static pthread_once_t ex_once = PTHREAD_ONCE_INIT;
@@ -368,6 +371,28 @@ lev_init(void)
 	event_base_free(base);
 }
 
+/*
+ * Lowers *min to the notAfter of every certificate ctx serves (one per key
+ * type: RSA and ECDSA can both be loaded). A notAfter that does not parse
+ * counts as 0, so that it shows as already expired rather than never.
+ */
+static void
+ctx_min_not_after(SSL_CTX *ctx, time_t *min)
+{
+	for (int r = SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_FIRST); r == 1;
+	    r = SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_NEXT)) {
+		X509 *x = SSL_CTX_get0_certificate(ctx);
+		if (x == NULL)
+			continue;
+		struct tm tm;
+		time_t t = 0;
+		if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
+			t = timegm(&tm);
+		if (t < *min)
+			*min = t;
+	}
+}
+
 struct tls_server *
 tls_server_new(const struct tls_server_opts *o, struct buf *err)
 {
@@ -415,11 +440,21 @@ tls_server_new(const struct tls_server_opts *o, struct buf *err)
 			goto fail;
 		SSL_CTX_set_tlsext_servername_callback(t->ctx, servername_cb);
 	}
+	t->not_after = (time_t)INT64_MAX;
+	ctx_min_not_after(t->ctx, &t->not_after);
+	for (size_t i = 0; i < t->nsni; i++)
+		ctx_min_not_after(t->sni[i].ctx, &t->not_after);
 	return t;
 fail:
 	server_free(t);
 	ERR_clear_error();
 	return NULL;
+}
+
+time_t
+tls_server_not_after(const struct tls_server *t)
+{
+	return t->not_after;
 }
 
 struct tls_server *

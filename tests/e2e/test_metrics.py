@@ -9,10 +9,13 @@ shows, so that it can be alerted on).
 import os
 import re
 import signal
+import ssl
+import subprocess
 import time
 import urllib.request
 
-from ehlotest import Server, Client, check, eq, main, free_port, wait_until, DOMAIN
+from ehlotest import Server, Client, check, eq, main, free_port, tempdir, wait_until, DOMAIN
+from tlscommon import pki
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
@@ -130,6 +133,46 @@ def test_every_metric_documented():
     listed = set(re.findall(r"ehlo_[a-z0-9_]+", section))
     missing = sorted(names - listed)
     eq(missing, [], "metrics missing from ehlod(8) METRICS")
+
+
+def not_after(pem):
+    """A certificate file's notAfter, in seconds since the epoch."""
+    out = subprocess.run(["/usr/bin/openssl", "x509", "-enddate", "-noout", "-in", pem],
+                         stdout=subprocess.PIPE, check=True, timeout=30).stdout.decode()
+    return ssl.cert_time_to_seconds(out.strip().split("=", 1)[1])
+
+
+def test_certificate_expiry():
+    """The earliest notAfter of the served certificates: a short-lived RSA
+    pair loaded before a 30-day ECDSA one sets it (not only the last one
+    loaded), a reload with other certificates moves it, and a server
+    without TLS does not export it."""
+    p = pki()
+    d = tempdir()
+    short_crt, short_key = os.path.join(d, "short.pem"), os.path.join(d, "short.key")
+    subprocess.run(["/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", short_key, "-out", short_crt, "-days", "2",
+                    "-subj", "/CN=mx.example.test"], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=True, timeout=60)
+    mport = free_port()
+    srv = Server({"metrics_listen": "127.0.0.1:%d" % mport,
+                  "smtpd_tls_security_level": "may",
+                  "smtpd_tls_cert_file": "%s, %s" % (short_crt, p.ec),
+                  "smtpd_tls_key_file": "%s, %s" % (short_key, p.ec_key)})
+    check(not_after(short_crt) < not_after(p.ec), "the short pair expires first")
+    eq(scrape(mport)["ehlo_tls_certificate_expiry_timestamp_seconds"], not_after(short_crt),
+       "expiry with a 2-day RSA and a 30-day ECDSA certificate")
+    srv.settings.update({"smtpd_tls_cert_file": p.ec2, "smtpd_tls_key_file": p.ec2_key})
+    srv.write_config()
+    mark = srv.log_size()
+    srv.signal(signal.SIGHUP)
+    srv.wait_log("reloaded configuration", since=mark)
+    eq(scrape(mport)["ehlo_tls_certificate_expiry_timestamp_seconds"], not_after(p.ec2),
+       "expiry after a reload with another certificate")
+    mport2 = free_port()
+    Server({"metrics_listen": "127.0.0.1:%d" % mport2, "smtpd_tls_security_level": "none"})
+    check("ehlo_tls_certificate_expiry_timestamp_seconds" not in scrape(mport2),
+          "expiry exported without TLS")
 
 
 def test_metrics_off_by_default():
