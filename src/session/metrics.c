@@ -110,6 +110,16 @@ on_metrics(struct evhttp_request *req, void *arg)
 		counter(b, "ehlo_spool_tmp_removed_total",
 		    "Leftover files older than 36 hours removed from Maildir tmp/ directories.",
 		    ss.tmp_removed);
+		counter(b, "ehlo_spool_journal_records_total",
+		    "Messages written to the journal (spool_journal_directory).",
+		    ss.journal_records);
+		counter(b, "ehlo_spool_journal_syncs_total",
+		    "Journal group commits (one fdatasync each).", ss.journal_syncs);
+		evbuffer_add_printf(b, "# HELP ehlo_spool_messages_pending Messages the spool "
+		    "holds now: being committed, or, with the journal, acknowledged and not yet "
+		    "in every Maildir (failed deliveries are retried every 10 s).\n"
+		    "# TYPE ehlo_spool_messages_pending gauge\nehlo_spool_messages_pending %llu\n",
+		    (unsigned long long)ss.pending);
 	}
 	evbuffer_add_printf(b, "# HELP ehlo_config_reloads_total Configuration reloads "
 	    "(SIGHUP), by result; a failed one keeps the running configuration.\n"

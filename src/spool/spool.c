@@ -124,12 +124,14 @@ struct spool {
 	struct spool_job  *retry;           /* failed deliveries, by retry_at */
 	atomic_uint_fast64_t jsyncs, jrecords;
 	atomic_size_t      held;            /* content bytes of jobs not freed */
+	atomic_size_t      pending;         /* jobs submitted and not yet freed */
 };
 
 static void
 job_free(struct spool_job *job)
 {
 	atomic_fetch_sub_explicit(&job->sp->held, job->d.len, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&job->sp->pending, 1, memory_order_relaxed);
 	free(job->content);
 	for (size_t i = 0; i < job->d.n; i++) {
 		free(job->boxes[i]);
@@ -530,6 +532,7 @@ spool_new(const struct spool_opts *o, struct buf *err)
 	atomic_init(&sp->dl.copies, 0);
 	atomic_init(&sp->dl.batches, 0);
 	atomic_init(&sp->held, 0);
+	atomic_init(&sp->pending, 0);
 	atomic_init(&sp->dl.bytes, 0);
 
 	pthread_cond_init(&sp->jcv, NULL);
@@ -693,6 +696,7 @@ spool_submit(struct spool *sp, struct event_base *base, char *content,
 	job->d.len = len;
 	job->sp = sp;
 	atomic_fetch_add_explicit(&sp->held, len, memory_order_relaxed);
+	atomic_fetch_add_explicit(&sp->pending, 1, memory_order_relaxed);
 	job->d.mailboxes = job->boxes;
 	job->d.n = n;
 	job->d.qid = job->qid;
@@ -786,6 +790,7 @@ spool_get_stats(struct spool *sp, struct spool_stats *out)
 	out->journal_records = atomic_load_explicit(&sp->jrecords, memory_order_relaxed);
 	out->tmp_removed = atomic_load_explicit(&sp->dl.cache.tmp_removed,
 	    memory_order_relaxed);
+	out->pending = atomic_load_explicit(&sp->pending, memory_order_relaxed);
 }
 
 size_t

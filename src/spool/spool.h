@@ -173,6 +173,9 @@ struct spool_stats {
 	uint64_t journal_syncs;   /* journal group commits (fdatasync) */
 	uint64_t journal_records; /* messages journaled */
 	uint64_t tmp_removed;   /* leftovers older than 36 h removed from tmp/ */
+	uint64_t pending;       /* now: messages submitted and not finished, i.e.
+	                           being committed, or (journal mode) acknowledged
+	                           and not yet in every Maildir, retries included */
 };
 
 void spool_get_stats(struct spool *sp, struct spool_stats *out);

@@ -175,6 +175,32 @@ def test_certificate_expiry():
           "expiry exported without TLS")
 
 
+def test_pending_with_the_journal():
+    """With the journal a 250 comes before the Maildir copy; a Maildir that
+    cannot be made keeps the message pending (retried every 10 s), and the
+    gauge shows it until the mailbox works again."""
+    mport = free_port()
+    d = tempdir()
+    srv = Server({"metrics_listen": "127.0.0.1:%d" % mport,
+                  "spool_journal_directory": os.path.join(d, "journal")}, directory=d)
+    blocker = os.path.join(srv.mailbase, DOMAIN)
+    with open(blocker, "w") as f:       # a file where the domain's directory goes
+        f.write("not a directory\n")
+    c = Client(srv.port)
+    c.ehlo()
+    c.send_message("a@sender.test", ["stuck@" + DOMAIN], b"Subject: stuck\r\n\r\nhi\r\n")
+    c.cmd("QUIT", 221)
+    wait_until(lambda: "delivery from the spool journal failed" in srv.maillog(), 10,
+               what="the failed Maildir delivery in the log")
+    m = scrape(mport)
+    eq(m["ehlo_spool_journal_records_total"], 1, "messages journaled")
+    eq(m["ehlo_spool_messages_pending"], 1, "messages pending behind a broken Maildir")
+    os.unlink(blocker)
+    wait_until(lambda: scrape(mport)["ehlo_spool_messages_pending"] == 0, 30,
+               what="the retry to deliver the pending message")
+    eq(len(srv.new_files("stuck@" + DOMAIN)), 1, "delivered after the retry")
+
+
 def test_metrics_off_by_default():
     srv = Server()
     check("metrics on" not in srv.maillog(), "metrics endpoint started without metrics_listen")
