@@ -21,6 +21,10 @@
 #include "spool/spool.h"
 #include "tls/tls.h"
 
+#define METRICS_MAX_HEADERS 8192     /* request line and headers, bytes */
+#define METRICS_MAX_BODY    1024
+#define METRICS_TIMEOUT_SEC 10
+
 static void
 counter(struct evbuffer *b, const char *name, const char *help, unsigned long long v)
 {
@@ -173,6 +177,12 @@ metrics_start(struct daemon *d, struct event_base *base, const char *listen, str
 		return NULL;
 	}
 	evhttp_set_allowed_methods(h, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	/* evhttp's defaults are unbounded headers and bodies and a 50 s idle
+	 * timeout: one client trickling an endless header line would grow this
+	 * process without limit. A scrape is a short GET. */
+	evhttp_set_max_headers_size(h, METRICS_MAX_HEADERS);
+	evhttp_set_max_body_size(h, METRICS_MAX_BODY);
+	evhttp_set_timeout(h, METRICS_TIMEOUT_SEC);
 	evhttp_set_cb(h, "/metrics", on_metrics, d);
 	const char *addr = cl.family == AF_UNSPEC ? "::" : cl.addr;
 	if (evhttp_bind_socket(h, addr, cl.port) != 0) {

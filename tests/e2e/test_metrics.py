@@ -9,6 +9,7 @@ shows, so that it can be alerted on).
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import time
@@ -199,6 +200,38 @@ def test_pending_with_the_journal():
     wait_until(lambda: scrape(mport)["ehlo_spool_messages_pending"] == 0, 30,
                what="the retry to deliver the pending message")
     eq(len(srv.new_files("stuck@" + DOMAIN)), 1, "delivered after the retry")
+
+
+def test_oversized_request_refused():
+    """A request whose headers never end (one line trickling on) is cut off
+    at 8 KiB of headers, not buffered without bound; scrapes go on."""
+    mport = free_port()
+    Server({"metrics_listen": "127.0.0.1:%d" % mport})
+    s = socket.create_connection(("127.0.0.1", mport), timeout=10)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Long: ")
+    closed, sent = False, 0
+    chunk = b"a" * 4096
+    try:
+        while sent < 1 << 20 and not closed:        # at most 1 MiB
+            s.sendall(chunk)
+            sent += len(chunk)
+            s.setblocking(False)
+            try:
+                data = s.recv(4096)
+                closed = True                        # a reply or EOF: refused
+                check(data == b"" or data.startswith(b"HTTP/1.1 4"),
+                      "reply to an oversized request: %r" % data[:80])
+            except BlockingIOError:
+                pass
+            finally:
+                s.setblocking(True)
+    except (BrokenPipeError, ConnectionResetError):
+        closed = True
+    s.close()
+    # Without the bound the server reads the whole MiB and waits for more
+    # (what the client sent includes what the sockets' buffers took).
+    check(closed, "headers of %d bytes were still being read" % sent)
+    eq(scrape(mport)["ehlo_up"], 1, "a scrape after the oversized request")
 
 
 def test_metrics_off_by_default():
