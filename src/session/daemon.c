@@ -610,14 +610,15 @@ no_auto_cert(struct ehlo_config *cfg)
  * in a child process (the daemon is still single-threaded there), so that
  * what it allocates (certificates, the public suffix list) never adds to
  * the daemon's memory, and so that ehlod -t, still root, can drop
- * privileges for it alone (drop). The child sends back the warning text,
- * if any, through a pipe; it is appended to out. had_tls: whether the
- * running (or checked) generation offers STARTTLS (see reload_build).
- * check: leave the self-signed certificate out (no_auto_cert).
+ * privileges for it alone. The child sends back the warning text, if any,
+ * through a pipe; it is appended to out. had_tls: whether the running (or
+ * checked) generation offers STARTTLS (see reload_build). check: called by
+ * ehlod -t, so the child drops privileges itself and leaves the
+ * self-signed certificate out (no_auto_cert).
  */
 static void
-trial_as_owner(const char *config_file, const char *owner, bool drop, bool had_tls,
-    bool check, struct buf *out)
+trial_as_owner(const char *config_file, const char *owner, bool had_tls, bool check,
+    struct buf *out)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) != 0) {
@@ -638,7 +639,7 @@ trial_as_owner(const char *config_file, const char *owner, bool drop, bool had_t
 		struct buf err = BUF_INIT, msg = BUF_INIT;
 		struct ehlo_config *cfg = NULL;
 		struct gen *g = NULL;
-		if (drop && drop_privileges(owner) != 0) {
+		if (check && drop_privileges(owner) != 0) {
 			buf_appendf(&msg, "cannot switch to mail_owner %s to check what a reload "
 			    "would read", owner);
 		} else {
@@ -698,24 +699,19 @@ ehlod_check(struct ehlo_config *cfg, struct buf *err, struct buf *warn)
 		config_free(&cfg);
 		return 78;      /* EX_CONFIG, as the start would exit */
 	}
-	char *config_file = xstrdup(cfg->config_file);
-	char *owner = xstrdup(cfg->mail_owner);
 	no_auto_cert(cfg);
 	struct buf tls_off = BUF_INIT;
 	struct gen *g = gen_build(cfg, err, &tls_off);
 	buf_free(&tls_off);
 	if (g == NULL) {
 		config_free(&cfg);
-		free(config_file);
-		free(owner);
 		return 78;      /* EX_CONFIG */
 	}
-	bool had_tls = g->tls != NULL;
+	/* g owns cfg now; the trial's child is forked before it is freed. */
+	if (g->cfg->mail_owner[0] != '\0' && geteuid() == 0)
+		trial_as_owner(g->cfg->config_file, g->cfg->mail_owner, g->tls != NULL, true,
+		    warn);
 	gen_unref(&g);
-	if (owner[0] != '\0' && geteuid() == 0)
-		trial_as_owner(config_file, owner, true, had_tls, true, warn);
-	free(config_file);
-	free(owner);
 	return 0;
 }
 
@@ -887,7 +883,7 @@ ehlod_run(struct ehlo_config *cfg)
 		if (was_root) {
 			owner = cfg->mail_owner;
 			struct buf warn = BUF_INIT;
-			trial_as_owner(config_file, owner, false, d->gen->tls != NULL, false, &warn);
+			trial_as_owner(config_file, owner, d->gen->tls != NULL, false, &warn);
 			if (warn.len > 0)
 				log_warn("%s", buf_cstr(&warn));
 			buf_free(&warn);

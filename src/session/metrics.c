@@ -33,6 +33,13 @@ counter(struct evbuffer *b, const char *name, const char *help, unsigned long lo
 }
 
 static void
+gauge(struct evbuffer *b, const char *name, const char *help, long long v)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", name, help, name,
+	    name, v);
+}
+
+static void
 on_metrics(struct evhttp_request *req, void *arg)
 {
 	struct daemon *d = arg;
@@ -93,13 +100,10 @@ on_metrics(struct evhttp_request *req, void *arg)
 	    "ehlo_smtpd_memory_limit_rejects_total{stage=\"data\"} %llu\n",
 	    (unsigned long long)atomic_load(&st->memory_rejects_mail),
 	    (unsigned long long)atomic_load(&st->memory_rejects_data));
-	evbuffer_add_printf(b, "# HELP ehlo_smtpd_message_memory_bytes Message content held in "
-	    "memory now: bodies being received plus accepted messages not yet freed by the "
-	    "spool (bounded by smtpd_message_memory_limit).\n"
-	    "# TYPE ehlo_smtpd_message_memory_bytes gauge\nehlo_smtpd_message_memory_bytes %zu\n",
-	    daemon_message_memory(d));
-	evbuffer_add_printf(b, "# HELP ehlo_smtpd_sessions_active Sessions open now.\n"
-	    "# TYPE ehlo_smtpd_sessions_active gauge\nehlo_smtpd_sessions_active %lld\n",
+	gauge(b, "ehlo_smtpd_message_memory_bytes", "Message content held in memory now: "
+	    "bodies being received plus accepted messages not yet freed by the spool (bounded "
+	    "by smtpd_message_memory_limit).", (long long)daemon_message_memory(d));
+	gauge(b, "ehlo_smtpd_sessions_active", "Sessions open now.",
 	    (long long)atomic_load(&st->sessions_active));
 	if (d->spool != NULL) {
 		struct spool_stats ss;
@@ -119,11 +123,9 @@ on_metrics(struct evhttp_request *req, void *arg)
 		    ss.journal_records);
 		counter(b, "ehlo_spool_journal_syncs_total",
 		    "Journal group commits (one fdatasync each).", ss.journal_syncs);
-		evbuffer_add_printf(b, "# HELP ehlo_spool_messages_pending Messages the spool "
-		    "holds now: being committed, or, with the journal, acknowledged and not yet "
-		    "in every Maildir (failed deliveries are retried every 10 s).\n"
-		    "# TYPE ehlo_spool_messages_pending gauge\nehlo_spool_messages_pending %llu\n",
-		    (unsigned long long)ss.pending);
+		gauge(b, "ehlo_spool_messages_pending", "Messages the spool holds now: being "
+		    "committed, or, with the journal, acknowledged and not yet in every Maildir "
+		    "(failed deliveries are retried every 10 s).", (long long)ss.pending);
 	}
 	evbuffer_add_printf(b, "# HELP ehlo_config_reloads_total Configuration reloads "
 	    "(SIGHUP), by result; a failed one keeps the running configuration.\n"
@@ -132,25 +134,18 @@ on_metrics(struct evhttp_request *req, void *arg)
 	    "ehlo_config_reloads_total{result=\"failure\"} %llu\n",
 	    (unsigned long long)atomic_load(&st->reloads_ok),
 	    (unsigned long long)atomic_load(&st->reloads_failed));
-	evbuffer_add_printf(b, "# HELP ehlo_config_last_reload_successful 1 at start and after "
-	    "a reload that took, 0 after one that failed.\n"
-	    "# TYPE ehlo_config_last_reload_successful gauge\n"
-	    "ehlo_config_last_reload_successful %d\n"
-	    "# HELP ehlo_config_last_reload_success_timestamp_seconds When the running "
-	    "configuration was loaded (start or reload), in seconds since the epoch.\n"
-	    "# TYPE ehlo_config_last_reload_success_timestamp_seconds gauge\n"
-	    "ehlo_config_last_reload_success_timestamp_seconds %lld\n",
-	    atomic_load(&st->last_reload_ok), (long long)atomic_load(&st->last_reload_time));
+	gauge(b, "ehlo_config_last_reload_successful", "1 at start and after a reload that "
+	    "took, 0 after one that failed.", atomic_load(&st->last_reload_ok));
+	gauge(b, "ehlo_config_last_reload_success_timestamp_seconds", "When the running "
+	    "configuration was loaded (start or reload), in seconds since the epoch.",
+	    (long long)atomic_load(&st->last_reload_time));
 	struct gen *g = daemon_gen(d);
 	if (g->tls != NULL)
-		evbuffer_add_printf(b, "# HELP ehlo_tls_certificate_expiry_timestamp_seconds "
-		    "The earliest notAfter of the certificates STARTTLS serves now (default and "
-		    "SNI), in seconds since the epoch; absent without TLS.\n"
-		    "# TYPE ehlo_tls_certificate_expiry_timestamp_seconds gauge\n"
-		    "ehlo_tls_certificate_expiry_timestamp_seconds %lld\n",
-		    (long long)tls_server_not_after(g->tls));
+		gauge(b, "ehlo_tls_certificate_expiry_timestamp_seconds", "The earliest notAfter "
+		    "of the certificates STARTTLS serves now (default and SNI), in seconds since "
+		    "the epoch; absent without TLS.", (long long)tls_server_not_after(g->tls));
 	gen_unref(&g);
-	evbuffer_add_printf(b, "# HELP ehlo_up 1 while ehlod runs.\n# TYPE ehlo_up gauge\nehlo_up 1\n");
+	gauge(b, "ehlo_up", "1 while ehlod runs.", 1);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; version=0.0.4");
 	evhttp_send_reply(req, HTTP_OK, "OK", b);

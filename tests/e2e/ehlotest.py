@@ -256,6 +256,15 @@ class Server:
         check(self.running(), "ehlod is not running")
         self.proc.send_signal(sig)
 
+    def reload(self, expect="reloaded configuration"):
+        """Write self.settings, SIGHUP ehlod, and wait for the first log
+        line after it that holds expect (a failed reload logs "reload
+        failed, keeping the running configuration"); returns that line."""
+        self.write_config()
+        mark = len(self.maillog())
+        self.signal(signal.SIGHUP)
+        return self.wait_log(expect, since=mark)
+
     def log_size(self):
         try:
             return os.path.getsize(self.logfile)

@@ -27,14 +27,6 @@ def write(path, text):
     return path
 
 
-def reload(srv):
-    """Write srv.settings and SIGHUP ehlod; return once it has reloaded."""
-    srv.write_config()
-    mark = len(srv.maillog())
-    srv.signal(signal.SIGHUP)
-    srv.wait_log("reloaded configuration", since=mark)
-
-
 def test_check_config():
     d = tempdir()
     good = write(os.path.join(d, "good.conf"),
@@ -111,7 +103,7 @@ def test_sighup_reload():
     live.cmd("RCPT TO:<live@%s>" % DOMAIN, 250)
 
     srv.settings["smtpd_banner"] = "$myhostname ESMTP second"
-    reload(srv)
+    srv.reload()
     c = Client(srv.port)
     eq(c.greeting, ["220 mx.example.test ESMTP second"], "greeting after reload")
     c.cmd("QUIT", 221)
@@ -147,7 +139,7 @@ def test_sighup_reload_applies_limits():
 
     srv.settings["message_size_limit"] = "2000"
     srv.settings["smtpd_recipient_limit"] = "1"
-    reload(srv)
+    srv.reload()
     c = Client(srv.port)
     eq([l for l in c.ehlo() if "SIZE" in l][0][4:], "SIZE 2000", "SIZE after reload")
     c.cmd("MAIL FROM:<alice@sender.test>", 250)

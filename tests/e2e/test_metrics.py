@@ -8,7 +8,6 @@ shows, so that it can be alerted on).
 """
 import os
 import re
-import signal
 import socket
 import ssl
 import subprocess
@@ -96,10 +95,7 @@ def test_metrics_follow_reloads():
 
     # A broken file: the reload fails, the gauge drops, the time stays.
     srv.settings["message_size_limit"] = "lots"
-    srv.write_config()
-    mark = srv.log_size()
-    srv.signal(signal.SIGHUP)
-    srv.wait_log("reload failed, keeping the running configuration", since=mark)
+    srv.reload("reload failed, keeping the running configuration")
     m1 = scrape(mport)
     eq(m1["ehlo_config_last_reload_successful"], 0, "last_reload_successful after a failure")
     eq(m1["ehlo_config_reloads_total{result=failure}"], 1, "failed reloads")
@@ -110,10 +106,7 @@ def test_metrics_follow_reloads():
     # Mended: the next reload takes, and the gauge is back to 1.
     time.sleep(1.1)         # so that the load time must move
     srv.settings["message_size_limit"] = "20000"
-    srv.write_config()
-    mark = srv.log_size()
-    srv.signal(signal.SIGHUP)
-    srv.wait_log("reloaded configuration", since=mark)
+    srv.reload()
     m2 = scrape(mport)
     eq(m2["ehlo_config_last_reload_successful"], 1, "last_reload_successful after a reload")
     eq(m2["ehlo_config_reloads_total{result=success}"], 1, "reloads that took")
@@ -164,10 +157,7 @@ def test_certificate_expiry():
     eq(scrape(mport)["ehlo_tls_certificate_expiry_timestamp_seconds"], not_after(short_crt),
        "expiry with a 2-day RSA and a 30-day ECDSA certificate")
     srv.settings.update({"smtpd_tls_cert_file": p.ec2, "smtpd_tls_key_file": p.ec2_key})
-    srv.write_config()
-    mark = srv.log_size()
-    srv.signal(signal.SIGHUP)
-    srv.wait_log("reloaded configuration", since=mark)
+    srv.reload()
     eq(scrape(mport)["ehlo_tls_certificate_expiry_timestamp_seconds"], not_after(p.ec2),
        "expiry after a reload with another certificate")
     mport2 = free_port()

@@ -128,9 +128,7 @@ def test_root_only_key_reported_at_start():
     check("as nobody: %s: " % key in line and "Permission denied" in line,
           "the warning names the key and the cause: %r" % line)
     eq(presented(srv), tlspki.der(p.ec), "certificate at start")
-    mark = srv.log_size()
-    srv.signal(signal.SIGHUP)
-    line = srv.wait_log("reload failed, keeping the running configuration", since=mark)
+    line = srv.reload("reload failed, keeping the running configuration")
     check(key in line and "(a reload reads the files as nobody)" in line,
           "the reload error names the key and the user: %r" % line)
     eq(presented(srv), tlspki.der(p.ec), "certificate after the failed reload")
@@ -149,9 +147,7 @@ def test_group_readable_key_renewed_by_reload():
     check(WOULD_FAIL not in srv.maillog(), "warned of a reload that works:\n%s"
           % srv.maillog())
     install_pair(srv, p.ec2, p.ec2_key, 0o640, gid)
-    mark = srv.log_size()
-    srv.signal(signal.SIGHUP)
-    srv.wait_log("reloaded configuration", since=mark)
+    srv.reload()
     eq(presented(srv), tlspki.der(p.ec2), "certificate after the renewal and SIGHUP")
 
 
@@ -174,19 +170,14 @@ def test_reload_never_drops_starttls_by_accident():
     c = Client(srv.port)
     check("250-STARTTLS" in c.ehlo(), "STARTTLS offered at start")
     c.cmd("QUIT", 221)
-    mark = srv.log_size()
-    srv.signal(signal.SIGHUP)
-    line = srv.wait_log("reload failed, keeping the running configuration", since=mark)
+    line = srv.reload("reload failed, keeping the running configuration")
     check("STARTTLS would no longer be offered" in line, "reload error: %r" % line)
     c = Client(srv.port)
     check("250-STARTTLS" in c.ehlo(), "STARTTLS still offered after the failed reload")
     c.cmd("QUIT", 221)
     # Off on purpose: the reload goes through and STARTTLS goes away.
     srv.settings["smtpd_tls_security_level"] = "none"
-    srv.write_config()
-    mark = srv.log_size()
-    srv.signal(signal.SIGHUP)
-    srv.wait_log("reloaded configuration", since=mark)
+    srv.reload()
     c = Client(srv.port)
     check("250-STARTTLS" not in c.ehlo(), "STARTTLS offered with security level none")
     c.cmd("QUIT", 221)

@@ -1480,9 +1480,7 @@ test_journal_rotation_crash(void **state)
 		if (sp == NULL)
 			_exit(2);
 		struct loop l;
-		memset(&l, 0, sizeof l);
-		l.base = event_base_new();
-		l.guard = evtimer_new(l.base, guard_cb, &l);
+		loop_init(&l);          /* as crash_after_ack's child does */
 		if (submit_one_by_one(sp, &l, box) != ROT_MSGS)
 			_exit(3);
 		if (count_dir(box, "new", NULL, 0) > 0)

@@ -390,6 +390,15 @@ test_sync_link_fsync_done_order(void **state)
 	rm_tree(root);
 }
 
+/* Makes root (a mkdtemp template) and its empty journal directory jdir. */
+static void
+make_journal_root(char *root, char jdir[4096])
+{
+	assert_non_null(mkdtemp(root));
+	snprintf(jdir, 4096, "%s/journal", root);
+	assert_int_equal(mkdir(jdir, 0700), 0);
+}
+
 /*
  * Journal mode (spool_journal_directory): a new segment's name must be
  * durable before any record in it is acknowledged, or a crash right after
@@ -401,10 +410,8 @@ test_journal_segment_name_durable(void **state)
 {
 	(void)state;
 	char root[] = "/tmp/ehlo-spool-order-XXXXXX";
-	assert_non_null(mkdtemp(root));
 	char jdir[4096];
-	snprintf(jdir, sizeof jdir, "%s/journal", root);
-	assert_int_equal(mkdir(jdir, 0700), 0);
+	make_journal_root(root, jdir);
 	struct stat jst;
 	assert_int_equal(stat(jdir, &jst), 0);
 
@@ -494,10 +501,8 @@ test_journal_failed_sync_cut_back(void **state)
 {
 	(void)state;
 	char root[] = "/tmp/ehlo-spool-order-XXXXXX";
-	assert_non_null(mkdtemp(root));
 	char jdir[4096];
-	snprintf(jdir, sizeof jdir, "%s/journal", root);
-	assert_int_equal(mkdir(jdir, 0700), 0);
+	make_journal_root(root, jdir);
 	struct buf b = BUF_INIT;
 	assert_true(spool_mailbox_path(root, "ann", "example.test", &b));
 	char *box = buf_steal(&b);
