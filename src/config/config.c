@@ -299,6 +299,22 @@ static const struct cfg_setting settings[] = {
 	  "How long to wait for a client command (RFC 5321 §4.5.3.2.7 asks for at least 5 minutes)."),
 	TM(smtpd_data_timeout, "180s", 1, 7 * DAY, true,
 	  "How long to wait for the next block of message data (RFC 5321 §4.5.3.2.6)."),
+	B(smtpd_per_request_deadline, "yes", true,
+	  "Turn smtpd_timeout and smtpd_data_timeout from limits on each read into deadlines "
+	  "for a whole request, as Postfix 3.7's setting of this name does, but on by default: "
+	  "a command line must arrive complete within smtpd_timeout of the reply before it, "
+	  "and message content (DATA, or a BDAT command and its chunk) within "
+	  "smtpd_data_timeout plus one second for every smtpd_min_data_rate octets received; "
+	  "a TLS handshake must end within smtpd_tls_handshake_timeout. Without it a client "
+	  "that sends one octet now and then holds its session for ever (slowloris)."),
+	I(smtpd_min_data_rate, "500", 1, INT_MAX, true,
+	  "Octets per second of message content that earn one more second of "
+	  "smtpd_data_timeout under smtpd_per_request_deadline (Postfix's default, 500: "
+	  "a 10 MB message may take 180 s plus 20,000 s)."),
+	I(smtpd_junk_command_limit, "100", 0, INT_MAX, true,
+	  "NOOP, RSET, VRFY, EXPN and HELP commands a client may send before each further one "
+	  "counts as an error towards smtpd_hard_error_limit, as in Postfix (which counts "
+	  "NOOP, RSET, VRFY and ETRN); the count starts again after each accepted message."),
 	TM(smtpd_greet_pause, "0s", 0, 300 * SEC, true,
 	  "Delay before the greeting, to catch clients that talk before it; 0 disables."),
 	E(smtpd_pregreet_action, "log", w_pregreet, true,

@@ -50,6 +50,12 @@ line_reader_free(struct line_reader *lr)
 	x_free(&lr->buf);
 }
 
+bool
+line_reader_partial(const struct line_reader *lr)
+{
+	return lr->seen > 0 || (lr->flags & LR_PENDING_CR) != 0;
+}
+
 /*
  * Adds text octets of the current line. Only limit-2 octets are ever kept
  * (the CRLF takes the other two); past that the line is marked too long and

@@ -56,6 +56,9 @@ void line_reader_free(struct line_reader *lr);
 /* Forget any partial line (used after STARTTLS: CVE-2011-0411). */
 void line_reader_reset(struct line_reader *lr);
 
+/* True if part of a line has been consumed and its end has not. */
+bool line_reader_partial(const struct line_reader *lr);
+
 /*
  * Consume input from in[0..n). Stops right after the first line end (good or
  * bad) so that the caller can act on one command at a time: *used says how

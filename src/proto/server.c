@@ -11,6 +11,7 @@
 #include "proto/server.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,6 +225,14 @@ smtp_server_free(struct smtp_server **sp)
 	free(s->helo_pending);
 	forget_helo(s);
 	x_free(sp);
+}
+
+bool
+smtp_server_mid_request(const struct smtp_server *s)
+{
+	if (s->state == SS_DATA || s->state == SS_BDAT)
+		return true;
+	return s->state != SS_CLOSED && s->state != SS_TLS && line_reader_partial(&s->lr);
 }
 
 void
@@ -613,9 +622,26 @@ do_bdat(struct smtp_server *s, const char *arg, size_t n)
 		end_of_chunk(s);   /* "BDAT 0 LAST" has no octets to wait for */
 }
 
+/*
+ * NOOP, RSET, VRFY, EXPN and HELP move no mail. Past o.junk_command_limit
+ * of them since the last accepted message, each also counts as an error,
+ * so that a client cannot hold a session for ever with chatter that
+ * keeps its read timeout fresh (Postfix's smtpd_junk_command_limit). The
+ * command still gets its own reply; the error limit's 421 follows it.
+ */
+static void
+count_junk(struct smtp_server *s)
+{
+	if (s->junk < UINT_MAX)
+		s->junk++;
+	if (s->junk > s->o.junk_command_limit)
+		s->errors++;
+}
+
 static void
 do_rset(struct smtp_server *s, const char *arg, size_t n)
 {
+	count_junk(s);
 	tx_free(&s->tx);
 	set_state(s, s->helo[0] ? SS_READY : SS_INIT);
 	reply(s, 250, "2.0.0", "Ok");
@@ -624,12 +650,14 @@ do_rset(struct smtp_server *s, const char *arg, size_t n)
 static void
 do_noop(struct smtp_server *s, const char *arg, size_t n)
 {
+	count_junk(s);
 	reply(s, 250, "2.0.0", "Ok");
 }
 
 static void
 do_vrfy(struct smtp_server *s, const char *arg, size_t n)
 {
+	count_junk(s);
 	if (n == 0) {
 		reply(s, 501, "5.5.4", "Syntax: VRFY address");
 		return;
@@ -641,12 +669,14 @@ do_vrfy(struct smtp_server *s, const char *arg, size_t n)
 static void
 do_expn(struct smtp_server *s, const char *arg, size_t n)
 {
+	count_junk(s);
 	reply(s, 502, "5.5.1", "Error: command not implemented");
 }
 
 static void
 do_help(struct smtp_server *s, const char *arg, size_t n)
 {
+	count_junk(s);
 	reply(s, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP%s",
 	    (offered(s) & EXT_STARTTLS) ? " STARTTLS" : "");
 }
@@ -923,6 +953,7 @@ smtp_server_resolve(struct smtp_server *s, unsigned code, const char *enh, const
 		if (ok) {
 			s->messages++;
 			s->errors = 0;   /* the limit is on errors without delivering mail */
+			s->junk = 0;
 		}
 		break;
 	default:

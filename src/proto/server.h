@@ -73,6 +73,7 @@ struct smtp_server_opts {
 	uint64_t    max_size;         /* message_size_limit, 0 = none */
 	unsigned    max_rcpt;         /* smtpd_recipient_limit */
 	unsigned    hard_error_limit; /* smtpd_hard_error_limit */
+	unsigned    junk_command_limit; /* smtpd_junk_command_limit */
 	enum data_bare_policy bare;   /* smtpd_forbid_bare_newline */
 	bool        reject_long_lines;/* smtpd_reject_long_lines */
 	bool        tls_available;    /* a certificate is loaded */
@@ -134,6 +135,7 @@ struct smtp_server {
 	const struct bdat_discard *bdat_discard;
 
 	unsigned          errors;         /* peer errors this session */
+	unsigned          junk;           /* NOOP/RSET/VRFY/EXPN/HELP since the last message */
 	uint64_t          messages;       /* messages accepted */
 	unsigned          cmd_total[CMD_COUNT], cmd_ok[CMD_COUNT];
 	uint64_t          plaintext_discarded; /* set by the session at STARTTLS */
@@ -148,6 +150,13 @@ struct smtp_server {
 /* Creates a machine in SS_INIT. The strings in o must outlive it. */
 struct smtp_server *smtp_server_new(const struct smtp_server_opts *o);
 void smtp_server_free(struct smtp_server **s);
+
+/*
+ * True while a request is partly received: a command line has begun but not
+ * ended, or message content (DATA up to CRLF.CRLF, a BDAT chunk) is being
+ * read. The session's per-request deadline applies only then.
+ */
+bool smtp_server_mid_request(const struct smtp_server *s);
 
 /* Appends the 220 greeting to s->out. */
 void smtp_server_greeting(struct smtp_server *s);

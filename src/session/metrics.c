@@ -60,6 +60,9 @@ on_metrics(struct evhttp_request *req, void *arg)
 	    "Sessions whose client disconnected without QUIT.", atomic_load(&st->lost_connections));
 	counter(b, "ehlo_smtpd_timeouts_total", "Sessions ended by a timeout.",
 	    atomic_load(&st->timeouts));
+	counter(b, "ehlo_smtpd_deadline_timeouts_total",
+	    "Of those, sessions whose request or TLS handshake was still incomplete at its "
+	    "deadline (smtpd_per_request_deadline).", atomic_load(&st->deadline_timeouts));
 	counter(b, "ehlo_smtpd_messages_processed_total", "Messages accepted (250 after DATA/BDAT).",
 	    atomic_load(&st->messages_accepted));
 	counter(b, "ehlo_smtpd_messages_processed_bytes_total", "Bytes of the accepted messages.",

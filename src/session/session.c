@@ -24,6 +24,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -123,6 +124,13 @@ struct session {
 	bool                counted_ip;
 	bool                peer_eof;       /* EOF seen while busy; see on_event */
 	struct timeval      resumed_at;     /* last resume(), loop's cached time */
+	/* smtpd_per_request_deadline: when the client's time for its current
+	 * request began (our last reply: a command's, the greeting, or the end
+	 * of a TLS handshake), and the octets it has sent since. */
+	struct timeval      req_start;
+	uint64_t            req_bytes;
+	bool                rd_cut;         /* read timeout cut short to the deadline */
+	struct event       *hs_timer;       /* TLS handshake deadline, while one runs */
 	bool                out_blocked;    /* output above the high mark */
 	bool                out_blocked_seen; /* counted in stats.output_blocked */
 	union inet_addr     local;          /* our end (after PROXY); family 0: unknown */
@@ -151,6 +159,8 @@ static void helo_identity(struct session *s);
 static void identity_gate(struct session *s, enum smtp_event ev);
 static void on_flushed(void *arg);
 static void note_lost(struct session *s);
+static void on_hs_deadline(evutil_socket_t fd, short what, void *arg);
+static void session_timeout(struct session *s, short what, bool deadline);
 
 /* True unless l is bound to one specific address and a fixed port. */
 static bool
@@ -209,7 +219,49 @@ begin_handshake(struct session *s)
 	set_callbacks(s);
 	struct timeval hs = timeval_ms(s->cfg->smtpd_tls_handshake_timeout);
 	bufferevent_set_timeouts(s->bev, &hs, &hs);
+	s->rd_cut = false;
+	/* Those timeouts restart with every record that arrives; the whole
+	 * handshake gets the same time once more as a deadline, so that a
+	 * client cannot trickle a ClientHello an octet at a time. */
+	if (s->cfg->smtpd_per_request_deadline) {
+		s->hs_timer = evtimer_new(s->w->base, on_hs_deadline, s);
+		if (s->hs_timer == NULL)
+			abort();
+		evtimer_add(s->hs_timer, &hs);
+	}
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* The client's time for its next request starts now. */
+static void
+req_restart(struct session *s)
+{
+	event_base_gettimeofday_cached(s->w->base, &s->req_start);
+	s->req_bytes = 0;
+}
+
+/*
+ * Milliseconds left before the current request's deadline: a command line
+ * gets smtpd_timeout from req_start, content smtpd_data_timeout plus one
+ * second per smtpd_min_data_rate octets received (as Postfix 3.7's
+ * smtpd_min_data_rate), so a slow but steady sender of a large message
+ * keeps going while a trickler of a few octets a minute does not.
+ */
+static long long
+req_time_left_ms(struct session *s, bool data)
+{
+	struct timeval now, d;
+	if (event_base_gettimeofday_cached(s->w->base, &now) != 0)
+		return read_timeout_ms(s, data);
+	evutil_timersub(&now, &s->req_start, &d);
+	long long elapsed = (long long)d.tv_sec * 1000 + d.tv_usec / 1000;
+	long long allowed = read_timeout_ms(s, data);
+	if (data) {
+		uint64_t b = s->req_bytes < UINT64_MAX / 1000 ? s->req_bytes : UINT64_MAX / 1000;
+		uint64_t earned = b * 1000 / (uint64_t)s->cfg->smtpd_min_data_rate;
+		allowed += earned < (uint64_t)(LLONG_MAX / 4) ? (long long)earned : LLONG_MAX / 4;
+	}
+	return allowed - elapsed;
 }
 
 static void
@@ -218,6 +270,7 @@ flush_out(struct session *s)
 	struct buf *o = &s->srv->out;
 	if (o->len == 0)
 		return;
+	req_restart(s);   /* RFC 5321 §4.5.3.2: the client's time runs from our reply */
 	size_t off = 0;
 	if (!s->tls_active && !s->in_handshake &&
 	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
@@ -345,6 +398,8 @@ session_free(struct session *s)
 	bev_flush_cancel(&s->flush);
 	if (s->greet_timer)
 		event_free(s->greet_timer);
+	if (s->hs_timer)
+		event_free(s->hs_timer);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	smtp_server_free(&s->srv);
@@ -941,6 +996,41 @@ log_improper_pipelining(struct session *s)
 	buf_free(&b);
 }
 
+/*
+ * After the input is drained: the read timeout for the phase (commands or
+ * content), cut short to what is left of the request's deadline when the
+ * client is part-way through a request (smtpd_per_request_deadline).
+ * libevent restarts a read timeout with every read, so without the cut a
+ * client that sends an octet every few minutes would hold its session,
+ * and the server's memory for it, for ever. A deadline already passed
+ * ends the session here as a timeout would.
+ */
+static void
+arm_read_deadline(struct session *s)
+{
+	bool data = s->srv->state == SS_DATA || s->srv->state == SS_BDAT;
+	long long per_read = read_timeout_ms(s, data);
+	long long left = per_read;
+	if (s->cfg->smtpd_per_request_deadline && !s->busy &&
+	    smtp_server_mid_request(s->srv)) {
+		left = req_time_left_ms(s, data);
+		if (left <= 0) {
+			session_timeout(s, BEV_EVENT_READING, true);
+			return;
+		}
+	}
+	if (left < per_read) {
+		struct timeval rd = timeval_ms(left);
+		struct timeval wr = timeval_ms(s->cfg->smtpd_timeout);
+		bufferevent_set_timeouts(s->bev, &rd, &wr);
+		s->data_timeouts = data;
+		s->rd_cut = true;
+	} else if (s->rd_cut || data != s->data_timeouts) {
+		set_timeouts(s, data);
+		s->rd_cut = false;
+	}
+}
+
 static void
 process_input(struct session *s)
 {
@@ -963,6 +1053,7 @@ process_input(struct session *s)
 		size_t used = 0;
 		enum smtp_event ev = smtp_server_feed(s->srv, v.iov_base, v.iov_len, &used);
 		evbuffer_drain(in, used);
+		s->req_bytes += used;
 		if (s->srv->pending_cmd < CMD_COUNT)
 			s->last_cmd = s->srv->pending_cmd;
 		if (s->srv->improper_pipelining && !s->improper_logged)
@@ -977,9 +1068,7 @@ process_input(struct session *s)
 		return;
 	/* RFC 2920 §3.2: the input is drained (or we wait): send what we have. */
 	flush_out(s);
-	bool data = s->srv->state == SS_DATA || s->srv->state == SS_BDAT;
-	if (data != s->data_timeouts)
-		set_timeouts(s, data);
+	arm_read_deadline(s);
 }
 
 /* ---- greeting and connection events ---- */
@@ -1085,6 +1174,51 @@ note_lost(struct session *s)
 	log_info("%s lost connection after %s from %s", s->sid, lost_after(s), s->client);
 }
 
+/* A read or write timeout (what: BEV_EVENT_READING or _WRITING), or the
+ * request's deadline: log, count, 421 4.4.2 and close (RFC 5321 §4.5.3.2). */
+static void
+session_timeout(struct session *s, short what, bool deadline)
+{
+	struct daemon *d = s->w->d;
+	atomic_fetch_add(&d->stats.timeouts, 1);
+	if (deadline) {
+		atomic_fetch_add(&d->stats.deadline_timeouts, 1);
+		struct timeval now, el;
+		event_base_gettimeofday_cached(s->w->base, &now);
+		evutil_timersub(&now, &s->req_start, &el);
+		log_info("%s timeout after %s from %s (request deadline: %llu octets in %lld ms)",
+		    s->sid, lost_after(s), s->client, (unsigned long long)s->req_bytes,
+		    (long long)el.tv_sec * 1000 + el.tv_usec / 1000);
+	} else {
+		log_info("%s timeout after %s from %s%s", s->sid, lost_after(s), s->client,
+		    (what & BEV_EVENT_WRITING) ? " (not reading replies)" : "");
+	}
+	if (s->busy || (what & BEV_EVENT_WRITING)) {
+		/* A peer that does not read what we already sent will not
+		 * read a 421 either: libevent has stopped writing, so a
+		 * flush would wait for ever. */
+		bev_flush_cancel(&s->flush);
+		session_free(s);
+		return;
+	}
+	smtp_server_shutdown(s->srv, "4.4.2", "Error: timeout exceeded");
+	close_after_flush(s);
+}
+
+/* smtpd_per_request_deadline: the TLS handshake did not end in time. */
+static void
+on_hs_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	(void)fd;
+	(void)what;
+	atomic_fetch_add(&s->w->d->stats.timeouts, 1);
+	atomic_fetch_add(&s->w->d->stats.deadline_timeouts, 1);
+	log_info("%s TLS handshake timeout from %s (deadline)", s->sid, s->client);
+	bev_flush_cancel(&s->flush);
+	session_free(s);
+}
+
 static void
 on_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -1094,6 +1228,11 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		/* TLS handshake finished (STARTTLS or implicit TLS). */
 		s->in_handshake = false;
+		if (s->hs_timer != NULL) {
+			event_free(s->hs_timer);
+			s->hs_timer = NULL;
+		}
+		req_restart(s);
 		s->tls_active = true;
 		s->tlsinfo = xcalloc(1, sizeof *s->tlsinfo);
 		tls_info_get(bev, s->tlsinfo);
@@ -1120,13 +1259,15 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (s->closing || s->in_handshake) {
-			if (s->in_handshake)
+			if (s->in_handshake) {
+				atomic_fetch_add(&d->stats.timeouts, 1);
 				log_info("%s TLS handshake timeout from %s", s->sid, s->client);
+			}
 			bev_flush_cancel(&s->flush);
 			session_free(s);
 			return;
 		}
-		if ((what & BEV_EVENT_READING) && (s->busy || resumed_lately(s))) {
+		if ((what & BEV_EVENT_READING) && (s->busy || (!s->rd_cut && resumed_lately(s)))) {
 			/* Waiting for the spool or DNS is not the client's fault:
 			 * its read timeout starts again (libevent disabled the read
 			 * event when it fired). Also less than a timeout after
@@ -1136,19 +1277,7 @@ on_event(struct bufferevent *bev, short what, void *arg)
 			bufferevent_enable(s->bev, EV_READ);
 			return;
 		}
-		atomic_fetch_add(&d->stats.timeouts, 1);
-		log_info("%s timeout after %s from %s%s", s->sid, lost_after(s), s->client,
-		    (what & BEV_EVENT_WRITING) ? " (not reading replies)" : "");
-		if (s->busy || (what & BEV_EVENT_WRITING)) {
-			/* A peer that does not read what we already sent will not
-			 * read a 421 either: libevent has stopped writing, so a
-			 * flush would wait for ever. */
-			bev_flush_cancel(&s->flush);
-			session_free(s);
-			return;
-		}
-		smtp_server_shutdown(s->srv, "4.4.2", "Error: timeout exceeded");
-		close_after_flush(s);
+		session_timeout(s, what, s->rd_cut && (what & BEV_EVENT_READING));
 		return;
 	}
 	if (s->in_handshake && (what & BEV_EVENT_ERROR)) {
@@ -1376,6 +1505,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 		.max_size = cfg->message_size_limit,
 		.max_rcpt = (unsigned)cfg->smtpd_recipient_limit,
 		.hard_error_limit = (unsigned)cfg->smtpd_hard_error_limit,
+		.junk_command_limit = (unsigned)cfg->smtpd_junk_command_limit,
 		.bare = cfg->smtpd_forbid_bare_newline == BARE_NL_NORMALIZE ?
 		    DATA_BARE_NORMALIZE : DATA_BARE_REJECT,
 		.reject_long_lines = cfg->smtpd_reject_long_lines,

@@ -32,6 +32,7 @@ struct opts_override {
 	bool no_tls;
 	enum data_bare_policy bare;
 	bool reject_long_lines;
+	unsigned junk;       /* smtpd_junk_command_limit + 1; 0: the default, 100 */
 };
 
 struct run {
@@ -56,6 +57,7 @@ mk(const struct opts_override *ov)
 		.max_size = ov && ov->max_size ? ov->max_size : 10240000,
 		.max_rcpt = ov && ov->max_rcpt ? ov->max_rcpt : 1000,
 		.hard_error_limit = ov && ov->errors ? ov->errors : 20,
+		.junk_command_limit = ov && ov->junk ? ov->junk - 1 : 100,
 		.bare = ov ? ov->bare : DATA_BARE_REJECT,
 		.reject_long_lines = ov && ov->reject_long_lines,
 		.tls_available = !(ov && ov->no_tls),
@@ -556,6 +558,65 @@ test_error_count_reset_by_delivery(void **state)
 	check(t, &ov, "hi\n<END>\n");
 }
 
+static void feed_str(struct run *r, const char *in);
+
+/* smtpd_junk_command_limit: past the limit each NOOP, RSET, VRFY, EXPN or
+ * HELP still gets its reply but also counts as an error, so chatter alone
+ * reaches the error limit's 421; an accepted message starts the count
+ * again, and MAIL, RCPT and DATA are not junk. */
+static void
+test_junk_command_limit(void **state)
+{
+	struct opts_override ov = { .junk = 2 + 1, .errors = 3 };
+	static const struct step t[] = {
+		{ "EHLO c.test\r\nNOOP\r\nRSET\r\n", EHLO_REPLY
+		  "250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\nhi\r\n.\r\n",
+		  TX_REPLIES "250 2.0.0 Ok: queued as Q1\r\n" },
+		/* the count started again: two free, then errors 1, 2 and 3 */
+		{ "HELP\r\nNOOP\r\nVRFY x\r\n", "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA "
+		  "BDAT RSET NOOP QUIT VRFY HELP STARTTLS\r\n250 2.0.0 Ok\r\n"
+		  "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nRSET\r\n",
+		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok\r\n" },
+		{ "NOOP\r\n", "250 2.0.0 Ok\r\n421 4.7.0 mx.test Error: too many errors\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, &ov, "hi\n<END>\n");
+}
+
+/* smtp_server_mid_request: true from the first octet of a command line to
+ * its LF (a lone CR too), and through DATA content and a BDAT chunk. */
+static void
+test_mid_request(void **state)
+{
+	struct run r;
+	memset(&r, 0, sizeof r);
+	r.s = mk(NULL);
+	assert_false(smtp_server_mid_request(r.s));
+	feed_str(&r, "EH");
+	assert_true(smtp_server_mid_request(r.s));
+	feed_str(&r, "LO c.test\r");
+	assert_true(smtp_server_mid_request(r.s));
+	feed_str(&r, "\n");
+	assert_false(smtp_server_mid_request(r.s));
+	feed_str(&r, "\r");
+	assert_true(smtp_server_mid_request(r.s));
+	feed_str(&r, "\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n");
+	assert_true(smtp_server_mid_request(r.s));   /* content follows */
+	feed_str(&r, "hi\r\n.\r\n");
+	assert_false(smtp_server_mid_request(r.s));
+	feed_str(&r, "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nBDAT 4 LAST\r\nab");
+	assert_true(smtp_server_mid_request(r.s));
+	feed_str(&r, "cd");
+	assert_false(smtp_server_mid_request(r.s));
+	feed_str(&r, "QUIT\r\n");
+	assert_false(smtp_server_mid_request(r.s));
+	smtp_server_free(&r.s);
+	buf_free(&r.out);
+	buf_free(&r.messages);
+}
+
 /* BDAT sizes near 2^64 must not wrap the running total past the limit
  * (RFC 3030 §4): the transaction fails and the chunk is only discarded. */
 static void
@@ -812,6 +873,8 @@ main(void)
 		cmocka_unit_test(test_size_boundary),
 		cmocka_unit_test(test_reject_long_lines),
 		cmocka_unit_test(test_error_count_reset_by_delivery),
+		cmocka_unit_test(test_junk_command_limit),
+		cmocka_unit_test(test_mid_request),
 		cmocka_unit_test(test_bdat_size_wrap),
 		cmocka_unit_test(test_improper_pipelining),
 	};
