@@ -1500,6 +1500,51 @@ config_reload_compatible(const struct ehlo_config *old, const struct ehlo_config
 	return ok;
 }
 
+/* Copies the value of field src (setting st) over dst, which is freed first. */
+static void
+field_copy(const struct cfg_setting *st, void *dst, const void *src)
+{
+	field_free(st, dst);
+	switch (st->type) {
+	case T_STRING:
+	case T_PATH:
+		*(char **)dst = xstrdup(*(char *const *)src);
+		break;
+	case T_LIST: {
+		const struct cfg_list *from = src;
+		struct cfg_list *to = dst;
+		to->n = from->n;
+		to->v = xcalloc(from->n + 1, sizeof *to->v);
+		for (size_t i = 0; i < from->n; i++)
+			to->v[i] = xstrdup(from->v[i]);
+		break;
+	}
+	case T_BOOL:
+		*(bool *)dst = *(const bool *)src;
+		break;
+	case T_INT:
+	case T_TIME:
+		*(long long *)dst = *(const long long *)src;
+		break;
+	case T_SIZE:
+		*(unsigned long long *)dst = *(const unsigned long long *)src;
+		break;
+	case T_ENUM:
+		*(int *)dst = *(const int *)src;
+		break;
+	}
+}
+
+void
+config_keep_restart_only(struct ehlo_config *nw, const struct ehlo_config *old)
+{
+	for (size_t si = 0; si < NSET; si++) {
+		const struct cfg_setting *st = &settings[si];
+		if (!st->reloadable)
+			field_copy(st, (char *)nw + st->off, (const char *)old + st->off);
+	}
+}
+
 /* ---------------------------------------------------------------------- */
 /* Printing                                                                */
 

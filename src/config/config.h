@@ -160,6 +160,13 @@ bool config_reload_compatible(const struct ehlo_config *old,
     const struct ehlo_config *nw, struct buf *err);
 
 /*
+ * For reload: gives every setting whose reloadable flag is off its value
+ * in old (the running one), so that a reload never applies what it
+ * reports as needing a restart. Call after config_reload_compatible().
+ */
+void config_keep_restart_only(struct ehlo_config *nw, const struct ehlo_config *old);
+
+/*
  * Print "name = value" for every setting whose value differs from its
  * default (like postconf -n, but values expanded and in canonical form:
  * bools yes/no, times in s or ms, lists joined with ", "), sorted by name.

@@ -535,6 +535,10 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
 		log_warn("reload: these settings need a restart and keep their old values: %s",
 		    buf_cstr(&err));
 	buf_reset(&err);
+	/* And keep them: a new virtual_mailbox_base or maillog_file applied
+	 * by a reload that said otherwise, and a later reload back to the
+	 * file's value then warned about a change it was undoing. */
+	config_keep_restart_only(cfg, old->cfg);
 	struct gen *g = reload_build(cfg, old->tls != NULL, &err);
 	if (g == NULL) {
 		reload_failed(m, &err);
@@ -542,16 +546,6 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
 		gen_unref(&old);
 		buf_free(&err);
 		return;
-	}
-	/* Settings that only take effect at start keep their running values. */
-	g->cfg->smtpd_workers = old->cfg->smtpd_workers;
-	g->cfg->delivery_threads = old->cfg->delivery_threads;
-	if (strcmp(g->cfg->spool_journal_directory, old->cfg->spool_journal_directory) != 0) {
-		log_warn("reload: spool_journal_directory takes effect at the next start; "
-		    "keeping %s", old->cfg->spool_journal_directory[0] ?
-		    old->cfg->spool_journal_directory : "(none)");
-		free(g->cfg->spool_journal_directory);
-		g->cfg->spool_journal_directory = xstrdup(old->cfg->spool_journal_directory);
 	}
 	gen_unref(&old);
 	pthread_mutex_lock(&d->lock);

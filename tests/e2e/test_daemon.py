@@ -152,6 +152,37 @@ def test_sighup_reload_applies_limits():
     eq(srv.messages("one@" + DOMAIN), [], "message over the reloaded size limit")
 
 
+def test_reload_keeps_restart_only_settings():
+    """Settings that need a restart keep their running values through a
+    reload, as its warning says: after a reload that names another
+    virtual_mailbox_base and maillog_file, mail still goes to the first
+    base and the log to the first file (before, both moved), and a
+    reload back to the file's first values warns about nothing."""
+    srv = Server()
+    other = os.path.join(srv.dir, "other")
+    os.mkdir(other)
+    srv.settings["virtual_mailbox_base"] = os.path.join(other, "mail")
+    srv.settings["maillog_file"] = os.path.join(other, "maillog")
+    line = srv.reload("need a restart")
+    check("virtual_mailbox_base" in line and "maillog_file" in line,
+          "the warning does not name both settings: %r" % line)
+    srv.wait_log("reloaded configuration")
+    c = Client(srv.port)
+    c.ehlo()
+    c.send_message("a@sender.test", ["kept@" + DOMAIN], b"Subject: kept\r\n\r\nhere")
+    c.cmd("QUIT", 221)
+    eq(len(srv.messages("kept@" + DOMAIN)), 1, "messages under the running base")
+    eq(os.listdir(other), [], "files made under the new settings' paths")
+    srv.wait_log("disconnect from")
+
+    del srv.settings["virtual_mailbox_base"]
+    del srv.settings["maillog_file"]
+    mark = len(srv.maillog())
+    srv.reload()
+    check("need a restart" not in srv.maillog()[mark:],
+          "a reload back to the running values warned")
+
+
 def test_sigterm_lets_data_finish():
     """SIGTERM is a graceful stop: an idle session gets 421 at once, but a
     session in the middle of DATA may finish its message, which is

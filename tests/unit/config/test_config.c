@@ -594,6 +594,26 @@ test_reload_compatible(void **state)
 	assert_int_equal(err.len, 0);
 	assert_false(config_reload_compatible(ca, cc, &err));
 	assert_string_equal(buf_cstr(&err), "changes need a restart, not a reload: listen mail_owner");
+
+	/* What the warning names keeps its running value; the rest changes. */
+	static const char d[] = "listen = smtp:127.0.0.1:26, smtp:[::1]:26\nmail_owner = nobody\n"
+	    "virtual_mailbox_base = /elsewhere\nmaillog_file = /tmp/x.log\n"
+	    "delivery_threads = 9\nsmtpd_timeout = 30s\n";
+	struct ehlo_config *cd = config_load_buffer(d, sizeof(d) - 1, "d", &err);
+	assert_non_null(cd);
+	config_keep_restart_only(cd, ca);
+	assert_int_equal(cd->listen.n, 1);
+	assert_string_equal(cd->listen.v[0], "smtp:127.0.0.1:25");
+	assert_null(cd->listen.v[1]);
+	assert_string_equal(cd->mail_owner, "");
+	assert_string_equal(cd->virtual_mailbox_base, ca->virtual_mailbox_base);
+	assert_string_equal(cd->maillog_file, "/dev/stderr");
+	assert_int_equal(cd->delivery_threads, 4);
+	assert_int_equal(cd->smtpd_timeout, 30000);   /* reloadable */
+	buf_reset(&err);
+	assert_true(config_reload_compatible(ca, cd, &err));
+	config_free(&cd);
+
 	config_free(&ca);
 	config_free(&cb);
 	config_free(&cc);
