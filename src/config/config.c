@@ -315,6 +315,10 @@ static const struct cfg_setting settings[] = {
 	  "NOOP, RSET, VRFY, EXPN and HELP commands a client may send before each further one "
 	  "counts as an error towards smtpd_hard_error_limit, as in Postfix (which counts "
 	  "NOOP, RSET, VRFY and ETRN); the count starts again after each accepted message."),
+	TM(smtpd_shutdown_timeout, "30s", 0, 3600 * SEC, true,
+	  "After SIGTERM, how long sessions in the middle of a transaction may take to finish "
+	  "it; then each one still open gets 421 4.3.2 and is closed (RFC 5321 §3.8). Keep it "
+	  "below the service manager's own stop timeout (systemd's TimeoutStopSec, 90 s)."),
 	TM(smtpd_greet_pause, "0s", 0, 300 * SEC, true,
 	  "Delay before the greeting, to catch clients that talk before it; 0 disables."),
 	E(smtpd_pregreet_action, "log", w_pregreet, true,

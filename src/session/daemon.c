@@ -407,13 +407,27 @@ on_accept_error(struct evconnlistener *lis, void *arg)
 
 /* ---- workers ---- */
 
+/* The sessions cut at the deadline have this long to flush their 421. */
+#define STOP_FLUSH_GRACE_S 2
+
+static void
+on_stop_final(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	event_base_loopbreak(w->base);   /* session_free_all frees the rest */
+}
+
 static void
 on_stop_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 	log_warn("worker %d: %u sessions still busy at shutdown deadline: closing them",
 	    w->index, w->nsessions);
-	event_base_loopbreak(w->base);
+	session_cut_all(w);
+	if (w->nsessions > 0) {
+		struct timeval tv = { STOP_FLUSH_GRACE_S, 0 };
+		event_base_once(w->base, -1, EV_TIMEOUT, on_stop_final, w, &tv);
+	}
 }
 
 static void
@@ -433,7 +447,10 @@ on_ctl(evutil_socket_t fd, short what, void *arg)
 		if (w->nsessions == 0) {
 			event_base_loopexit(w->base, NULL);
 		} else {
-			struct timeval tv = { 30, 0 };
+			struct gen *g = daemon_gen(w->d);
+			long long ms = g->cfg->smtpd_shutdown_timeout;
+			gen_unref(&g);
+			struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 			event_base_once(w->base, -1, EV_TIMEOUT, on_stop_deadline, w, &tv);
 		}
 	}

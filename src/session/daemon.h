@@ -126,6 +126,7 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen
 /* Graceful stop: idle sessions get 421 now, busy ones after their transaction. */
 void session_stop_all(struct worker *w);
 /* After the worker loop has ended: free every session still listed. */
+void session_cut_all(struct worker *w);     /* shutdown deadline: 421 and close */
 void session_free_all(struct worker *w);
 
 #endif

@@ -1630,13 +1630,42 @@ session_stop_all(struct worker *w)
 	}
 }
 
+/*
+ * The shutdown deadline: every session still reading a command or message
+ * gets 421 4.3.2 (RFC 5321 §3.8: a server shutting down SHOULD say so,
+ * and a client cut off in DATA otherwise sees only a dropped connection)
+ * and is closed once that is flushed. A session waiting for the spool or
+ * DNS, or in a TLS handshake, is closed at once: no reply can be queued
+ * before its pending one. The worker gives the flushes a moment, then
+ * frees what is left (session_free_all).
+ */
+void
+session_cut_all(struct worker *w)
+{
+	struct session *s = w->sessions;
+	while (s != NULL) {
+		struct session *next = s->next;
+		if (!s->closing) {
+			log_info("%s closing at shutdown deadline (state %s)", s->sid,
+			    smtp_state_name(s->srv->state));
+			if (s->busy || s->in_handshake || s->srv->state == SS_TLS) {
+				session_free(s);
+			} else {
+				smtp_server_shutdown(s->srv, "4.3.2", "Service shutting down");
+				close_after_flush(s);
+			}
+		}
+		s = next;
+	}
+}
+
 void
 session_free_all(struct worker *w)
 {
 	while (w->sessions != NULL) {
 		struct session *s = w->sessions;
-		log_info("%s closing at shutdown deadline (state %s)", s->sid,
-		    smtp_state_name(s->srv->state));
+		log_info("%s closing at shutdown deadline (state %s%s)", s->sid,
+		    smtp_state_name(s->srv->state), s->closing ? ", reply not flushed" : "");
 		session_free(s);
 	}
 }

@@ -212,6 +212,30 @@ def test_sigterm_lets_data_finish():
           "a session was cut at the shutdown deadline")
 
 
+def test_sigterm_deadline_says_421():
+    """A transaction that does not finish within smtpd_shutdown_timeout
+    of SIGTERM is cut with 421 4.3.2 (RFC 5321 §3.8), not a bare close
+    (before, the session was freed without a word), nothing of its
+    message is delivered, and ehlod exits 0 soon after."""
+    srv = Server({"smtpd_shutdown_timeout": "1s"})
+    slow = Client(srv.port)
+    slow.ehlo()
+    slow.cmd("MAIL FROM:<alice@sender.test>", 250)
+    slow.cmd("RCPT TO:<cut@%s>" % DOMAIN, 250)
+    slow.cmd("DATA", 354)
+    slow.send(b"Subject: never finished\r\n\r\nfirst line\r\n")
+    t0 = time.monotonic()
+    srv.signal(signal.SIGTERM)
+    slow.expect(421, "4.3.2")
+    dt = time.monotonic() - t0
+    check(0.8 <= dt <= 5, "421 after %.2f s, smtpd_shutdown_timeout 1s" % dt)
+    check(slow.closed(), "session not closed at the shutdown deadline")
+    eq(srv.wait_exit(10), 0, "ehlod exit status after SIGTERM")
+    check("closing at shutdown deadline (state data)" in srv.maillog(),
+          "the cut is not logged")
+    eq(srv.messages("cut@" + DOMAIN), [], "messages of the cut transaction")
+
+
 def test_sigterm():
     srv = Server()
     idle = Client(srv.port)
