@@ -163,6 +163,20 @@ reply(struct smtp_server *s, unsigned code, const char *enh, const char *fmt, ..
 	account(s, code);
 }
 
+static void reply_failed(struct smtp_server *s, unsigned code, const char *enh,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* A final reply to a command that failed whatever the code says. */
+static void
+reply_failed(struct smtp_server *s, unsigned code, const char *enh, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vreply(s, code, enh, fmt, ap);
+	va_end(ap);
+	s->errors++;
+}
+
 /* After a 4xx/5xx: enforce smtpd_hard_error_limit (421 and close). */
 static bool
 check_error_limit(struct smtp_server *s, enum smtp_event *ev)
@@ -720,8 +734,10 @@ dispatch(struct smtp_server *s, const char *line, size_t len)
 	s->cmd_total[CMD_UNKNOWN]++;
 	for (size_t i = 0; i < sizeof forbidden_verbs / sizeof forbidden_verbs[0]; i++) {
 		if (ascii_ieqn(line, v, forbidden_verbs[i])) {
-			reply(s, 221, "2.7.0", "Error: this is an SMTP server; closing");
-			s->errors++;
+			/* Counted as a failed command (the disconnect line says
+			 * "unknown=0/1", as Postfix's does) and an error, although
+			 * the code is 221: reply() would count a success. */
+			reply_failed(s, 221, "2.7.0", "Error: this is an SMTP server; closing");
 			tx_free(&s->tx);
 			set_state(s, SS_CLOSED);
 			s->pending = SRV_EV_CLOSE;
@@ -861,6 +877,7 @@ smtp_server_feed(struct smtp_server *s, const char *in, size_t n, size_t *used)
 				    s->state != SS_BDAT && !s->improper_pipelining) {
 					s->improper_pipelining = true;
 					s->improper_after = s->pending_cmd;
+					s->improper_off = off;
 				}
 				break;
 			}

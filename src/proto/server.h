@@ -145,6 +145,8 @@ struct smtp_server {
 	 * the command after which it happened; the session logs and counts it. */
 	bool              improper_pipelining;
 	enum smtp_cmd     improper_after;
+	size_t            improper_off;   /* where in the input of the feed() call
+	                                     that set it the improper part begins */
 };
 
 /* Creates a machine in SS_INIT. The strings in o must outlive it. */

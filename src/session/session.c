@@ -978,14 +978,18 @@ input_excerpt(struct session *s, size_t n, struct buf *out)
 /* RFC 2920 §3.1: logged (once per session, with what followed) and
  * counted, not refused, as Postfix does: many clients send DATA and the
  * content together, while a spam engine that writes a whole transaction
- * without reading replies shows up here. */
+ * without reading replies shows up here. in[0..n) is the input of the
+ * feed() call that noticed it, still unreleased: what followed is taken
+ * from there, because feed() has usually consumed it already (a NOOP
+ * after a NOOP needs no decision), and the buffer held nothing more. */
 static void
-log_improper_pipelining(struct session *s)
+log_improper_pipelining(struct session *s, const char *in, size_t n)
 {
 	s->improper_logged = true;
 	atomic_fetch_add(&s->w->d->stats.improper_pipelining, 1);
 	struct buf b = BUF_INIT;
-	input_excerpt(s, SIZE_MAX, &b);
+	size_t off = s->srv->improper_off < n ? s->srv->improper_off : n;
+	log_sanitize(&b, (const unsigned char *)in + off, n - off < 64 ? n - off : 64, 64);
 	char verb[16];
 	snprintf(verb, sizeof verb, "%s", smtp_cmd_name(s->srv->improper_after));
 	for (char *c = verb; *c; c++)
@@ -1052,12 +1056,12 @@ process_input(struct session *s)
 			break;
 		size_t used = 0;
 		enum smtp_event ev = smtp_server_feed(s->srv, v.iov_base, v.iov_len, &used);
+		if (s->srv->improper_pipelining && !s->improper_logged)
+			log_improper_pipelining(s, v.iov_base, v.iov_len);
 		evbuffer_drain(in, used);
 		s->req_bytes += used;
 		if (s->srv->pending_cmd < CMD_COUNT)
 			s->last_cmd = s->srv->pending_cmd;
-		if (s->srv->improper_pipelining && !s->improper_logged)
-			log_improper_pipelining(s);
 		check_budget(s);
 		if (ev != SRV_EV_NONE) {
 			handle_event(s, ev);

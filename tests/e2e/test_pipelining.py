@@ -76,6 +76,18 @@ def test_improper_pipelining_logged():
     eq(srv.maillog().count("improper command pipelining"), 1,
        "improper pipelining lines for one session (NOOP, NOOP was improper too)")
 
+    # Commands that need no decision are consumed with the whole read:
+    # what followed must still be in the line (it was empty).
+    mark = len(srv.maillog())
+    c = Client(srv.port)
+    c.ehlo()
+    c.send(b"NOOP\r\nRSET\r\nRSET\r\n")
+    eq(codes(c, 3), [250, 250, 250], "replies to NOOP, RSET, RSET sent together")
+    c.cmd("QUIT", 221)
+    line = srv.wait_log("improper command pipelining", since=mark)
+    check(line.endswith("after NOOP from unknown[127.0.0.1]: RSET\\x0d\\x0aRSET\\x0d\\x0a"),
+          "improper pipelining line: %r" % line)
+
 
 def test_pipelined_whole_transactions():
     """An aggressive client: three complete transactions (content included)

@@ -658,6 +658,7 @@ test_improper_pipelining(void **state)
 	feed_str(&r, "NOOP\r\nRSET\r\nNOOP\r\n");
 	assert_true(r.s->improper_pipelining);
 	assert_int_equal(r.s->improper_after, CMD_NOOP);
+	assert_int_equal(r.s->improper_off, 6);   /* "RSET..." follows "NOOP\r\n" */
 	smtp_server_free(&r.s);
 	buf_free(&r.messages);
 
@@ -808,6 +809,17 @@ test_http_verbs(void **state)
 		{ NULL, NULL },
 	};
 	check(t, NULL, "");
+	/* Logged as a failed command, not a successful one. */
+	struct run r;
+	run_transcript(t, NULL, false, &r);
+	struct buf b = BUF_INIT;
+	smtp_server_format_counts(r.s, &b);
+	assert_string_equal(buf_cstr(&b), "unknown=0/1 commands=0/1");
+	assert_int_equal(r.s->errors, 1);
+	buf_free(&b);
+	smtp_server_free(&r.s);
+	buf_free(&r.out);
+	buf_free(&r.messages);
 }
 
 static void
