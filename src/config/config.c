@@ -419,7 +419,8 @@ static const struct cfg_setting settings[] = {
 	TM(smtpd_upstream_proxy_timeout, "5s", 1, 300 * SEC, true,
 	  "How long to wait for the PROXY protocol header."),
 	SC(metrics_listen, "", false, check_metrics_listen,
-	  "Address:port of the Prometheus /metrics endpoint, e.g. 127.0.0.1:9187 or [::1]:9187; empty: off."),
+	  "Address:port of the Prometheus /metrics endpoint, e.g. 127.0.0.1:9187 or [::1]:9187; "
+	  "empty: off. It has no authentication: keep it on loopback or the monitoring network."),
 };
 
 #define NSET (sizeof(settings) / sizeof(settings[0]))

@@ -149,9 +149,19 @@ on_metrics(struct evhttp_request *req, void *arg)
 		    "the epoch; absent without TLS.", (long long)tls_server_not_after(g->tls));
 	gen_unref(&g);
 	gauge(b, "ehlo_up", "1 while ehlod runs.", 1);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-	    "text/plain; version=0.0.4");
-	evhttp_send_reply(req, HTTP_OK, "OK", b);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4");
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		/* RFC 9110 §9.3.2: the headers of a GET, no content. libevent
+		 * leaves out Content-Length for HEAD but would still send the
+		 * body, which a keep-alive client reads as the next response. */
+		char len[24];
+		snprintf(len, sizeof len, "%zu", evbuffer_get_length(b));
+		evhttp_add_header(h, "Content-Length", len);
+		evhttp_send_reply(req, HTTP_OK, "OK", NULL);
+	} else {
+		evhttp_send_reply(req, HTTP_OK, "OK", b);
+	}
 	evbuffer_free(b);
 }
 

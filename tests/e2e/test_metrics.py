@@ -224,6 +224,34 @@ def test_oversized_request_refused():
     eq(scrape(mport)["ehlo_up"], 1, "a scrape after the oversized request")
 
 
+def test_head_has_no_body():
+    """HEAD gets GET's headers and no content (RFC 9110 §9.3.2): on a
+    keep-alive connection the next response must start right after the
+    HEAD's headers. libevent sent the whole body after them, which the
+    client then read as the next response."""
+    mport = free_port()
+    Server({"metrics_listen": "127.0.0.1:%d" % mport})
+    s = socket.create_connection(("127.0.0.1", mport), timeout=10)
+    s.sendall(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        check(chunk, "connection closed before the HEAD response's headers")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.1 200"), "HEAD status: %r" % head[:40])
+    length = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+    check(length and int(length[0].split(b":")[1]) > 1000,
+          "HEAD without GET's Content-Length: %r" % head)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    while len(rest) < 12:
+        chunk = s.recv(65536)
+        check(chunk, "connection closed before the GET response")
+        rest += chunk
+    check(rest.startswith(b"HTTP/1.1 200"), "after HEAD's headers came %r" % rest[:40])
+    s.close()
+
+
 def test_metrics_off_by_default():
     srv = Server()
     check("metrics on" not in srv.maillog(), "metrics endpoint started without metrics_listen")
