@@ -776,34 +776,63 @@ end_of_data(struct smtp_server *s)
 	set_state(s, SS_READY);
 }
 
-/* Appends a BDAT chunk piece, turning CRLF into LF (Maildir stores LF). A CR
- * at the end of a piece is held back until the next byte is seen. */
+/*
+ * Appends a BDAT chunk piece, turning CRLF into LF (Maildir stores LF). A CR
+ * at the end of a piece is held back until the next octet is seen.
+ *
+ * Without BINARYMIME (not offered) BDAT carries the same RFC 5322 text as
+ * DATA, so its content is held to the same rules (RFC 5321 §2.3.8,
+ * §4.5.3.1.6): a bare CR or LF, a NUL and over-long lines are noted here and
+ * judged at the last chunk as end_of_data() judges DATA. A bare LF is kept
+ * as a line end and, under normalize, a bare CR is dropped, both as the
+ * DATA decoder does; before, BDAT content went into the Maildir with its
+ * bare CRs whatever smtpd_forbid_bare_newline said.
+ */
 static void
-bdat_append(struct smtp_tx *tx, const char *p, size_t n, bool *cr_pending)
+bdat_append(struct smtp_server *s, const char *p, size_t n)
 {
+	struct smtp_tx *tx = s->tx;
 	struct buf *b = &tx->body;
 	buf_reserve(b, n + 1);
 	size_t i = 0;
-	if (*cr_pending && n > 0) {
-		if (p[0] != '\n')
-			buf_append_char(b, '\r');
-		*cr_pending = false;
-	}
 	while (i < n) {
-		const char *cr = memchr(p + i, '\r', n - i);
-		if (cr == NULL) {
-			buf_append(b, p + i, n - i);
-			break;
+		if (s->bdat_cr_pending) {
+			s->bdat_cr_pending = false;
+			if (p[i] == '\n') {
+				buf_append_char(b, '\n');
+				tx->bdat_line = 0;
+				i++;
+				continue;
+			}
+			tx->bdat_bare = true;          /* a CR not followed by LF */
+			if (s->o.bare != DATA_BARE_NORMALIZE)
+				buf_append_char(b, '\r');
 		}
-		size_t k = (size_t)(cr - (p + i));
-		buf_append(b, p + i, k);
-		i += k + 1;
-		if (i == n) {
-			*cr_pending = true;
-			break;
+		/* The run of ordinary octets up to the next CR, LF or NUL. */
+		size_t k = i;
+		while (k < n && p[k] != '\r' && p[k] != '\n' && p[k] != '\0')
+			k++;
+		if (k > i) {
+			buf_append(b, p + i, k - i);
+			tx->bdat_line += k - i;
+			if (tx->bdat_line > SMTP_TEXT_LINE_MAX - 2)
+				tx->bdat_long = true;
+			i = k;
 		}
-		if (p[i] != '\n')
-			buf_append_char(b, '\r');
+		if (i == n)
+			break;
+		if (p[i] == '\r') {
+			s->bdat_cr_pending = true;
+		} else if (p[i] == '\n') {
+			tx->bdat_bare = true;          /* a LF without CR: kept as a line end */
+			buf_append_char(b, '\n');
+			tx->bdat_line = 0;
+		} else {
+			tx->bdat_nul = true;
+			buf_append_char(b, '\0');
+			tx->bdat_line++;
+		}
+		i++;
 	}
 }
 
@@ -824,10 +853,24 @@ end_of_chunk(struct smtp_server *s)
 		return;
 	}
 	if (s->bdat_cr_pending) {
-		buf_append_char(&s->tx->body, '\r');
+		/* The content ended in a CR: a bare one. */
+		s->tx->bdat_bare = true;
+		if (s->o.bare != DATA_BARE_NORMALIZE)
+			buf_append_char(&s->tx->body, '\r');
 		s->bdat_cr_pending = false;
 	}
-	s->pending = SRV_EV_MESSAGE;
+	if (s->tx->bdat_bare && s->o.bare != DATA_BARE_NORMALIZE) {
+		reply(s, 554, "5.5.2", "Error: bare <CR> or <LF> in message content");
+	} else if (s->tx->bdat_nul) {
+		reply(s, 554, "5.6.0", "Error: NUL byte in message content");
+	} else if (s->o.reject_long_lines && s->tx->bdat_long) {
+		reply(s, 554, "5.6.0", "Error: text line longer than 1000 octets (RFC 5321 §4.5.3.1.6)");
+	} else {
+		s->pending = SRV_EV_MESSAGE;
+		return;
+	}
+	tx_free(&s->tx);
+	set_state(s, SS_READY);
 }
 
 enum smtp_event
@@ -850,7 +893,7 @@ smtp_server_feed(struct smtp_server *s, const char *in, size_t n, size_t *used)
 			if (k > s->bdat_left)
 				k = (size_t)s->bdat_left;
 			if (s->bdat_discard == NULL) {
-				bdat_append(s->tx, in + off, k, &s->bdat_cr_pending);
+				bdat_append(s, in + off, k);
 				s->tx->bdat_size += k;
 			}
 			s->bdat_left -= k;

@@ -99,6 +99,8 @@ struct smtp_tx {
 	struct data_decoder dd;
 	bool               used_data, used_bdat;
 	uint64_t           bdat_size;     /* total octets received by BDAT */
+	uint64_t           bdat_line;     /* octets of the current BDAT text line */
+	bool               bdat_bare, bdat_nul, bdat_long; /* seen in BDAT content */
 };
 
 /* Longest HELO/EHLO argument accepted, plus one (RFC 5321 §4.5.3.1.2:

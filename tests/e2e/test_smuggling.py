@@ -108,5 +108,39 @@ def test_bare_lf_in_data_then_good_message():
     eq([strip_received(m) for m in msgs], [b"Subject: good\n\nfine\n"], "delivered messages")
 
 
+def test_bdat_content_held_to_the_same_rules():
+    """BDAT (without BINARYMIME) carries the same text as DATA: a bare CR
+    or LF in it gets 554 5.5.2 and nothing is delivered, where before it
+    went into the Maildir raw; under normalize the message is delivered
+    with the bare LF as a line end and the bare CR dropped, as DATA's."""
+    body = b"Subject: chunks\r\n\r\na\rb\nc\r\n"
+    srv = Server()
+    c = Client(srv.port)
+    c.ehlo()
+    c.cmd("MAIL FROM:<alice@sender.test>", 250)
+    c.cmd("RCPT TO:<bdat@%s>" % DOMAIN, 250)
+    c.send(b"BDAT %d LAST\r\n" % len(body) + body)
+    c.expect(554, "5.5.2")
+    c.cmd("MAIL FROM:<alice@sender.test>", 250)
+    c.cmd("RCPT TO:<bdat@%s>" % DOMAIN, 250)
+    good = b"Subject: good\r\n\r\nfine\r\n"
+    c.send(b"BDAT %d LAST\r\n" % len(good) + good)
+    c.expect(250)
+    c.cmd("QUIT", 221)
+    eq([strip_received(m) for m in srv.messages("bdat@" + DOMAIN)],
+       [b"Subject: good\n\nfine\n"], "messages after a BDAT with bare line ends")
+
+    srv = Server({"smtpd_forbid_bare_newline": "normalize"})
+    c = Client(srv.port)
+    c.ehlo()
+    c.cmd("MAIL FROM:<alice@sender.test>", 250)
+    c.cmd("RCPT TO:<bdat@%s>" % DOMAIN, 250)
+    c.send(b"BDAT %d LAST\r\n" % len(body) + body)
+    c.expect(250)
+    c.cmd("QUIT", 221)
+    eq([strip_received(m) for m in srv.messages("bdat@" + DOMAIN)],
+       [b"Subject: chunks\n\nab\nc\n"], "BDAT content under normalize")
+
+
 if __name__ == "__main__":
     main(globals())

@@ -328,14 +328,64 @@ test_bdat(void **state)
 		/* The chunk may contain anything, including what looks like commands. */
 		{ "BDAT 12\r\nl1\r\nQUIT\r\n\r\n", "250 2.0.0 Ok: 12 octets received\r\n" },
 		{ "DATA\r\n", "503 5.5.1 Error: DATA after BDAT in the same transaction\r\n" },
-		{ "BDAT 5 LAST\r\nx\r\n.\r", "250 2.0.0 Ok: queued as Q1\r\n" },
+		{ "BDAT 6 LAST\r\nx\r\n.\r\n", "250 2.0.0 Ok: queued as Q1\r\n" },
 		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nBDAT 0 LAST\r\n",
 		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: queued as Q2\r\n" },
 		{ "BDAT x\r\n", "501 5.5.4 Syntax: BDAT size [LAST]\r\n"
 		  "421 4.5.0 mx.test Error: lost synchronization after bad BDAT\r\n" },
 		{ NULL, NULL },
 	};
-	check(t, NULL, "l1\nQUIT\n\nx\n.\r<END>\n<END>\n");
+	check(t, NULL, "l1\nQUIT\n\nx\n.\n<END>\n<END>\n");
+}
+
+/* BDAT content is RFC 5322 text without BINARYMIME: the rules of DATA
+ * apply (bare CR or LF, NUL, long lines), judged at the last chunk, also
+ * when the offence is in an earlier chunk or split across two; under
+ * normalize a bare LF is a line end and a bare CR is dropped. */
+static void
+test_bdat_content_rules(void **state)
+{
+	static const struct step t[] = {
+		{ "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n",
+		  EHLO_REPLY "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n" },
+		{ "BDAT 4\r\na\rbc", "250 2.0.0 Ok: 4 octets received\r\n" },
+		{ "BDAT 2 LAST\r\n\r\n", "554 5.5.2 Error: bare <CR> or <LF> in message content\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nBDAT 5 LAST\r\na\nb\r\n",
+		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+		  "554 5.5.2 Error: bare <CR> or <LF> in message content\r\n" },
+		/* a CR ending one chunk and a LF starting the next make a CRLF */
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nBDAT 2\r\na\r",
+		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: 2 octets received\r\n" },
+		{ "BDAT 1 LAST\r\n\n", "250 2.0.0 Ok: queued as Q1\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nBDAT 3 LAST\r\nab\r",
+		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+		  "554 5.5.2 Error: bare <CR> or <LF> in message content\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, NULL, "a\n<END>\n");
+
+	struct opts_override ov = { .bare = DATA_BARE_NORMALIZE };
+	static const struct step n[] = {
+		{ "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n",
+		  EHLO_REPLY "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n" },
+		{ "BDAT 9 LAST\r\na\rb\nc\r\nd\r", "250 2.0.0 Ok: queued as Q1\r\n" },
+		{ NULL, NULL },
+	};
+	check(n, &ov, "ab\nc\nd<END>\n");
+
+	/* A NUL (not expressible in a transcript step: they are C strings). */
+	struct run r;
+	memset(&r, 0, sizeof r);
+	r.s = mk(NULL);
+	static const char in[] = "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n"
+	    "BDAT 5 LAST\r\na\0b\r\n";
+	feed(&r, in, sizeof in - 1);
+	assert_string_equal(buf_cstr(&r.s->out), EHLO_REPLY "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+	    "554 5.6.0 Error: NUL byte in message content\r\n");
+	assert_int_equal(r.nmsg, 0);
+	smtp_server_free(&r.s);
+	buf_free(&r.out);
+	buf_free(&r.messages);
 }
 
 static void
@@ -885,6 +935,7 @@ main(void)
 		cmocka_unit_test(test_size_boundary),
 		cmocka_unit_test(test_reject_long_lines),
 		cmocka_unit_test(test_error_count_reset_by_delivery),
+		cmocka_unit_test(test_bdat_content_rules),
 		cmocka_unit_test(test_junk_command_limit),
 		cmocka_unit_test(test_mid_request),
 		cmocka_unit_test(test_bdat_size_wrap),
