@@ -1015,7 +1015,10 @@ arm_read_deadline(struct session *s)
 	bool data = s->srv->state == SS_DATA || s->srv->state == SS_BDAT;
 	long long per_read = read_timeout_ms(s, data);
 	long long left = per_read;
-	if (s->cfg->smtpd_per_request_deadline && !s->busy &&
+	/* Not while busy or held back by unread replies (out_blocked): the
+	 * rest of the request may be in the input buffer already, unread by
+	 * us; the write timeout deals with a client that does not read. */
+	if (s->cfg->smtpd_per_request_deadline && !s->busy && !s->out_blocked &&
 	    smtp_server_mid_request(s->srv)) {
 		left = req_time_left_ms(s, data);
 		if (left <= 0) {
