@@ -324,8 +324,11 @@ static const struct cfg_setting settings[] = {
 	E(smtpd_pregreet_action, "log", w_pregreet, true,
 	  "What to do with a client that sends before the greeting: log, or reject (554 and close)."),
 	E(smtpd_forbid_bare_newline, "reject", w_bare_nl, true,
-	  "A bare LF or CR in a command or message line: reject the command or message, "
-	  "or normalize it to CRLF (defends against SMTP smuggling, CVE-2023-51764)."),
+	  "A bare LF or CR in a command or message line (DATA or BDAT): reject the command or "
+	  "message, or normalize: a bare LF ends the line as CRLF would and a bare CR in "
+	  "message content is dropped, as in Postfix; a bare CR inside a command is refused "
+	  "either way. The message ends only at CRLF.CRLF under both (SMTP smuggling, "
+	  "CVE-2023-51764)."),
 	B(smtpd_reject_long_lines, "no", true,
 	  "Reject commands and message text lines longer than RFC 5321 §4.5.3.1.4 and "
 	  "§4.5.3.1.6 allow (512 and 1000 octets including CRLF)."),

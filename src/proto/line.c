@@ -32,6 +32,7 @@ line_reader_init(struct line_reader *lr, size_t limit)
 	assert(limit >= 3 && limit <= LINE_READER_MAX);
 	lr->limit = limit;
 	lr->buf = NULL;
+	lr->lf_ends_line = false;
 	line_reader_reset(lr);
 }
 
@@ -95,16 +96,19 @@ finish(struct line_reader *lr, bool crlf, const char **line, size_t *linelen)
 	unsigned f = lr->flags;
 	size_t len = lr->len;
 
+	bool lf_ok = !crlf && lr->lf_ends_line;
+
 	lr->len = 0;
 	lr->seen = 0;
 	lr->flags = 0;
-	if (f & (LR_F_TOO_LONG | LR_F_NUL) || !crlf || (f & LR_F_BARE_CR))
+	lr->bare_lf = false;
+	if (f & (LR_F_TOO_LONG | LR_F_NUL) || (!crlf && !lf_ok) || (f & LR_F_BARE_CR))
 		x_free(&lr->buf);   /* no line is returned from it */
 	if (f & LR_F_TOO_LONG)
 		return LR_TOO_LONG;
 	if (f & LR_F_NUL)
 		return LR_NUL;
-	if (!crlf)
+	if (!crlf && !lf_ok)
 		return LR_BARE_LF;
 	if (f & LR_F_BARE_CR)
 		return LR_BARE_CR;
@@ -114,6 +118,7 @@ finish(struct line_reader *lr, bool crlf, const char **line, size_t *linelen)
 	*line = lr->buf;
 	*linelen = len;
 	lr->flags |= LR_F_RELEASE;
+	lr->bare_lf = !crlf;
 	return LR_LINE;
 }
 
@@ -166,6 +171,7 @@ line_reader_feed(struct line_reader *lr, const char *in, size_t n,
 		/* The common case: a whole good line in this chunk, no copy. */
 		*line = in;
 		*linelen = text;
+		lr->bare_lf = false;
 		return LR_LINE;
 	}
 	add_text(lr, in, text);

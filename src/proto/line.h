@@ -17,6 +17,11 @@
  * When several apply, LR_TOO_LONG wins, then LR_NUL, then LR_BARE_LF, then
  * LR_BARE_CR. Every LF ends a line, so after any result the next octet
  * starts a new line.
+ *
+ * With lf_ends_line set (smtpd_forbid_bare_newline = normalize, as
+ * Postfix's), a line ended by a bare LF is a good line (LR_LINE, with
+ * bare_lf set) instead of LR_BARE_LF; a bare CR inside a line is still
+ * LR_BARE_CR.
  */
 #ifndef EHLO_PROTO_LINE_H
 #define EHLO_PROTO_LINE_H
@@ -47,6 +52,8 @@ struct line_reader {
 	size_t len;                    /* octets of the current line kept in buf */
 	size_t seen;                   /* octets of the current line seen (incl. discarded) */
 	unsigned flags;                /* private: pending CR, error bits */
+	bool   lf_ends_line;           /* a bare LF ends a good line (normalize) */
+	bool   bare_lf;                /* the last LR_LINE ended in a bare LF */
 	char  *buf;                    /* partial line (heap), or NULL */
 };
 

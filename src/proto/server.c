@@ -219,6 +219,7 @@ smtp_server_new(const struct smtp_server_opts *o)
 	if (s->o.max_rcpt == 0)
 		s->o.max_rcpt = 1000;
 	line_reader_init(&s->lr, SMTP_CMD_LINE_MAX);
+	s->lr.lf_ends_line = o->bare == DATA_BARE_NORMALIZE;
 	buf_init(&s->out);
 	s->pending = SRV_EV_NONE;
 	s->pending_cmd = CMD_COUNT;
@@ -911,6 +912,8 @@ smtp_server_feed(struct smtp_server *s, const char *in, size_t n, size_t *used)
 			switch (r) {
 			case LR_LINE:
 			{
+				if (s->lr.bare_lf)
+					s->bare_lf_commands++;   /* normalized */
 				unsigned flags = dispatch(s, line, len);
 				/* RFC 2920 §3.1: a group-ending command followed by more
 				 * input in the same read is improper pipelining. Counted,

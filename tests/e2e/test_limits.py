@@ -51,6 +51,27 @@ def test_nul_and_bare_line_ends_in_commands():
     c.cmd("NOOP", 250)
     c.cmd("QUIT", 221)
 
+    # smtpd_forbid_bare_newline = normalize takes a command line ended by
+    # a bare LF as Postfix does (it was refused whatever the setting); a
+    # bare CR inside one and a NUL are still refused.
+    srv = Server({"smtpd_forbid_bare_newline": "normalize"})
+    c = Client(srv.port)
+    c.send(b"EHLO client.example.test\n")
+    c.expect(250)
+    c.send(b"MAIL FROM:<a@sender.test>\nRCPT TO:<lf@%s>\nDATA\n" % DOMAIN.encode())
+    c.expect(250)
+    c.expect(250)
+    c.expect(354)
+    c.send(b"Subject: lf\r\n\r\nbody\r\n.\r\n")
+    c.expect(250)
+    c.send(b"NOOP a\rb\n")
+    c.expect(500, "5.5.2")
+    c.send(b"NOOP a\x00b\n")
+    c.expect(500, "5.5.2")
+    c.send(b"QUIT\n")
+    c.expect(221)
+    eq(len(srv.messages("lf@" + DOMAIN)), 1, "messages sent with bare-LF commands")
+
 
 def test_error_limit():
     srv = Server({"smtpd_hard_error_limit": "3"})

@@ -27,6 +27,9 @@ result_name(enum lr_result r)
 	}
 }
 
+/* lf_ends_line for the readers run_cuts() makes (the normalize table). */
+static bool lf_mode;
+
 /* Feeds in[0..n) in pieces cut at the offsets cuts[0..ncuts) (ascending). */
 static void
 run_cuts(size_t limit, const char *in, size_t n, const size_t *cuts, size_t ncuts,
@@ -37,6 +40,7 @@ run_cuts(size_t limit, const char *in, size_t n, const size_t *cuts, size_t ncut
 
 	assert_non_null(lr);
 	line_reader_init(lr, limit);
+	lr->lf_ends_line = lf_mode;
 	for (size_t c = 0; c <= ncuts; c++) {
 		size_t end = c < ncuts ? cuts[c] : n;
 		size_t off = start;
@@ -139,6 +143,57 @@ test_table(void **state)
 
 		check_all_ways(SMTP_CMD_LINE_MAX, cases[i].in, n, cases[i].expect);
 	}
+}
+
+static char *long_line(size_t text, const char *tail, size_t tn, size_t *n);
+
+/* smtpd_forbid_bare_newline = normalize: a bare LF ends a good line (as
+ * in Postfix); a bare CR inside a line, a NUL and an over-long line are
+ * still refused. */
+static const struct line_case lf_cases[] = {
+	{ "a\nb\r\n", 0, "L:a|L:b|" },
+	{ "\n", 0, "L:|" },
+	{ "NOOP\nQUIT\r\n", 0, "L:NOOP|L:QUIT|" },
+	{ "a\rb\n", 0, "BARE_CR|" },
+	{ "a\r\n\n", 0, "L:a|L:|" },
+	{ "a\0\nb\n", 5, "NUL|L:b|" },
+};
+
+static void
+test_table_lf_ends_line(void **state)
+{
+	(void)state;
+	lf_mode = true;
+	for (size_t i = 0; i < sizeof lf_cases / sizeof lf_cases[0]; i++) {
+		size_t n = lf_cases[i].n ? lf_cases[i].n : strlen(lf_cases[i].in);
+
+		check_all_ways(SMTP_CMD_LINE_MAX, lf_cases[i].in, n, lf_cases[i].expect);
+	}
+	size_t n;
+	char *in = long_line(SMTP_CMD_LINE_MAX - 1, "\n", 1, &n);   /* one octet over */
+	check_all_ways(SMTP_CMD_LINE_MAX, in, n, "TOO_LONG|");
+	free(in);
+	in = long_line(SMTP_CMD_LINE_MAX - 2, "\n", 1, &n);         /* the most */
+	struct buf e = BUF_INIT;
+	buf_append_str(&e, "L:");
+	buf_append(&e, in, SMTP_CMD_LINE_MAX - 2);
+	buf_append_char(&e, '|');
+	check_all_ways(SMTP_CMD_LINE_MAX, in, n, buf_cstr(&e));
+	buf_free(&e);
+	free(in);
+	lf_mode = false;
+
+	/* bare_lf tells a normalized line from a CRLF one. */
+	struct line_reader lr;
+	const char *line;
+	size_t len, used;
+	line_reader_init(&lr, SMTP_CMD_LINE_MAX);
+	lr.lf_ends_line = true;
+	assert_int_equal(line_reader_feed(&lr, "A\nB\r\n", 5, &used, &line, &len), LR_LINE);
+	assert_true(lr.bare_lf);
+	assert_int_equal(line_reader_feed(&lr, "B\r\n", 3, &used, &line, &len), LR_LINE);
+	assert_false(lr.bare_lf);
+	line_reader_free(&lr);
 }
 
 /* A line of `text` octets of 'a' followed by tail. */
@@ -275,6 +330,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_table_lf_ends_line),
 		cmocka_unit_test(test_lengths),
 		cmocka_unit_test(test_big_limit),
 		cmocka_unit_test(test_used_and_reset),
