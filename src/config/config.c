@@ -330,8 +330,10 @@ static const struct cfg_setting settings[] = {
 	  "either way. The message ends only at CRLF.CRLF under both (SMTP smuggling, "
 	  "CVE-2023-51764)."),
 	B(smtpd_reject_long_lines, "no", true,
-	  "Reject commands and message text lines longer than RFC 5321 §4.5.3.1.4 and "
-	  "§4.5.3.1.6 allow (512 and 1000 octets including CRLF)."),
+	  "Reject messages (DATA or BDAT) with a text line longer than RFC 5321 §4.5.3.1.6 "
+	  "allows (1000 octets including CRLF), with 554 5.6.0; otherwise such lines are "
+	  "stored unchanged. Command lines over 512 octets (§4.5.3.1.4) get 500 5.5.2 "
+	  "either way."),
 	S(mail_owner, "", false,
 	  "User to switch to after the listening sockets are bound (its groups too); "
 	  "empty: keep the current user. A reload (SIGHUP) reads the configuration file "
