@@ -100,9 +100,13 @@ struct session {
 	socklen_t           peerlen;
 	char                ip[INET6_ADDRSTRLEN];
 	unsigned            port;
+	uint32_t            req_bytes;      /* octets since req_ms (saturating) */
 	char               *client;         /* "name[ip]" for log lines (heap) */
 	const struct listener_def *listener;
-	struct event       *greet_timer;
+	/* The greeting pause, later the TLS handshake's deadline: never both
+	 * at once (an implicit-TLS session has no pause, STARTTLS comes after
+	 * the greeting), so they share one pointer. */
+	struct event       *timer;
 	struct spool_job   *job;
 	char                qid[24];
 	uint64_t            msg_size;
@@ -118,19 +122,19 @@ struct session {
 	bool                tls_active;
 	bool                tls_closed;     /* close_notify sent */
 	bool                data_timeouts;  /* timeouts currently set for DATA */
+	bool                rd_cut;         /* read timeout cut short to the deadline */
 	/* Counted under peer by daemon_ip_add. peer no longer changes once
 	 * counted (a PROXY header replaces it before the count), so the same
 	 * address gives the count back at the end. */
 	bool                counted_ip;
 	bool                peer_eof;       /* EOF seen while busy; see on_event */
-	struct timeval      resumed_at;     /* last resume(), loop's cached time */
+	int64_t             resumed_ms;     /* last resume(), loop_ms(); 0: never */
 	/* smtpd_per_request_deadline: when the client's time for its current
 	 * request began (our last reply: a command's, the greeting, or the end
-	 * of a TLS handshake), and the octets it has sent since. */
-	struct timeval      req_start;
-	uint64_t            req_bytes;
-	bool                rd_cut;         /* read timeout cut short to the deadline */
-	struct event       *hs_timer;       /* TLS handshake deadline, while one runs */
+	 * of a TLS handshake), loop_ms(); req_bytes counts what came since.
+	 * Milliseconds in 8 bytes rather than a timeval: 10,000 idle sessions
+	 * hold 160 KB less. */
+	int64_t             req_ms;
 	bool                out_blocked;    /* output above the high mark */
 	bool                out_blocked_seen; /* counted in stats.output_blocked */
 	union inet_addr     local;          /* our end (after PROXY); family 0: unknown */
@@ -175,6 +179,18 @@ listener_is_wildcard(const struct listener_def *l)
 		return a->sin6_port == 0 || IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr);
 	}
 	return true;
+}
+
+/* Monotonic milliseconds from the worker loop's timer (libevent's clock,
+ * which is CLOCK_MONOTONIC, coarse): a deadline must not move when the
+ * wall clock is stepped. Never 0. */
+static int64_t
+loop_ms(const struct session *s)
+{
+	struct timeval now;
+	if (event_gettime_monotonic(s->w->base, &now) != 0)
+		return 1;
+	return (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000 + 1;
 }
 
 static void
@@ -223,11 +239,15 @@ begin_handshake(struct session *s)
 	/* Those timeouts restart with every record that arrives; the whole
 	 * handshake gets the same time once more as a deadline, so that a
 	 * client cannot trickle a ClientHello an octet at a time. */
+	if (s->timer != NULL) {
+		event_free(s->timer);   /* the greeting pause's, long fired */
+		s->timer = NULL;
+	}
 	if (s->cfg->smtpd_per_request_deadline) {
-		s->hs_timer = evtimer_new(s->w->base, on_hs_deadline, s);
-		if (s->hs_timer == NULL)
+		s->timer = evtimer_new(s->w->base, on_hs_deadline, s);
+		if (s->timer == NULL)
 			abort();
-		evtimer_add(s->hs_timer, &hs);
+		evtimer_add(s->timer, &hs);
 	}
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
@@ -236,13 +256,13 @@ begin_handshake(struct session *s)
 static void
 req_restart(struct session *s)
 {
-	event_base_gettimeofday_cached(s->w->base, &s->req_start);
+	s->req_ms = loop_ms(s);
 	s->req_bytes = 0;
 }
 
 /*
  * Milliseconds left before the current request's deadline: a command line
- * gets smtpd_timeout from req_start, content smtpd_data_timeout plus one
+ * gets smtpd_timeout from req_ms, content smtpd_data_timeout plus one
  * second per smtpd_min_data_rate octets received (as Postfix 3.7's
  * smtpd_min_data_rate), so a slow but steady sender of a large message
  * keeps going while a trickler of a few octets a minute does not.
@@ -250,17 +270,11 @@ req_restart(struct session *s)
 static long long
 req_time_left_ms(struct session *s, bool data)
 {
-	struct timeval now, d;
-	if (event_base_gettimeofday_cached(s->w->base, &now) != 0)
-		return read_timeout_ms(s, data);
-	evutil_timersub(&now, &s->req_start, &d);
-	long long elapsed = (long long)d.tv_sec * 1000 + d.tv_usec / 1000;
+	long long elapsed = (long long)(loop_ms(s) - s->req_ms);
 	long long allowed = read_timeout_ms(s, data);
-	if (data) {
-		uint64_t b = s->req_bytes < UINT64_MAX / 1000 ? s->req_bytes : UINT64_MAX / 1000;
-		uint64_t earned = b * 1000 / (uint64_t)s->cfg->smtpd_min_data_rate;
-		allowed += earned < (uint64_t)(LLONG_MAX / 4) ? (long long)earned : LLONG_MAX / 4;
-	}
+	if (data)
+		allowed += (long long)((uint64_t)s->req_bytes * 1000 /
+		    (uint64_t)s->cfg->smtpd_min_data_rate);
 	return allowed - elapsed;
 }
 
@@ -314,7 +328,7 @@ resume(struct session *s)
 	 * cancel that callback but leave the socket unwatched (event_add does
 	 * not re-register an event that is active).
 	 */
-	event_base_gettimeofday_cached(s->w->base, &s->resumed_at);
+	s->resumed_ms = loop_ms(s);
 	process_input(s);
 	if (!s->peer_eof || s->closing || s->busy)
 		return;
@@ -328,12 +342,9 @@ resume(struct session *s)
 static bool
 resumed_lately(struct session *s)
 {
-	struct timeval now, d;
-	if (!evutil_timerisset(&s->resumed_at) ||
-	    event_base_gettimeofday_cached(s->w->base, &now) != 0)
+	if (s->resumed_ms == 0)
 		return false;
-	evutil_timersub(&now, &s->resumed_at, &d);
-	long long ms = (long long)d.tv_sec * 1000 + d.tv_usec / 1000;
+	long long ms = (long long)(loop_ms(s) - s->resumed_ms);
 	return ms >= 0 && ms < read_timeout_ms(s, s->data_timeouts);
 }
 
@@ -396,10 +407,8 @@ session_free(struct session *s)
 		event_free(s->proxy_timer);
 	free(s->pp);
 	bev_flush_cancel(&s->flush);
-	if (s->greet_timer)
-		event_free(s->greet_timer);
-	if (s->hs_timer)
-		event_free(s->hs_timer);
+	if (s->timer)
+		event_free(s->timer);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	smtp_server_free(&s->srv);
@@ -1062,7 +1071,8 @@ process_input(struct session *s)
 		if (s->srv->improper_pipelining && !s->improper_logged)
 			log_improper_pipelining(s, v.iov_base, v.iov_len);
 		evbuffer_drain(in, used);
-		s->req_bytes += used;
+		s->req_bytes = used > UINT32_MAX - s->req_bytes ? UINT32_MAX :
+		    s->req_bytes + (uint32_t)used;
 		if (s->srv->pending_cmd < CMD_COUNT)
 			s->last_cmd = s->srv->pending_cmd;
 		check_budget(s);
@@ -1190,12 +1200,9 @@ session_timeout(struct session *s, short what, bool deadline)
 	atomic_fetch_add(&d->stats.timeouts, 1);
 	if (deadline) {
 		atomic_fetch_add(&d->stats.deadline_timeouts, 1);
-		struct timeval now, el;
-		event_base_gettimeofday_cached(s->w->base, &now);
-		evutil_timersub(&now, &s->req_start, &el);
-		log_info("%s timeout after %s from %s (request deadline: %llu octets in %lld ms)",
-		    s->sid, lost_after(s), s->client, (unsigned long long)s->req_bytes,
-		    (long long)el.tv_sec * 1000 + el.tv_usec / 1000);
+		log_info("%s timeout after %s from %s (request deadline: %lu octets in %lld ms)",
+		    s->sid, lost_after(s), s->client, (unsigned long)s->req_bytes,
+		    (long long)(loop_ms(s) - s->req_ms));
 	} else {
 		log_info("%s timeout after %s from %s%s", s->sid, lost_after(s), s->client,
 		    (what & BEV_EVENT_WRITING) ? " (not reading replies)" : "");
@@ -1235,9 +1242,9 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		/* TLS handshake finished (STARTTLS or implicit TLS). */
 		s->in_handshake = false;
-		if (s->hs_timer != NULL) {
-			event_free(s->hs_timer);
-			s->hs_timer = NULL;
+		if (s->timer != NULL) {
+			event_free(s->timer);
+			s->timer = NULL;
 		}
 		req_restart(s);
 		s->tls_active = true;
@@ -1590,9 +1597,9 @@ session_start(struct session *s)
 	}
 	bufferevent_enable(s->bev, EV_READ);   /* EV_WRITE: see flush_out */
 	if (cfg->smtpd_greet_pause > 0) {
-		s->greet_timer = evtimer_new(w->base, on_greet_timer, s);
+		s->timer = evtimer_new(w->base, on_greet_timer, s);
 		struct timeval tv = timeval_ms(cfg->smtpd_greet_pause);
-		evtimer_add(s->greet_timer, &tv);
+		evtimer_add(s->timer, &tv);
 		return;
 	}
 	/*
