@@ -583,6 +583,14 @@ ident_auth_results(struct ident *id, struct buf *out)
 	return ok;
 }
 
+bool
+ident_exempt(struct ident *id)
+{
+	bool e = exempt(id);
+	release(id);
+	return e;
+}
+
 void
 ident_summary(struct ident *id, struct buf *out)
 {

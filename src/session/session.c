@@ -434,19 +434,68 @@ session_free(struct session *s)
 
 /* ---- message delivery ---- */
 
-/* A header-safe rendering of peer text for Received: (no CR/LF can reach
- * here, but a header must also not get parentheses, backslashes or
- * non-ASCII that would change its structure). */
+/*
+ * A header-safe rendering of peer text for Received: (no CR/LF can reach
+ * here, but a header must also not get parentheses, backslashes, quotes,
+ * semicolons or non-ASCII that would change its structure), at most max
+ * octets of output: escaping takes four octets per byte, and RFC 5322
+ * §2.1.1 caps a line at 998.
+ */
 static void
-header_safe(struct buf *b, const char *p)
+header_safe(struct buf *b, const char *p, size_t max)
 {
+	size_t out = 0;
 	for (; *p; p++) {
 		unsigned char c = (unsigned char)*p;
-		if (c > 0x20 && c < 0x7f && c != '(' && c != ')' && c != '\\' && c != ';')
+		bool plain = c > 0x20 && c < 0x7f && c != '(' && c != ')' && c != '\\' &&
+		    c != ';' && c != '"';
+		if (out + (plain ? 1 : 4) > max) {
+			buf_append_str(b, "...");
+			return;
+		}
+		if (plain)
 			buf_append_char(b, (char)c);
 		else
 			buf_appendf(b, "\\x%02x", c);
+		out += plain ? 1 : 4;
 	}
+}
+
+/*
+ * The recipient of the "for" clause as a path (RFC 5321 §4.4: For = "FOR"
+ * (Path / Mailbox)): the parser has validated it, so it goes in as the
+ * client sent it, a quoted local part with its spaces and, in an SMTPUTF8
+ * transaction, UTF-8 (RFC 6531 §3.7, RFC 6532); a control byte, which
+ * cannot pass the parser, would be escaped.
+ */
+static void
+path_safe(struct buf *b, const char *p)
+{
+	for (; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c < 0x20 || c == 0x7f)
+			buf_appendf(b, "\\x%02x", c);
+		else
+			buf_append_char(b, (char)c);
+	}
+}
+
+/* The client's address as an RFC 5321 §4.1.3 address literal: IPv6 ones
+ * tagged "IPv6:", IPv4-mapped ones as the IPv4 address they carry. */
+static void
+client_literal(struct buf *b, const struct session *s)
+{
+	if (s->peer.sa.sa_family == AF_INET6) {
+		const struct in6_addr *a = &s->peer.in6.sin6_addr;
+		char v4[INET_ADDRSTRLEN];
+		if (IN6_IS_ADDR_V4MAPPED(a) && inet_ntop(AF_INET, &a->s6_addr[12], v4, sizeof v4)) {
+			buf_appendf(b, "[%s]", v4);
+			return;
+		}
+		buf_appendf(b, "[IPv6:%s]", s->ip);
+		return;
+	}
+	buf_appendf(b, "[%s]", s->ip);
 }
 
 static void
@@ -461,14 +510,16 @@ build_received(struct session *s, struct buf *h)
 
 	/* RFC 5321 §4.4: the EHLO name and an address literal of the client. */
 	buf_append_str(h, "Received: from ");
-	header_safe(h, m->helo);
-	buf_appendf(h, " (%s [%s])\n\tby %s (ehlo) with %s id %s", ident_client_name(s->id), s->ip,
-	    s->cfg->myhostname, smtp_server_with_protocol(m), s->qid);
+	header_safe(h, m->helo, 255);
+	buf_appendf(h, " (%s ", ident_client_name(s->id));
+	client_literal(h, s);
+	buf_appendf(h, ")\n\tby %s (ehlo) with %s id %s", s->cfg->myhostname,
+	    smtp_server_with_protocol(m), s->qid);
 	if (m->tx->nrcpt == 1) {
 		char a[PATH_LOCAL_MAX * 2 + PATH_DOMAIN_MAX + 8];
 		if (path_format(&m->tx->rcpt[0].path, a, sizeof a) >= 0) {
 			buf_append_str(h, "\n\tfor <");
-			header_safe(h, a);
+			path_safe(h, a);
 			buf_append_str(h, ">");
 		}
 	}
@@ -550,9 +601,16 @@ deliver(struct session *s)
 	size_t blen = 0;
 	char *body = smtp_server_take_message(m, &blen);
 	log_identity(s, NULL);
-	/* RFC 8601: identity results for "tag" checks, above the trace field;
-	 * and (§5) no field in the message may claim to be ours already. */
-	if (s->id != NULL && ident_auth_results(s->id, &hdr)) {
+	/* RFC 8601: identity results for "tag" checks, above the trace field.
+	 * And §5: a field that claims our authserv-id and comes from outside
+	 * (any client helo_checks_exempt does not trust) is forged, whether or
+	 * not we add one of our own: a later reader cannot tell it from ours.
+	 * It was removed only when some check tagged. */
+	if (s->id != NULL)
+		(void)ident_auth_results(s->id, &hdr);
+	bool trusted = s->id != NULL ? ident_exempt(s->id) :
+	    cidr_list_match(&s->g->ienv.exempt_nets, &s->peer.sa);
+	if (!trusted) {
 		size_t n = identity_strip_auth_results(body, &blen, s->cfg->myhostname);
 		if (n > 0)
 			log_info("%s removed %zu forged Authentication-Results field%s from %s",

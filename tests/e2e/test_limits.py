@@ -11,7 +11,8 @@ import os
 import socket
 import time
 
-from ehlotest import Server, Client, check, eq, fail, main, strip_received, wait_until, DOMAIN
+from ehlotest import (Server, Client, check, eq, fail, free_port, main, strip_received,
+                      wait_until, DOMAIN)
 
 
 def test_command_line_length():
@@ -299,6 +300,81 @@ def test_peer_text_escaped():
         with open(server.logfile, "rb") as f:
             raw = f.read()
         check(b"\x1b" not in raw and b"\x07" not in raw, "a raw control byte in the log")
+
+
+def test_received_header_structure():
+    """The Received: field keeps its RFC 5321 §4.4 / RFC 5322 shape
+    whatever the client sent (the syntax check off, so that odd names are
+    accepted): a double quote in the EHLO name is escaped like ( ) \\ ;
+    (it opened a quoted-string that swallowed the field), a long escaped
+    name is cut so that no line passes 998 octets (it made 1,062), the
+    'for' path is written as sent, a quoted local part's space and UTF-8
+    under SMTPUTF8 included (they came out as \\x20 and \\xc3...), and an
+    IPv6 client is an IPv6: address literal (it was a bare address)."""
+    srv = Server({"helo_check_syntax": "off",
+                  "listen": "smtp:127.0.0.1:%d, smtp:[::1]:%d" % (free_port(), free_port())})
+    ports = [int(l.rsplit(":", 1)[1]) for l in srv.settings["listen"].split(", ")]
+    c = Client(ports[0])
+    c.cmd('EHLO q"x.example.com', 250)
+    c.send_message("x@sender.test", ['"a b"@' + DOMAIN], b"Subject: q\r\n\r\nhi")
+    c.cmd("EHLO " + "\x7f" * 255, 250)
+    c.send_message("x@sender.test", ["long@" + DOMAIN], b"Subject: l\r\n\r\nhi")
+    c.cmd("EHLO client.example.test", 250)
+    c.cmd("MAIL FROM:<x@sender.test> SMTPUTF8", 250)
+    c.cmd("RCPT TO:<\u00e9t\u00e9@%s>" % DOMAIN, 250)
+    c.cmd("DATA", 354)
+    c.send(b"Subject: u\r\n\r\nhi\r\n.\r\n")
+    c.expect(250)
+    c.cmd("QUIT", 221)
+    c6 = Client(ports[1], host="::1")
+    c6.ehlo()
+    c6.send_message("x@sender.test", ["six@" + DOMAIN], b"Subject: 6\r\n\r\nhi")
+    c6.cmd("QUIT", 221)
+
+    def received(addr):
+        msgs = srv.messages(addr)
+        eq(len(msgs), 1, "messages for %s" % addr)
+        head = msgs[0].split(b"\nSubject:")[0]
+        for line in head.split(b"\n"):
+            check(len(line) <= 998, "Received: line of %d octets" % len(line))
+        return head.decode("utf-8")
+
+    r = received("a b@" + DOMAIN)                  # its Maildir: the local part unquoted
+    check(r.startswith('Received: from q\\x22x.example.com ('), "quote not escaped: %r" % r)
+    check('\tfor <"a b"@%s>;' % DOMAIN in r, "for clause: %r" % r)
+    r = received("long@" + DOMAIN)
+    check(r.startswith("Received: from \\x7f") and "... (" in r, "long name not cut: %r" % r[:80])
+    r = received("\u00e9t\u00e9@" + DOMAIN)
+    check("\tfor <\u00e9t\u00e9@%s>;" % DOMAIN in r, "UTF-8 for clause: %r" % r)
+    r = received("six@" + DOMAIN)
+    check("[IPv6:::1])" in r, "IPv6 client literal: %r" % r)
+
+
+def test_forged_auth_results_removed_without_tagging():
+    """RFC 8601 §5: an Authentication-Results field with our authserv-id
+    from outside is removed even when ehlod adds none (every identity
+    check off here; before, only a tagging check removed them), and kept
+    from a client that helo_checks_exempt trusts."""
+    body = (b"Authentication-Results: mx.example.test; iprev=pass\r\n"
+            b"Authentication-Results: other.example.net; spf=pass\r\nSubject: f\r\n\r\nhi")
+    srv = Server()
+    c = Client(srv.port)
+    c.ehlo()
+    c.send_message("x@sender.test", ["ar@" + DOMAIN], body)
+    c.cmd("QUIT", 221)
+    msg = strip_received(srv.messages("ar@" + DOMAIN)[0])
+    eq(msg, b"Authentication-Results: other.example.net; spf=pass\nSubject: f\n\nhi\n",
+       "message after a forged field")
+    srv.wait_log("removed 1 forged Authentication-Results field from")
+
+    trusted = Server({"helo_checks_exempt": "127.0.0.0/8"})
+    c = Client(trusted.port)
+    c.ehlo()
+    c.send_message("x@sender.test", ["ar@" + DOMAIN], body)
+    c.cmd("QUIT", 221)
+    check(strip_received(trusted.messages("ar@" + DOMAIN)[0]).startswith(
+        b"Authentication-Results: mx.example.test; iprev=pass\n"),
+        "a trusted client's field was removed")
 
 
 def test_helo_and_esmtp_parameters():
