@@ -346,7 +346,8 @@ static const struct cfg_setting settings[] = {
 	  "that arrived meanwhile as its next group commit; another steps in when 64 messages wait "
 	  "or the oldest has waited 2 ms (a slow disk, a Maildir on a stuck file system)."),
 	E(smtpd_tls_security_level, "may", w_tls_level, true,
-	  "STARTTLS: none (not offered), may (offered), encrypt (required before MAIL; RFC 3207 §4)."),
+	  "STARTTLS: none (not offered), may (offered), encrypt (required: before it every "
+	  "command but NOOP, EHLO, HELO, STARTTLS and QUIT gets 530 5.7.0; RFC 3207 §4)."),
 	L(smtpd_tls_cert_file, "", true, NULL,
 	  "PEM certificate chain files, one per key in smtpd_tls_key_file (e.g. one RSA and one ECDSA)."),
 	L(smtpd_tls_key_file, "", true, NULL,

@@ -22,7 +22,12 @@
 
 enum {
 	CF_ENDS_GROUP  = 1u << 0,  /* RFC 2920 §3.1: may only end a pipelined group */
-	CF_BEFORE_TLS  = 1u << 1,  /* allowed before STARTTLS at level "encrypt" */
+	/* Allowed before STARTTLS at level "encrypt": RFC 3207 §4 asks for
+	 * 530 to every command but NOOP, EHLO, STARTTLS and QUIT (HELO too
+	 * is let through: its client then meets 530 at MAIL). The handlers
+	 * of the others call need_tls() after their own sequencing checks
+	 * (503 before 530), so this flag documents the table. */
+	CF_BEFORE_TLS  = 1u << 1,
 	CF_NO_ARGS     = 1u << 2,  /* arguments get 501 (RFC 5321 §4.1.4) */
 };
 
@@ -48,11 +53,11 @@ static const struct cmd_def cmd_table[] = {
 	{ "RCPT",     CMD_RCPT,     0,                             do_rcpt },
 	{ "DATA",     CMD_DATA,     CF_ENDS_GROUP | CF_NO_ARGS,    do_data },
 	{ "BDAT",     CMD_BDAT,     0,                             do_bdat },
-	{ "RSET",     CMD_RSET,     CF_BEFORE_TLS | CF_NO_ARGS,    do_rset },
+	{ "RSET",     CMD_RSET,     CF_NO_ARGS,                    do_rset },
 	{ "NOOP",     CMD_NOOP,     CF_ENDS_GROUP | CF_BEFORE_TLS, do_noop },
-	{ "VRFY",     CMD_VRFY,     CF_ENDS_GROUP | CF_BEFORE_TLS, do_vrfy },
-	{ "EXPN",     CMD_EXPN,     CF_ENDS_GROUP | CF_BEFORE_TLS, do_expn },
-	{ "HELP",     CMD_HELP,     CF_ENDS_GROUP | CF_BEFORE_TLS, do_help },
+	{ "VRFY",     CMD_VRFY,     CF_ENDS_GROUP,                 do_vrfy },
+	{ "EXPN",     CMD_EXPN,     CF_ENDS_GROUP,                 do_expn },
+	{ "HELP",     CMD_HELP,     CF_ENDS_GROUP,                 do_help },
 	{ "QUIT",     CMD_QUIT,     CF_ENDS_GROUP | CF_BEFORE_TLS | CF_NO_ARGS, do_quit },
 };
 
@@ -657,6 +662,8 @@ static void
 do_rset(struct smtp_server *s, const char *arg, size_t n)
 {
 	count_junk(s);
+	if (need_tls(s))   /* RFC 3207 §4 */
+		return;
 	tx_free(&s->tx);
 	set_state(s, s->helo[0] ? SS_READY : SS_INIT);
 	reply(s, 250, "2.0.0", "Ok");
@@ -673,6 +680,8 @@ static void
 do_vrfy(struct smtp_server *s, const char *arg, size_t n)
 {
 	count_junk(s);
+	if (need_tls(s))   /* RFC 3207 §4 */
+		return;
 	if (n == 0) {
 		reply(s, 501, "5.5.4", "Syntax: VRFY address");
 		return;
@@ -685,6 +694,8 @@ static void
 do_expn(struct smtp_server *s, const char *arg, size_t n)
 {
 	count_junk(s);
+	if (need_tls(s))   /* RFC 3207 §4 */
+		return;
 	reply(s, 502, "5.5.1", "Error: command not implemented");
 }
 
@@ -692,6 +703,8 @@ static void
 do_help(struct smtp_server *s, const char *arg, size_t n)
 {
 	count_junk(s);
+	if (need_tls(s))   /* RFC 3207 §4 */
+		return;
 	reply(s, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP%s",
 	    (offered(s) & EXT_STARTTLS) ? " STARTTLS" : "");
 }

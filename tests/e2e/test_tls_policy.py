@@ -68,6 +68,11 @@ def test_encrypt_level():
     c.cmd("MAIL FROM:<alice@sender.test>", 530, "5.7.0")
     c.cmd("RCPT TO:<%s>" % rcpt, 530, "5.7.0")
     c.cmd("DATA", 530, "5.7.0")
+    # Nor anything but NOOP, EHLO, STARTTLS and QUIT (RSET, VRFY and HELP
+    # were answered).
+    for cmd in ("RSET", "VRFY root", "EXPN staff", "HELP"):
+        c.cmd(cmd, 530, "5.7.0")
+    c.cmd("NOOP", 250)
     c.cmd("STARTTLS now", 501)
     starttls(c)
     # The handshake forgets the session: MAIL needs a new EHLO (RFC 3207 §4.2).

@@ -765,6 +765,12 @@ test_tls_required(void **state)
 		{ "EHLO c.test\r\n", EHLO_REPLY },
 		{ "MAIL FROM:<a@x.test>\r\n", "530 5.7.0 Must issue a STARTTLS command first\r\n" },
 		{ "RCPT TO:<a@x.test>\r\n", "530 5.7.0 Must issue a STARTTLS command first\r\n" },
+		/* RFC 3207 §4: only NOOP, EHLO, STARTTLS and QUIT before TLS */
+		{ "RSET\r\nVRFY a\r\nEXPN a\r\nHELP\r\nNOOP\r\n",
+		  "530 5.7.0 Must issue a STARTTLS command first\r\n"
+		  "530 5.7.0 Must issue a STARTTLS command first\r\n"
+		  "530 5.7.0 Must issue a STARTTLS command first\r\n"
+		  "530 5.7.0 Must issue a STARTTLS command first\r\n250 2.0.0 Ok\r\n" },
 		{ "STARTTLS\r\n", "220 2.0.0 Ready to start TLS\r\n" },
 		{ "EHLO c.test\r\n", "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
 		  "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n" },
