@@ -14,6 +14,7 @@
 #include "session/session.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -601,13 +602,57 @@ drop_privileges(const char *user)
 	return 0;
 }
 
-/* For ehlod -t: the self-signed certificate is made at start, so a check
- * must not make it (nor take its lock file); it is left out of the check. */
-static void
-no_auto_cert(struct ehlo_config *cfg)
+/* True if the start would make (or load) the self-signed pair. */
+static bool
+uses_auto_cert(const struct ehlo_config *cfg)
 {
-	if (cfg->smtpd_tls_cert_file.n == 0)
-		cfg->smtpd_tls_auto_cert = false;
+	return cfg->smtpd_tls_cert_file.n == 0 && cfg->smtpd_tls_auto_cert &&
+	    cfg->smtpd_tls_security_level != TLS_LEVEL_NONE;
+}
+
+/*
+ * For ehlod -t: the self-signed pair is made at start, under
+ * smtpd_tls_auto_cert_dir and its lock, and a check must not make it
+ * there. It makes one of its own in a private temporary directory
+ * instead, so that the rest of the TLS load (SNI maps, protocols,
+ * ciphers; "encrypt" needing a certificate) is still tried. Before, the
+ * pair was simply left out, and "encrypt" with the self-signed pair, which
+ * starts, failed the check with "no certificate configured". Returns the
+ * directory for check_auto_cert_done(), or NULL.
+ */
+static char *
+check_auto_cert(struct ehlo_config *cfg)
+{
+	if (!uses_auto_cert(cfg))
+		return NULL;
+	const char *tmp = getenv("TMPDIR");
+	char *dir = xasprintf("%s/ehlod-check-XXXXXX", tmp != NULL && tmp[0] ? tmp : "/tmp");
+	if (mkdtemp(dir) == NULL) {
+		free(dir);
+		cfg->smtpd_tls_auto_cert = false;   /* check without it, as before */
+		return NULL;
+	}
+	free(cfg->smtpd_tls_auto_cert_dir);
+	cfg->smtpd_tls_auto_cert_dir = xstrdup(dir);
+	return dir;
+}
+
+/* Removes what check_auto_cert()'s directory holds (files only), and it. */
+static void
+check_auto_cert_done(char *dir)
+{
+	if (dir == NULL)
+		return;
+	DIR *d = opendir(dir);
+	if (d != NULL) {
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL)
+			if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+				(void)unlinkat(dirfd(d), e->d_name, 0);
+		closedir(d);
+	}
+	(void)rmdir(dir);
+	free(dir);
 }
 
 /*
@@ -624,8 +669,8 @@ no_auto_cert(struct ehlo_config *cfg)
  * privileges for it alone. The child sends back the warning text, if any,
  * through a pipe; it is appended to out. had_tls: whether the running (or
  * checked) generation offers STARTTLS (see reload_build). check: called by
- * ehlod -t, so the child drops privileges itself and leaves the
- * self-signed certificate out (no_auto_cert).
+ * ehlod -t, so the child drops privileges itself and leaves TLS out when
+ * it would rest on the self-signed pair (which only a start makes).
  */
 static void
 trial_as_owner(const char *config_file, const char *owner, bool had_tls, bool check,
@@ -655,8 +700,10 @@ trial_as_owner(const char *config_file, const char *owner, bool had_tls, bool ch
 			    "would read", owner);
 		} else {
 			cfg = config_load(config_file[0] ? config_file : NULL, &err);
-			if (cfg != NULL && check)
-				no_auto_cert(cfg);
+			/* ehlod -t: the self-signed pair the start would make is not
+			 * there to read; what a reload reads of it is tried at start. */
+			if (cfg != NULL && check && uses_auto_cert(cfg))
+				cfg->smtpd_tls_security_level = TLS_LEVEL_NONE;
 			g = cfg != NULL ? reload_build(cfg, had_tls, &err) : NULL;
 			if (g == NULL)
 				buf_appendf(&msg, "a reload (SIGHUP) would fail and keep the running "
@@ -710,9 +757,14 @@ ehlod_check(struct ehlo_config *cfg, struct buf *err, struct buf *warn)
 		config_free(&cfg);
 		return 78;      /* EX_CONFIG, as the start would exit */
 	}
-	no_auto_cert(cfg);
+	char *auto_dir = check_auto_cert(cfg);
 	struct buf tls_off = BUF_INIT;
 	struct gen *g = gen_build(cfg, err, &tls_off);
+	check_auto_cert_done(auto_dir);
+	/* With "may", a TLS load that fails means a start without STARTTLS:
+	 * not an error, but not silent either (a missing SNI map passed). */
+	if (g != NULL && tls_off.len > 0)
+		buf_appendf(warn, "STARTTLS would not be offered: %s", buf_cstr(&tls_off));
 	buf_free(&tls_off);
 	if (g == NULL) {
 		config_free(&cfg);

@@ -78,6 +78,24 @@ def test_check_loads_named_files():
         eq(rc, 78, "ehlod -t exit status for %s" % name)
         check(named in err, "ehlod -t for %s does not name %s: %r" % (name, named, err))
 
+    # "encrypt" with the self-signed pair starts, so it passes the check
+    # (it failed: "no certificate configured"), and the check's own pair
+    # goes away with it.
+    tmp = os.path.join(d, "tmp")
+    os.mkdir(tmp)
+    conf = write(os.path.join(d, "enc.conf"), base + "smtpd_tls_security_level = encrypt\n")
+    p = subprocess.run([EHLOD, "-t", "-c", conf], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, TMPDIR=tmp))
+    eq((p.returncode, p.stderr), (0, ""), "ehlod -t with encrypt and the self-signed pair")
+    eq(os.listdir(tmp) + os.listdir(autodir), [], "files ehlod -t left behind")
+    # With "may", a TLS load that fails (a missing SNI map) means a start
+    # without STARTTLS: -t passes but says so (it said nothing).
+    rc, out, err = ehlod("-t", "-c", write(os.path.join(d, "sni.conf"), base +
+                         "tls_server_sni_maps = %s/no-sni\n" % d))
+    eq(rc, 0, "ehlod -t exit status with a missing SNI map under may")
+    check("STARTTLS would not be offered" in err and "%s/no-sni" % d in err,
+          "ehlod -t is silent about a missing SNI map: %r" % err)
+
 
 def test_print_nondefault():
     d = tempdir()
