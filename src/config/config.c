@@ -164,6 +164,34 @@ check_hostname(const void *field, struct buf *msg)
 	return true;
 }
 
+/*
+ * RFC 5321 §4.2, §4.3.1: the greeting is "220 " Domain or address-literal,
+ * then optional text, so smtpd_banner must start with one; printable ASCII
+ * only (it goes on the wire as is).
+ */
+static bool
+check_banner(const void *field, struct buf *msg)
+{
+	const char *s = *(char *const *)field;
+	size_t w = strcspn(s, " ");
+	bool ok = w > 0;
+	if (ok && s[0] == '[')
+		ok = s[w - 1] == ']' && w > 2;
+	else
+		for (size_t i = 0; ok && i < w; i++)
+			ok = ascii_isalnum((unsigned char)s[i]) || s[i] == '.' || s[i] == '-' ||
+			    s[i] == '_';
+	for (const char *p = s; ok && *p; p++)
+		ok = *p >= 0x20 && *p < 0x7f;
+	if (!ok) {
+		buf_append_str(msg, "must start with this host's name (RFC 5321 §4.3.1: "
+		    "\"220 \" domain [text]), e.g. \"$myhostname ESMTP\", in printable ASCII; got \"");
+		log_sanitize(msg, s, strlen(s), 80);
+		buf_append_str(msg, "\"");
+	}
+	return ok;
+}
+
 static bool parse_port(const char *s, size_t n, uint16_t *port);
 static bool parse_ip(const char *s, size_t n, int *family, uint8_t addr[16]);
 
@@ -241,8 +269,10 @@ static const struct cfg_setting settings[] = {
 	{ "mydomain", T_STRING, NULL, default_mydomain, 0, 0, NULL, F(mydomain), true, check_hostname,
 	  "The domain of this host. Default: $myhostname without its first label, or "
 	  "\"localdomain\" if that leaves nothing." },
-	S(smtpd_banner, "$myhostname ESMTP ehlo", true,
-	  "Text after the 220 code in the greeting; it must start with $myhostname (RFC 5321 §4.3.1)."),
+	SC(smtpd_banner, "$myhostname ESMTP ehlo", true, check_banner,
+	  "Text after the 220 code in the greeting. It must start with a host name or an address "
+	  "literal, normally $myhostname (RFC 5321 §4.3.1: \"220 \" domain [text]); anything "
+	  "else is refused at load."),
 	L(listen, "smtp:127.0.0.1:2525", false, check_listen,
 	  "Listening sockets, each kind:address:port with kind smtp, submission or submissions "
 	  "(implicit TLS); IPv6 as smtp:[::1]:25; \"*\" as address means every address."),
