@@ -163,6 +163,7 @@ static void helo_identity(struct session *s);
 static void identity_gate(struct session *s, enum smtp_event ev);
 static void on_flushed(void *arg);
 static void note_lost(struct session *s);
+static void log_accepted(struct session *s);
 static void on_hs_deadline(evutil_socket_t fd, short what, void *arg);
 static void session_timeout(struct session *s, short what, bool deadline);
 
@@ -551,6 +552,7 @@ on_delivered(struct spool_job *job, int status, void *arg)
 	s->job = NULL;
 	s->busy = false;
 	if (status == 0) {
+		log_accepted(s);
 		smtp_server_resolve(s->srv, 250, "2.0.0", "Ok: queued as %s", s->qid);
 		atomic_fetch_add(&d->stats.messages_accepted, 1);
 		atomic_fetch_add(&d->stats.bytes_accepted, s->msg_size);
@@ -589,6 +591,36 @@ mailbox_for(struct session *s, const struct smtp_path *p, struct buf *out)
 	return spool_mailbox_path(s->cfg->virtual_mailbox_base, local, domain, out);
 }
 
+/*
+ * The line for an accepted message (queue id, client, sender, recipients,
+ * size as stored), written when the 250 goes out: before the commit it
+ * was also written for messages that then got 451 or 452, and log tools
+ * counting these lines counted mail that was never accepted. The
+ * transaction is still there (the machine frees it at resolve()).
+ */
+static void
+log_accepted(struct session *s)
+{
+	struct smtp_server *m = s->srv;
+	struct smtp_tx *tx = m->tx;
+	if (tx == NULL)
+		return;
+	struct buf tmp = BUF_INIT, to = BUF_INIT;
+	for (size_t i = 0; i < tx->nrcpt; i++) {
+		char a[600];
+		buf_appendf(&to, "%s<%s>", i ? "," : "", fmt_path(&tx->rcpt[i].path, a, sizeof a, &tmp));
+	}
+	char from[600];
+	log_info("%s %s: client=%s, from=<%s>, to=%s, size=%llu, nrcpt=%zu, proto=%s%s%s, "
+	    "long_lines=%llu", s->sid, s->qid, s->client,
+	    fmt_path(&tx->mail, from, sizeof from, &tmp), buf_cstr(&to),
+	    (unsigned long long)s->msg_size, tx->nrcpt, smtp_server_with_protocol(m),
+	    s->tls_active ? ", tls=" : "", s->tls_active ? s->tlsinfo->version : "",
+	    (unsigned long long)tx->dd.long_lines);
+	buf_free(&to);
+	buf_free(&tmp);
+}
+
 static void
 deliver(struct session *s)
 {
@@ -617,7 +649,6 @@ deliver(struct session *s)
 			    s->sid, n, n == 1 ? "" : "s", s->client);
 	}
 	build_received(s, &hdr);
-	s->msg_size = blen;
 	/* One allocation: header then body; the spool takes ownership. */
 	char *msg = xmalloc(hdr.len + blen + 1);
 	memcpy(msg, hdr.data, hdr.len);
@@ -628,10 +659,7 @@ deliver(struct session *s)
 	/* Mailboxes, each once even if named by several RCPTs. */
 	const char **boxes = xcalloc(tx->nrcpt, sizeof *boxes);
 	size_t nbox = 0;
-	struct buf to = BUF_INIT;
 	for (size_t i = 0; i < tx->nrcpt; i++) {
-		char a[600];
-		buf_appendf(&to, "%s<%s>", i ? "," : "", fmt_path(&tx->rcpt[i].path, a, sizeof a, &tmp));
 		struct buf p = BUF_INIT;
 		if (!mailbox_for(s, &tx->rcpt[i].path, &p)) {
 			buf_free(&p);
@@ -646,13 +674,7 @@ deliver(struct session *s)
 		else
 			boxes[nbox++] = buf_steal(&p);
 	}
-	char from[600];
-	log_info("%s %s: client=%s, from=<%s>, to=%s, size=%zu, nrcpt=%zu, proto=%s%s%s, "
-	    "long_lines=%llu", s->sid, s->qid, s->client,
-	    fmt_path(&tx->mail, from, sizeof from, &tmp), buf_cstr(&to), mlen, tx->nrcpt,
-	    smtp_server_with_protocol(m), s->tls_active ? ", tls=" : "",
-	    s->tls_active ? s->tlsinfo->version : "", (unsigned long long)tx->dd.long_lines);
-	buf_free(&to);
+	s->msg_size = mlen;   /* as stored: the log's size= and the bytes metric */
 	buf_free(&tmp);
 	buf_free(&hdr);
 
