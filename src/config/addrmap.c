@@ -7,6 +7,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/xmalloc.h"
+#include "proto/path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -92,10 +93,13 @@ key_ok(const char *s, size_t n)
 		return false;
 	if (memchr(at + 1, '@', n - (size_t)(at + 1 - s)) != NULL)
 		return false;
+	/* UTF-8 is allowed (RFC 6531 addresses: the server accepts them in an
+	 * SMTPUTF8 transaction, so a map must be able to list them); control
+	 * bytes, spaces and malformed UTF-8 are not. Only ASCII is folded. */
 	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
+		if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] == 0x7f)
 			return false;
-	return true;
+	return utf8_valid(s, n);
 }
 
 struct addrmap *

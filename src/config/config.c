@@ -290,7 +290,8 @@ static const struct cfg_setting settings[] = {
 	  "when it is created. See docs/spool.md."),
 	P(virtual_mailbox_maps, "", true,
 	  "File of valid recipient addresses, one per line (a second column is ignored, so a "
-	  "Postfix virtual_mailbox_maps source file works); empty: every local part is accepted."),
+	  "Postfix virtual_mailbox_maps source file works; UTF-8 addresses may be listed, "
+	  "ASCII is compared without case); empty: every local part is accepted."),
 	Z(message_size_limit, "10240000", 0, LLONG_MAX, true,
 	  "Largest message accepted, in bytes, announced with the SIZE extension (RFC 1870); 0 means no limit."),
 	Z(smtpd_message_memory_limit, "536870912", 0, LLONG_MAX, true,

@@ -485,7 +485,8 @@ def test_virtual_mailbox_maps():
     with open(maps, "w") as f:
         f.write("# a Postfix virtual_mailbox_maps source file\n"
                 "known@example.test    example.test/known/\n"
-                "other@example.test\n")
+                "other@example.test\n"
+                "j\u00f6s\u00e9@example.test\n")         # UTF-8 (it was a load error)
     srv.settings["virtual_mailbox_maps"] = maps
     srv.start()
     c = Client(srv.port)
@@ -500,6 +501,16 @@ def test_virtual_mailbox_maps():
     c.cmd("QUIT", 221)
     eq(len(srv.messages("known@" + DOMAIN)), 1, "messages for known@")
     eq(srv.new_files("unknown@" + DOMAIN), [], "messages for unknown@")
+    c = Client(srv.port)
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@sender.test> SMTPUTF8", 250)
+    c.cmd("RCPT TO:<j\u00f6r\u00e9@%s>" % DOMAIN, 550, "5.1.1")
+    c.cmd("RCPT TO:<j\u00f6s\u00e9@%s>" % DOMAIN, 250)
+    c.cmd("DATA", 354)
+    c.send(b"Subject: utf8\r\n\r\nhi\r\n.\r\n")
+    c.expect(250)
+    c.cmd("QUIT", 221)
+    eq(len(srv.messages("j\u00f6s\u00e9@" + DOMAIN)), 1, "messages for the UTF-8 address")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ static const char map_text[] =
     "@catchall.test        catchall/\n"
     "carol@example.org\r\n"
     "alice@example.org     duplicate\n"
+    "j\xc3\xb6s\xc3\xa9@example.org\n"   /* UTF-8 (RFC 6531), as accepted under SMTPUTF8 */
     "dave@example.net";      /* no final newline */
 
 static void
@@ -38,7 +39,7 @@ test_lookup(void **state)
 	struct addrmap *m = addrmap_load_buffer(map_text, sizeof(map_text) - 1, "vmaps", &err);
 	assert_non_null(m);
 	assert_int_equal(err.len, 0);
-	assert_int_equal(addrmap_count(m), 5);
+	assert_int_equal(addrmap_count(m), 6);
 
 	static const struct { const char *addr; bool in; } rows[] = {
 		{ "alice@example.org", true },
@@ -58,6 +59,9 @@ test_lookup(void **state)
 		{ "a@b@catchall.test", true },
 		{ "continued", false },
 		{ "example.org/alice/", false },
+		{ "j\xc3\xb6s\xc3\xa9@example.org", true },
+		{ "J\xc3\xb6S\xc3\xa9@EXAMPLE.org", true },     /* ASCII folded only */
+		{ "j\xc3\x96s\xc3\xa9@example.org", false },    /* U+00D6 is another key */
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 		if (addrmap_contains(m, rows[i].addr) != rows[i].in)
@@ -78,6 +82,9 @@ test_errors(void **state)
 		{ "# c\n\nalice@\n", "m:3: bad address \"alice@\"" },
 		{ "a@b@c\n", "m:1: bad address" },
 		{ "a\x01@b\n", "m:1: bad address \"a\\x01@b\"" },
+		{ "a\xc3@b\n", "m:1: bad address" },           /* malformed UTF-8 */
+		{ "a\xed\xa0\x80@b\n", "m:1: bad address" },   /* a surrogate */
+		{ "a\x7f@b\n", "m:1: bad address" },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct buf err = BUF_INIT;
