@@ -74,10 +74,47 @@ static bool
 check_listen(const void *field, struct buf *msg)
 {
 	const struct cfg_list *l = field;
-	struct cfg_listen tmp;
-	for (size_t i = 0; i < l->n; i++)
-		if (!config_parse_listen(l->v[i], &tmp, msg))
+	if (l->n == 0) {
+		/* A server with nothing to listen on started and said "ready". */
+		buf_append_str(msg, "no listener: give at least one kind:address:port");
+		return false;
+	}
+	struct cfg_listen a, b;
+	for (size_t i = 0; i < l->n; i++) {
+		if (!config_parse_listen(l->v[i], &a, msg))
 			return false;
+		/* The same address and port twice: SO_REUSEPORT let both bind,
+		 * and the kernel then split the connections between them. */
+		for (size_t j = 0; j < i; j++)
+			if (config_parse_listen(l->v[j], &b, msg) && a.family == b.family &&
+			    a.port == b.port && a.port != 0 && strcmp(a.addr, b.addr) == 0) {
+				buf_appendf(msg, "\"%s\" and \"%s\" are the same address and port",
+				    l->v[j], l->v[i]);
+				return false;
+			}
+	}
+	return true;
+}
+
+/* Local domains: host names (a '/' or control byte would reach a Maildir
+ * path; RCPT refused such domains later, but the list should not hold
+ * them). */
+static bool
+check_domains(const void *field, struct buf *msg)
+{
+	const struct cfg_list *l = field;
+	for (size_t i = 0; i < l->n; i++) {
+		const char *d = l->v[i];
+		bool ok = d[0] != '\0' && d[0] != '.';
+		for (const char *p = d; ok && *p; p++)
+			ok = ascii_isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_';
+		if (!ok) {
+			buf_append_str(msg, "bad domain \"");
+			log_sanitize(msg, d, strlen(d), 80);
+			buf_append_str(msg, "\" (letters, digits, '.', '-' and '_' only)");
+			return false;
+		}
+	}
 	return true;
 }
 
@@ -276,7 +313,7 @@ static const struct cfg_setting settings[] = {
 	L(listen, "smtp:127.0.0.1:2525", false, check_listen,
 	  "Listening sockets, each kind:address:port with kind smtp, submission or submissions "
 	  "(implicit TLS); IPv6 as smtp:[::1]:25; \"*\" as address means every address."),
-	L(virtual_mailbox_domains, "$myhostname, localhost", true, NULL,
+	L(virtual_mailbox_domains, "$myhostname, localhost", true, check_domains,
 	  "Domains whose mail is delivered to mailboxes under $virtual_mailbox_base."),
 	P(virtual_mailbox_base, "var/mail", false,
 	  "Directory holding one Maildir per recipient address."),

@@ -550,8 +550,7 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	struct gen *old = daemon_gen(d);
 	if (!config_reload_compatible(old->cfg, cfg, &err))
-		log_warn("reload: these settings need a restart and keep their old values: %s",
-		    buf_cstr(&err));
+		log_warn("reload: %s; they keep their running values", buf_cstr(&err));
 	buf_reset(&err);
 	/* And keep them: a new virtual_mailbox_base or maillog_file applied
 	 * by a reload that said otherwise, and a later reload back to the

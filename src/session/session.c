@@ -750,7 +750,10 @@ decide_rcpt(struct session *s)
 		return;
 	}
 	buf_free(&box);
-	if (s->g->vmaps != NULL && p->domain[0] != '\0') {
+	/* RFC 5321 §4.5.1: postmaster at every local domain is accepted
+	 * (MUST), listed in the map or not, as bare <postmaster> already was;
+	 * its Maildir is <domain>/postmaster like any other address's. */
+	if (s->g->vmaps != NULL && p->domain[0] != '\0' && !ascii_ieq(p->local, "postmaster")) {
 		char key[sizeof p->local + sizeof p->domain + 2];
 		snprintf(key, sizeof key, "%s@%s", p->local, p->domain);
 		if (!addrmap_contains(s->g->vmaps, key)) {

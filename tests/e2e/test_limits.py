@@ -511,6 +511,13 @@ def test_virtual_mailbox_maps():
     c.expect(250)
     c.cmd("QUIT", 221)
     eq(len(srv.messages("j\u00f6s\u00e9@" + DOMAIN)), 1, "messages for the UTF-8 address")
+    # RFC 5321 §4.5.1: postmaster@ a local domain, listed or not (it got
+    # 550 5.1.1 when the map did not list it).
+    c = Client(srv.port)
+    c.ehlo()
+    c.send_message("a@sender.test", ["PostMaster@" + DOMAIN], b"Subject: pm\r\n\r\nhi")
+    c.cmd("QUIT", 221)
+    eq(len(srv.messages("postmaster@" + DOMAIN)), 1, "messages for postmaster@")
 
 
 if __name__ == "__main__":
