@@ -14,7 +14,8 @@
  * SSL_CTX, and OpenSSL always uses the *original* context (session_ctx)
  * for tickets and the session cache even after an SNI switch, so one
  * generation resumes its own sessions. A reload makes new keys: that is
- * also our ticket-key rotation.
+ * also our ticket-key rotation. A session is only resumed for the server
+ * name it was made for (RFC 6066 §3): see client_hello_cb().
  */
 #include <errno.h>
 #include <pthread.h>
@@ -29,6 +30,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -87,6 +89,8 @@ accept_any_cert(int preverify, X509_STORE_CTX *xs)
 	return 1;
 }
 
+static int client_hello_cb(SSL *ssl, int *alert, void *arg);
+
 static SSL_CTX *
 ctx_new(const struct tls_server_opts *o, int minv, int maxv, struct buf *err)
 {
@@ -130,6 +134,11 @@ ctx_new(const struct tls_server_opts *o, int minv, int maxv, struct buf *err)
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 		SSL_CTX_set_num_tickets(ctx, 0);
 	}
+	/*
+	 * On every context: after an SNI switch, a second ClientHello (after a
+	 * TLS 1.3 HelloRetryRequest) goes to the context switched to.
+	 */
+	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
 	if (o->ask_ccert)
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any_cert);
 	return ctx;
@@ -322,6 +331,78 @@ sni_map_load(struct tls_server *t, const struct tls_server_opts *o, int minv, in
 	free(line);
 	fclose(f);
 	return ok;
+}
+
+/*
+ * Contract: before OpenSSL looks for a session to resume, the connection's
+ * session id context is set from the server name the client asked for in
+ * this ClientHello, so that a session is only resumed by a handshake for the
+ * same name. RFC 6066 §3: the server "MUST NOT accept the request to resume
+ * the session if the server_name extension contains a different name";
+ * it must then do a full handshake, not fail.
+ *
+ * Why here and not in servername_cb: OpenSSL decides on resumption (session
+ * cache, TLS 1.2 and 1.3 tickets) before it calls the servername callback,
+ * and it checks only that the session's context equals the connection's.
+ * This callback runs first. Every session records the context it was made
+ * in, so a session made for another name (or for none) is a cache miss and
+ * a full handshake follows, with the certificate for the name asked for.
+ *
+ * The name is compared as sni_lookup() matches it: ASCII case and one
+ * trailing dot ignored. No name: the contexts' own sid_ctx. A server_name
+ * extension we cannot parse gets a context from its raw bytes (OpenSSL then
+ * judges the extension itself), so it never resumes another name's session.
+ * SSL_set_SSL_CTX() in servername_cb leaves a context set per connection
+ * in place (it only replaces one inherited from the old SSL_CTX).
+ */
+static int
+client_hello_cb(SSL *ssl, int *alert, void *arg)
+{
+	const unsigned char *ext, *name = NULL;
+	size_t extlen, n = 0;
+	unsigned char norm[1 + TLSEXT_MAXLEN_host_name];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &extlen) != 1) {
+		if (SSL_set_session_id_context(ssl, sid_ctx, sizeof(sid_ctx) - 1) != 1)
+			goto fail;
+		return SSL_CLIENT_HELLO_SUCCESS;
+	}
+	/* ServerNameList with one host_name entry (RFC 6066 §3), as OpenSSL takes it. */
+	if (extlen >= 5 && (size_t)(ext[0] << 8 | ext[1]) == extlen - 2 &&
+	    ext[2] == TLSEXT_NAMETYPE_host_name && (size_t)(ext[3] << 8 | ext[4]) == extlen - 5) {
+		name = ext + 5;
+		n = extlen - 5;
+		if (n > 0 && name[n - 1] == '.')
+			n--;
+		if (n > TLSEXT_MAXLEN_host_name || memchr(name, '\0', n) != NULL)
+			name = NULL;
+	}
+	if (name != NULL) {
+		norm[0] = 'n';
+		for (size_t i = 0; i < n; i++)
+			norm[1 + i] = (unsigned char)ascii_lower((char)name[i]);
+		n++;
+		if (EVP_Digest(norm, n, md, &mdlen, EVP_sha256(), NULL) != 1)
+			goto fail;
+	} else {
+		unsigned char tag = 'r';
+		EVP_MD_CTX *mc = EVP_MD_CTX_new();
+		int ok = mc != NULL && EVP_DigestInit_ex(mc, EVP_sha256(), NULL) == 1 &&
+		    EVP_DigestUpdate(mc, &tag, 1) == 1 && EVP_DigestUpdate(mc, ext, extlen) == 1 &&
+		    EVP_DigestFinal_ex(mc, md, &mdlen) == 1;
+		EVP_MD_CTX_free(mc);
+		if (!ok)
+			goto fail;
+	}
+	/* SHA-256 is 32 octets, SSL_MAX_SID_CTX_LENGTH. */
+	if (SSL_set_session_id_context(ssl, md, mdlen) != 1)
+		goto fail;
+	return SSL_CLIENT_HELLO_SUCCESS;
+fail:
+	*alert = SSL_AD_INTERNAL_ERROR;
+	return SSL_CLIENT_HELLO_ERROR;
 }
 
 static int

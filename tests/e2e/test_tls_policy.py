@@ -5,7 +5,8 @@ ssl module: plaintext injection after STARTTLS (CVE-2011-0411), the
 `encrypt` security level, the state reset and command rules of RFC 3207,
 no certificate (454), closes without close_notify in both directions,
 protocol versions, certificate selection (ECDSA/RSA by signature
-algorithms, SNI map), client-certificate fingerprints and a certificate
+algorithms, SNI map), resumption only for the same server name,
+client-certificate fingerprints and a certificate
 reload on SIGHUP under a live TLS session.
 """
 import os
@@ -248,6 +249,59 @@ def test_sni_map():
     starttls(c, client_context(), server_hostname="other.example.test")
     c.ehlo()
     c.close()
+
+
+def _tls_session(srv, ctx, name, session=None):
+    """One STARTTLS session with SNI name, offering session for resumption.
+    Returns (resumed, server certificate DER, session to offer next)."""
+    c = Client(srv.port)
+    c.ehlo()
+    c.cmd("STARTTLS", 220, "2.0.0")
+    c.sock = ctx.wrap_socket(c.sock, server_hostname=name, session=session)
+    c.ehlo()   # a TLS 1.3 ticket arrives after the handshake: read past it
+    out = (c.sock.session_reused, peer_der(c.sock), c.sock.session)
+    c.cmd("QUIT", 221)
+    c.close()
+    return out
+
+
+def test_resumption_only_for_the_same_name():
+    """RFC 6066 §3: the server "MUST NOT accept the request to resume the
+    session if the server_name extension contains a different name"; a
+    full handshake follows instead. Covers TLS 1.3 tickets and TLS 1.2
+    tickets and session ids, for an SNI-map name and the default
+    certificate's names; the same name (any case) still resumes."""
+    p = pki()
+    smap = write_file(p.dir, "sni-resume.map", "other.example.test %s %s\n" % (p.sni, p.sni_key))
+    srv = server(("ec",), extra={"tls_server_sni_maps": smap})
+    certs = {tlspki.der(p.sni): "sni-map cert", tlspki.der(p.ec): "default cert"}
+    got, want = [], []
+    for version, tickets in ((ssl.TLSVersion.TLSv1_3, True), (ssl.TLSVersion.TLSv1_2, True),
+                             (ssl.TLSVersion.TLSv1_2, False)):
+        what = "%s %s" % (version.name, "tickets" if tickets else "session ids")
+        ctx = client_context(verify=False)
+        ctx.maximum_version = version
+        if not tickets:
+            ctx.options |= ssl.OP_NO_TICKET
+        sessions = {}
+        # (name, name whose session is offered, resumed?, certificate expected)
+        for name, offer, resumed, cert in (
+                ("other.example.test", None, False, "sni-map cert"),
+                # The control: the same name resumes (names compare without case).
+                ("OTHER.example.test", "other.example.test", True, "sni-map cert"),
+                # The defect: this resumed, and the client kept the SNI-map certificate.
+                (HOSTNAME, "other.example.test", False, "default cert"),
+                # Two names served by one certificate are still two names.
+                ("unknown.example.test", HOSTNAME, False, "default cert"),
+                (HOSTNAME, HOSTNAME, True, "default cert")):
+            mark = srv.log_size()
+            r, der, sess = _tls_session(srv, ctx, name, sessions.get(offer))
+            sessions.setdefault(name, sess)
+            line = srv.wait_log("TLS established", since=mark)
+            case = "%s: SNI %s offering %s's session" % (what, name, offer)
+            got.append((case, r, "resumed" in line, certs.get(der, "unknown cert")))
+            want.append((case, resumed, resumed, cert))
+    eq(got, want, "(case, client resumed, log says resumed, certificate)")
 
 
 def test_client_certificate_fingerprint():

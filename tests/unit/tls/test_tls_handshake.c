@@ -287,6 +287,24 @@ resume_case(bool tickets, bool ask_ccert, int version, bool want_resumed)
 	/* SNI survives resumption (it is kept in the session). */
 	assert_string_equal(sr.info.sni, "mail.example.org");
 	assert_string_equal(cr2.peer_cn, "mail.example.org");
+	/*
+	 * RFC 6066 §3: offered with another name (the default certificate's)
+	 * or none, the session is not resumed; a full handshake follows.
+	 */
+	static const char *const others[] = { "default.test", NULL };
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		struct th_client_result cr3;
+
+		co.sni = others[i];
+		memset(&sr, 0, sizeof(sr));
+		th_run(&t, false, &co, &cr3, &sr);
+		assert_true(cr3.handshake_ok);
+		if (sr.info.resumed || cr3.reused)
+			fail_msg("tickets=%d ccert=%d version=%x: SNI %s resumed mail.example.org's session",
+			    tickets, ask_ccert, version, others[i] ? others[i] : "(none)");
+		assert_string_equal(cr3.peer_cn, "default.test");
+		SSL_SESSION_free(cr3.session);
+	}
 	SSL_SESSION_free(cr1.session);
 	SSL_SESSION_free(cr2.session);
 	tls_server_unref(&t);
