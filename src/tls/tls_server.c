@@ -622,6 +622,10 @@ tls_error_reason(struct bufferevent *tlsbev, char *out, size_t outlen)
 	char line[256];
 
 	while ((e = bufferevent_get_openssl_error(tlsbev)) != 0) {
+		/* libevent also queues SSL_get_error()'s code (library 0), which
+		 * printed as "error:00000001:lib(0)::reason(1)": noise. */
+		if (ERR_GET_LIB(e) == 0)
+			continue;
 		const char *r = ERR_reason_error_string(e);
 
 		if (r == NULL) {

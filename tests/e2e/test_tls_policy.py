@@ -195,6 +195,7 @@ def test_protocol_versions():
     line = srv.wait_log("TLS handshake failed", since=mark)
     check("TLS established" not in srv.maillog()[mark:], "TLS 1.1 session established")
     check("version" in line or "protocol" in line, "failure reason does not name the protocol: %r" % line)
+    check("lib(0)" not in line, "failure reason carries libevent's own code: %r" % line)
 
 
 def test_protocol_versions_control():
