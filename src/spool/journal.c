@@ -576,25 +576,13 @@ cut_back(struct journal *j, const char *what)
 		    what, strerror(errno));
 }
 
-int
-journal_append(struct journal *j, const struct buf *records, size_t nmsg, unsigned *segno)
+/*
+ * Writes a group after the last record and fdatasync()s it; 0, or the
+ * errno value of the failure after cut_back().
+ */
+static int
+write_group(struct journal *j, const struct buf *records)
 {
-	if (j->size >= j->segmax) {
-		unsigned old = j->cur;
-		int oldfd = j->fd;
-		int e = start_segment(j, j->cur + 1 ? j->cur + 1 : 1);
-		if (e != 0) {
-			log_warn("spool journal: cannot start segment %u, staying on %u: %s",
-			    j->cur + 1, j->cur, strerror(e));
-		} else {
-			close(oldfd);
-			pthread_mutex_lock(&j->mu);
-			struct segment *s = seg_find(j, old);
-			if (s != NULL)
-				maybe_drop(j, s);
-			pthread_mutex_unlock(&j->mu);
-		}
-	}
 	const char *p = records->data;
 	size_t left = records->len;
 	off_t at = (off_t)j->size;
@@ -616,6 +604,76 @@ journal_append(struct journal *j, const struct buf *records, size_t nmsg, unsign
 		cut_back(j, "fdatasync");
 		return e;
 	}
+	return 0;
+}
+
+/*
+ * A group did not fit (ENOSPC, EDQUOT): if every message in the current
+ * segment is delivered, empty the segment so that the group can go in at
+ * offset 0. Without this a segment whose pre-fill failed (a small or full
+ * file system) only ever grew by appends, never reached the length that
+ * rolls it, and kept its delivered records, and the space they take, until
+ * a restart: every message larger than what was left got 452.
+ *
+ * Safe because live == 0 means every record's copies are durable in their
+ * new/ (journal_release comes after new/'s fsync), and nothing but this
+ * thread adds to the current segment's count. The cut to 0 is fsynced
+ * before any new record is written (STACK.md section 7, "durability"):
+ * otherwise a crash could keep the old length, and the old records after
+ * the new ones would still pass the CRC and be replayed. The name does not
+ * change, so the directory needs no fsync (a rotation's new name does).
+ * Returns true if the segment is now empty.
+ */
+static bool
+reset_if_drained(struct journal *j, int why)
+{
+	if (j->size == 0)
+		return false;
+	pthread_mutex_lock(&j->mu);
+	struct segment *s = seg_find(j, j->cur);
+	bool drained = s == NULL || s->live == 0;
+	pthread_mutex_unlock(&j->mu);
+	if (!drained)
+		return false;
+	if (ftruncate(j->fd, 0) != 0 || fsync(j->fd) != 0) {
+		log_warn("spool journal: %s/journal.%u: cannot empty the drained segment: %s",
+		    j->dir, j->cur, strerror(errno));
+		return false;
+	}
+	log_info("spool journal: %s/journal.%u: %s with every message in it delivered; "
+	    "emptied it (%llu bytes)", j->dir, j->cur, strerror(why),
+	    (unsigned long long)j->size);
+	j->size = 0;
+	return true;
+}
+
+int
+journal_append(struct journal *j, const struct buf *records, size_t nmsg, unsigned *segno)
+{
+	if (j->size >= j->segmax) {
+		unsigned old = j->cur;
+		int oldfd = j->fd;
+		int e = start_segment(j, j->cur + 1 ? j->cur + 1 : 1);
+		if (e != 0) {
+			log_warn("spool journal: cannot start segment %u, staying on %u: %s",
+			    j->cur + 1, j->cur, strerror(e));
+		} else {
+			close(oldfd);
+			pthread_mutex_lock(&j->mu);
+			struct segment *s = seg_find(j, old);
+			if (s != NULL)
+				maybe_drop(j, s);
+			pthread_mutex_unlock(&j->mu);
+		}
+	}
+	int e = write_group(j, records);
+	/* Out of space: the delivered records may be what fills the disk.
+	 * One more try in the emptied segment; the group was cut off above,
+	 * and is written again from its first byte. */
+	if ((e == ENOSPC || e == EDQUOT) && reset_if_drained(j, e))
+		e = write_group(j, records);
+	if (e != 0)
+		return e;
 	j->size += records->len;
 	pthread_mutex_lock(&j->mu);
 	struct segment *s = seg_find(j, j->cur);

@@ -8,9 +8,12 @@ Any other delivery error gives 451 4.3.0, for every recipient of the
 message.
 """
 import os
+import re
 import subprocess
+import urllib.request
 
-from ehlotest import Server, Client, Skip, check, eq, main, tempdir, DOMAIN
+from ehlotest import (Server, Client, Skip, check, eq, main, tempdir, free_port, wait_until,
+                      DOMAIN)
 
 
 def mount_small_tmpfs(size):
@@ -56,6 +59,54 @@ def test_disk_full_gives_452():
         eq(len(srv.messages("box@" + DOMAIN)), 2, "messages after space came back")
         c.cmd("QUIT", 221)
         srv.wait_log("delivery failed")
+        srv.stop()
+    finally:
+        subprocess.run(["umount", "-l", mnt], capture_output=True, timeout=30)
+
+
+def test_full_journal_segment_is_emptied_once_drained():
+    """Journal mode on a file system too small for the 64 MiB pre-fill: the
+    segment grows by appends until the disk is full. Once every message in
+    it is delivered, an append that fails for lack of space must empty the
+    segment and go in, instead of refusing large mail with 452 until a
+    restart (the segment only rolled at 64 MiB)."""
+    mnt = mount_small_tmpfs("1m")
+    try:
+        mport = free_port()
+        srv = Server({"metrics_listen": "127.0.0.1:%d" % mport,
+                      "spool_journal_directory": mnt})
+        srv.wait_log("appending instead")
+        body = b"Subject: big\r\n\r\n" + (b"y" * 998 + b"\r\n") * 100    # 100 KB
+
+        def send():
+            c = Client(srv.port)
+            c.ehlo()
+            c.cmd("MAIL FROM:<a@sender.test>", 250)
+            c.cmd("RCPT TO:<box@%s>" % DOMAIN, 250)
+            c.cmd("DATA", 354)
+            c.send(body + b".\r\n")
+            code = c.reply()[0]
+            c.cmd("QUIT", 221)
+            return code
+
+        def pending():
+            m = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport,
+                                       timeout=10).read().decode()
+            return int(re.search(r"^ehlo_spool_messages_pending (\d+)", m, re.M).group(1))
+
+        # 12 x 100 KB through a 1 MiB journal: more than fits at once.
+        codes = []
+        for _ in range(12):
+            codes.append(send())
+            wait_until(lambda: pending() == 0, 10, what="background delivery")
+        check(set(codes) <= {250, 452}, "replies: %r" % codes)
+        for i in range(3):
+            eq(send(), 250, "reply %d with every journaled message delivered (%r before)"
+               % (i, codes))
+            wait_until(lambda: pending() == 0, 10, what="background delivery")
+        eq(codes, [250] * 12, "replies while the journal filled")
+        eq(len(srv.messages("box@" + DOMAIN)), 15, "messages delivered")
+        srv.wait_log("emptied it")
         srv.stop()
     finally:
         subprocess.run(["umount", "-l", mnt], capture_output=True, timeout=30)
