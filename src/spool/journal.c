@@ -225,6 +225,7 @@ all_zero(const unsigned char *p, size_t n)
 struct rjob {
 	struct delivery d;
 	char          **dirs, **names;
+	int            *cst;        /* d.copy_status */
 	char           *content;
 	char            qid[32];
 };
@@ -238,6 +239,7 @@ rjob_free(struct rjob *r)
 	}
 	free(r->dirs);
 	free(r->names);
+	free(r->cst);
 	free(r->content);
 }
 
@@ -253,9 +255,16 @@ recover_flush(struct deliverer *dl, struct rjob *rj, size_t n)
 	if (n > 0)
 		deliver_batch(dl, v, n);
 	for (size_t i = 0; i < n; i++) {
-		if (rj[i].d.status != 0)
+		size_t ok = 0;
+		for (size_t m = 0; m < rj[i].d.n; m++)
+			ok += rj[i].cst[m] == 0;
+		if (rj[i].d.status != 0) {
 			failed++;
-		else
+			if (ok > 0)
+				log_info("%s: recovered from the spool journal to %zu of %zu "
+				    "mailboxes; the others stay in the journal", rj[i].qid, ok,
+				    rj[i].d.n);
+		} else
 			log_info("%s: recovered from the spool journal to %zu mailbox%s",
 			    rj[i].qid, rj[i].d.n, rj[i].d.n == 1 ? "" : "es");
 		rjob_free(&rj[i]);
@@ -367,6 +376,11 @@ recover_segment(struct journal *j, struct deliverer *dl, unsigned no)
 		x->d.names = x->names;
 		x->d.n = n;
 		x->d.qid = x->qid;
+		/* Each copy on its own, as after a 250 (spool.c job_finish): a
+		 * copy delivered now is in new/ at the next start, which then
+		 * skips it, whatever became of the others. */
+		x->cst = xcalloc(n, sizeof *x->cst);
+		x->d.copy_status = x->cst;
 		if (++nrj == RECOVER_BATCH) {
 			failed += recover_flush(dl, rj, nrj);
 			memset(rj, 0, RECOVER_BATCH * sizeof *rj);

@@ -27,7 +27,12 @@
  * Why link() and not rename(): link refuses to overwrite an existing name,
  * so a unique-name collision fails loudly instead of replacing mail.
  * Why all copies are synced before any link: the all-or-nothing rule; a
- * failed copy must leave no message visible in any new/.
+ * failed copy must leave no message visible in any new/. That rule is for
+ * the default mode, where the failure becomes a 451 and the client sends
+ * the whole message again. A job with copy_status (journal mode, already
+ * acknowledged) has no client to retry it: each copy is linked as soon as
+ * it is durable in tmp/ and fails or succeeds alone, so one broken Maildir
+ * does not hold back the others (docs/spool.md, "Each copy on its own").
  */
 #include "spool/spool_int.h"
 
@@ -56,6 +61,9 @@ struct copy {
 	const char      *name;      /* preset name under new/, or NULL */
 	char            *tmp;       /* <dir>/tmp/<u> */
 	char            *new;       /* <dir>/new/<u>,S=<len> */
+	int             *st;        /* what a failure of this copy fails: the
+	                               job's status (all or nothing) or the
+	                               copy's own (copy_status) */
 	int              fd;        /* open until synced, else -1 */
 	bool             made;      /* tmp exists and is ours */
 	bool             linked;    /* new exists and is ours */
@@ -76,10 +84,10 @@ log_fail(const struct delivery *job, const char *what, const char *path,
 }
 
 static void
-fail(struct delivery *job, int e)
+fail(int *st, int e)
 {
-	if (job->status == 0)
-		job->status = e != 0 ? e : EIO;
+	if (*st == 0)
+		*st = e != 0 ? e : EIO;
 }
 
 static int
@@ -187,17 +195,17 @@ sync_open(struct copy *cp, size_t n, size_t *nopen)
 		struct copy *c = &cp[i];
 		if (c->fd < 0)
 			continue;
-		if (c->job->status == 0 && !c->synced && fdatasync(c->fd) != 0) {
+		if (*c->st == 0 && !c->synced && fdatasync(c->fd) != 0) {
 			int e = errno;
 			log_fail(c->job, "fdatasync", c->tmp, e);
-			fail(c->job, e);
+			fail(c->st, e);
 		}
-		if (close(c->fd) != 0 && c->job->status == 0) {
+		if (close(c->fd) != 0 && *c->st == 0) {
 			/* close may report a deferred write error (NFS). */
 			int e = errno;
 			if (e != EINTR) {
 				log_fail(c->job, "close", c->tmp, e);
-				fail(c->job, e);
+				fail(c->st, e);
 			}
 		}
 		c->fd = -1;
@@ -218,7 +226,7 @@ bulk_sync(struct copy *cp, size_t n)
 {
 	int fd = -1;
 	for (size_t i = 0; i < n && fd < 0; i++)
-		if (cp[i].fd >= 0 && cp[i].job->status == 0)
+		if (cp[i].fd >= 0 && *cp[i].st == 0)
 			fd = cp[i].fd;
 	if (fd < 0 || syncfs(fd) != 0)
 		return;
@@ -249,11 +257,13 @@ cmp_dir(const void *a, const void *b)
 	return strcmp((*x)->dir, (*y)->dir);
 }
 
+/* Rolls back the links of every copy that failed: in all-or-nothing
+ * jobs, every copy of a job with a failure. */
 static void
-unlink_new(struct copy *cp, size_t n, const struct delivery *job)
+unlink_failed(struct copy *cp, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (cp[i].job != job || !cp[i].linked)
+		if (*cp[i].st == 0 || !cp[i].linked)
 			continue;
 		if (unlink(cp[i].new) != 0)
 			log_fail(cp[i].job, "rollback unlink", cp[i].new,
@@ -295,7 +305,7 @@ commit_dirs(struct copy *cp, size_t n)
 			 * it; its links are removed below. */
 			log_fail(v[i]->job, "fsync", p.data, e);
 			for (size_t m = i; m < j; m++)
-				fail(v[m]->job, e);
+				fail(v[m]->st, e);
 		}
 		i = j;
 	}
@@ -310,6 +320,9 @@ deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs)
 
 	for (size_t j = 0; j < njobs; j++) {
 		jobs[j]->status = 0;
+		if (jobs[j]->copy_status != NULL)
+			for (size_t m = 0; m < jobs[j]->n; m++)
+				jobs[j]->copy_status[m] = 0;
 		if (jobs[j]->n > SIZE_MAX / sizeof(struct copy) - n)
 			abort();
 		n += jobs[j]->n;
@@ -321,13 +334,15 @@ deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs)
 			cp[k].job = jobs[j];
 			cp[k].dir = jobs[j]->mailboxes[m];
 			cp[k].name = jobs[j]->names ? jobs[j]->names[m] : NULL;
+			cp[k].st = jobs[j]->copy_status ? &jobs[j]->copy_status[m]
+			    : &jobs[j]->status;
 			cp[k].fd = -1;
 		}
 
 	/* 1. write (and 2. sync early whenever too many files are open) */
 	size_t nopen = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (cp[i].job->status != 0)
+		if (*cp[i].st != 0)
 			continue;
 		/* Bulk mode: syncfs writes the batch back in one go, with
 		 * the block layer merging adjacent files; starting each file
@@ -336,7 +351,7 @@ deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs)
 		if (cp[i].fd >= 0)
 			nopen++;
 		if (e != 0)
-			fail(cp[i].job, e);
+			fail(cp[i].st, e);
 		if (nopen >= OPEN_FDS_MAX)
 			sync_open(cp, i + 1, &nopen);
 	}
@@ -345,21 +360,20 @@ deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs)
 		bulk_sync(cp, n);
 	sync_open(cp, n, &nopen);
 
-	/* 3. link, only jobs whose every copy is durable in tmp/ */
+	/* 3. link, only jobs whose every copy is durable in tmp/ (only the
+	 *    copies durable in tmp/, for copy_status jobs) */
 	for (size_t i = 0; i < n; i++) {
-		if (cp[i].job->status != 0)
+		if (*cp[i].st != 0)
 			continue;
 		if (link(cp[i].tmp, cp[i].new) != 0) {
 			int e = errno;
 			log_fail(cp[i].job, "link", cp[i].new, e);
-			fail(cp[i].job, e);
+			fail(cp[i].st, e);
 			continue;
 		}
 		cp[i].linked = true;
 	}
-	for (size_t j = 0; j < njobs; j++)
-		if (jobs[j]->status != 0)
-			unlink_new(cp, n, jobs[j]);
+	unlink_failed(cp, n);
 
 	/* 4. unlink tmp names (a leftover would only cost disk space: readers
 	 *    ignore tmp/, and dircache.c's sweep removes it once 36 hours
@@ -370,9 +384,11 @@ deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs)
 
 	/* 5. commit */
 	commit_dirs(cp, n);
+	unlink_failed(cp, n);
 	for (size_t j = 0; j < njobs; j++)
-		if (jobs[j]->status != 0)
-			unlink_new(cp, n, jobs[j]);
+		if (jobs[j]->copy_status != NULL)
+			for (size_t m = 0; m < jobs[j]->n && jobs[j]->status == 0; m++)
+				jobs[j]->status = jobs[j]->copy_status[m];
 
 	uint64_t ok_copies = 0;
 	for (size_t i = 0; i < n; i++) {

@@ -86,6 +86,7 @@ struct spool_job {
 	struct timespec    queued;      /* CLOCK_MONOTONIC, entering sp->qhead */
 	/* Journal mode only: */
 	char             **names;       /* file names under new/, one per box */
+	int               *cstat;       /* d.copy_status: each copy's outcome */
 	bool               journaled;   /* acknowledged; the spool owns it now */
 	unsigned           segno;       /* journal segment holding it */
 	time_t             retry_at;
@@ -140,6 +141,7 @@ job_free(struct spool_job *job)
 	}
 	free(job->boxes);
 	free(job->names);
+	free(job->cstat);
 	free(job);
 }
 
@@ -258,10 +260,32 @@ job_finish(struct spool *sp, struct spool_job *job)
 			job_free(job);
 			return;
 		}
-		/* Acknowledged already: the journal keeps it; try again later
-		 * (and at the next start, if we stop first). */
-		log_warn("%s: delivery from the spool journal failed: %s; retrying in %d s",
-		    job->qid, strerror(job->d.status), RETRY_SECONDS);
+		/*
+		 * Acknowledged already: the journal keeps it; try again later
+		 * (and at the next start, if we stop first). Only the copies
+		 * that failed: the others are durable in their new/ (the
+		 * directory was fsynced, step 3 of STACK.md section 7's
+		 * Maildir protocol), so they leave the job and are never
+		 * written again. Nothing else needs to record that they are
+		 * done: a restart replays the journal record with every copy,
+		 * and recovery skips each copy whose journaled name is already
+		 * in its new/ or cur/ (docs/spool.md, "Each copy on its own").
+		 */
+		size_t n = job->d.n, k = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (job->cstat[i] == 0) {
+				free(job->boxes[i]);
+				free(job->names[i]);
+				continue;
+			}
+			job->boxes[k] = job->boxes[i];
+			job->names[k] = job->names[i];
+			k++;
+		}
+		job->d.n = k;
+		log_warn("%s: delivery from the spool journal failed for %zu of %zu "
+		    "mailbox%s: %s; retrying %s in %d s", job->qid, k, n, n == 1 ? "" : "es",
+		    strerror(job->d.status), k == 1 ? "it" : "them", RETRY_SECONDS);
 		pthread_mutex_lock(&sp->mu);
 		schedule_retry(sp, job);
 		pthread_cond_signal(&sp->jcv);
@@ -710,6 +734,9 @@ spool_submit(struct spool *sp, struct event_base *base, char *content,
 		for (size_t i = 0; i < n; i++)
 			job->names[i] = maildir_new_name(&sp->dl, len);
 		job->d.names = job->names;
+		/* Acknowledged before delivery: each copy goes on its own. */
+		job->cstat = xcalloc(n, sizeof *job->cstat);
+		job->d.copy_status = job->cstat;
 	}
 
 	pthread_mutex_lock(&sp->mu);

@@ -85,7 +85,15 @@ struct delivery {
 	                               up at delivery (maildir_new_name) */
 	size_t       n;
 	const char  *qid;           /* for log lines; never NULL */
-	int          status;        /* out: 0 or errno */
+	int          status;        /* out: 0 or errno (the first failure) */
+	/*
+	 * NULL: all or nothing (the default mode, before its 250: a failed
+	 * copy leaves no copy in any new/, and the client retries the whole
+	 * message). Otherwise n entries, out: 0 or errno for each copy, each
+	 * delivered on its own (journal mode, after the 250: one broken
+	 * Maildir must not hold back the others).
+	 */
+	int         *copy_status;
 };
 
 struct deliverer {
@@ -99,8 +107,9 @@ struct deliverer {
 };
 
 /*
- * Delivers a batch of jobs with group commit; sets each job's status. Jobs
- * are independent: one failing never affects another.
+ * Delivers a batch of jobs with group commit; sets each job's status (and
+ * each copy's, for a job with copy_status). Jobs are independent: one
+ * failing never affects another.
  */
 void deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs);
 

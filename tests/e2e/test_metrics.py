@@ -192,6 +192,35 @@ def test_pending_with_the_journal():
     eq(len(srv.new_files("stuck@" + DOMAIN)), 1, "delivered after the retry")
 
 
+def test_journal_broken_maildir_holds_back_no_one():
+    """Journal mode: a message to ok@ and to blocked@, whose Maildir sits
+    under a regular file, reaches ok@ at once; only blocked@'s copy stays
+    pending and is retried, and once repaired each has the message once."""
+    mport = free_port()
+    d = tempdir()
+    srv = Server({"metrics_listen": "127.0.0.1:%d" % mport,
+                  "spool_journal_directory": os.path.join(d, "journal")}, directory=d)
+    os.makedirs(os.path.join(srv.mailbase, DOMAIN), exist_ok=True)
+    blocker = os.path.join(srv.mailbase, DOMAIN, "blocked")
+    with open(blocker, "w") as f:       # a file where blocked@'s Maildir goes
+        f.write("not a directory\n")
+    c = Client(srv.port)
+    c.ehlo()
+    c.send_message("a@sender.test", ["ok@" + DOMAIN, "blocked@" + DOMAIN],
+                   b"Subject: two\r\n\r\nhi\r\n")
+    c.cmd("QUIT", 221)
+    wait_until(lambda: len(srv.new_files("ok@" + DOMAIN)) == 1, 5,
+               what="ok@'s copy, with blocked@'s Maildir broken")
+    wait_until(lambda: "delivery from the spool journal failed for 1 of 2" in srv.maillog(),
+               10, what="the failed copy in the log")
+    eq(scrape(mport)["ehlo_spool_messages_pending"], 1, "pending behind the broken Maildir")
+    os.unlink(blocker)
+    wait_until(lambda: scrape(mport)["ehlo_spool_messages_pending"] == 0, 30,
+               what="the retry of blocked@'s copy")
+    eq(len(srv.new_files("blocked@" + DOMAIN)), 1, "blocked@'s copies after the retry")
+    eq(len(srv.new_files("ok@" + DOMAIN)), 1, "ok@'s copies after the retry")
+
+
 def test_oversized_request_refused():
     """A request whose headers never end (one line trickling on) is cut off
     at 8 KiB of headers, not buffered without bound; scrapes go on."""

@@ -1170,6 +1170,111 @@ test_journal_current_segment_kept_on_stop(void **state)
 	free(root);
 }
 
+static bool wait_count(const char *box, int n);
+
+/* Polls until sp's pending gauge is n; false after 10 s. */
+static bool
+wait_pending(struct spool *sp, size_t n)
+{
+	struct spool_stats st;
+	for (int i = 0; i < 1000; i++) {
+		spool_get_stats(sp, &st);
+		if (st.pending == n)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/*
+ * After the 250 (journal mode) each copy is delivered on its own: a message
+ * to ok and to a mailbox under a regular file reaches ok at once, and only
+ * the failed copy is retried. ok's copy is never written again: not by the
+ * retry once the mailbox is repaired (10 s later), nor by the replay at the
+ * next start, which finds it in new/. Before, the whole message waited for
+ * the broken mailbox, in every retry and across restarts.
+ */
+static void
+test_journal_copies_on_their_own(void **state)
+{
+	char jdir[4096];
+	char *root = make_journal_root(jdir);
+	char blocker[8192], bad[8192];
+	snprintf(blocker, sizeof blocker, "%s/blocked", root);
+	snprintf(bad, sizeof bad, "%s/blocked/x/", root);
+	char *ok = mailbox(root, "ok");
+	char *boxes[2] = { ok, bad };
+	struct buf err = BUF_INIT;
+	struct loop l;
+	loop_init(&l);
+
+	/* 1. Running: ok gets its copy while bad's keeps failing. */
+	write_file(blocker, "", 0);
+	struct spool *sp = new_journal_spool(root, jdir, &err);
+	assert_non_null(sp);
+	char qid[24];
+	spool_queue_id(qid);
+	l.want = 1;
+	assert_non_null(spool_submit(sp, l.base, make_msg(100, 1), 100,
+	    (const char *const *)boxes, 2, qid, done_cb, &l));
+	loop_run(&l);
+	assert_int_equal(l.failed, 0);
+	assert_true(wait_count(ok, 1));
+	assert_int_equal(count_dir(bad, "new", NULL, 0), -1);
+	struct spool_stats st;
+	spool_get_stats(sp, &st);
+	assert_int_equal(st.pending, 1);        /* bad's copy is still owed */
+
+	/* 2. A stop with bad still broken keeps the segment; the replay at
+	 *    the next start skips ok's copy (in new/) and fails bad's again. */
+	spool_free(&sp);
+	assert_int_equal(count_dir(jdir, ".", NULL, 0), 1);
+	sp = new_journal_spool(root, jdir, &err);
+	assert_non_null(sp);
+	spool_free(&sp);
+	assert_int_equal(count_dir(ok, "new", NULL, 0), 1);
+	assert_int_equal(count_dir(jdir, ".", NULL, 0), 1);     /* still kept */
+
+	/* 3. Repaired while running: the retry (every 10 s) delivers the
+	 *    failed copy alone. */
+	spool_queue_id(qid);
+	sp = new_journal_spool(root, jdir, &err);           /* replays: fails */
+	assert_non_null(sp);
+	l.want++;
+	assert_non_null(spool_submit(sp, l.base, make_msg(100, 2), 100,
+	    (const char *const *)boxes, 2, qid, done_cb, &l));
+	loop_run(&l);
+	assert_int_equal(l.failed, 0);
+	assert_true(wait_count(ok, 2));
+	assert_int_equal(unlink(blocker), 0);
+	bool retried = false;
+	for (int i = 0; i < 1500 && !retried; i++) {     /* 15 s at most */
+		retried = count_dir(bad, "new", NULL, 0) >= 1;
+		if (!retried)
+			usleep(10000);
+	}
+	assert_true(retried);
+	assert_true(wait_pending(sp, 0));
+	assert_int_equal(count_dir(bad, "new", NULL, 0), 1);
+	assert_int_equal(count_dir(ok, "new", NULL, 0), 2);
+
+	/* 4. The next start replays the segments kept at step 2: ok has the
+	 *    first message already, bad gets it; nothing twice. */
+	spool_free(&sp);
+	sp = new_journal_spool(root, jdir, &err);
+	assert_non_null(sp);
+	spool_free(&sp);
+	assert_int_equal(count_dir(ok, "new", NULL, 0), 2);
+	assert_int_equal(count_dir(bad, "new", NULL, 0), 2);
+	assert_int_equal(count_dir(jdir, ".", NULL, 0), 0);
+
+	loop_free(&l);
+	free(ok);
+	buf_free(&err);
+	rm_tree(root);
+	free(root);
+}
+
 /* Submits n messages of 100 bytes to box and runs l until all are acked. */
 static void
 submit_acked(struct spool *sp, struct loop *l, char *box, int n)
@@ -1773,6 +1878,7 @@ main(void)
 		cmocka_unit_test(test_journal_recovery_busy_mailbox),
 		cmocka_unit_test(test_journal_keeps_undeliverable),
 		cmocka_unit_test(test_journal_current_segment_kept_on_stop),
+		cmocka_unit_test(test_journal_copies_on_their_own),
 		cmocka_unit_test(test_journal_linger),
 		cmocka_unit_test(test_journal_crash),
 		cmocka_unit_test(test_journal_recovery_replaces_leftover_tmp),
