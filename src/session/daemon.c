@@ -387,6 +387,10 @@ bind_one(struct listener_def *l, struct buf *err)
 struct accept_ctx {
 	struct worker *w;
 	const struct listener_def *l;
+	int            idx;          /* in w->ls */
+	struct event  *pause;        /* re-enables the listener after EMFILE */
+	time_t         logged_at;    /* last accept-error line (one per 10 s) */
+	unsigned       unlogged;     /* errors since that line */
 };
 
 static void
@@ -397,13 +401,50 @@ on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 	session_accept(a->w, fd, sa, (socklen_t)salen, a->l);
 }
 
+/* How long a listener rests after running out of descriptors. */
+#define ACCEPT_PAUSE_MS 100
+
+static void
+on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct accept_ctx *a = arg;
+	if (a->w->ls != NULL && a->w->ls[a->idx] != NULL && !a->w->stopping)
+		evconnlistener_enable(a->w->ls[a->idx]);
+}
+
+/*
+ * accept(2) failed. Out of descriptors (EMFILE, ENFILE) or memory
+ * (ENOBUFS, ENOMEM), the connection stays in the backlog and the listening
+ * socket stays readable, so libevent called accept again at once: one
+ * client holding the process's descriptors made ehlod spin at full CPU
+ * and write 400,000 log lines a second (measured with a 64-descriptor
+ * limit). The listener now rests ACCEPT_PAUSE_MS, as nginx's does, while
+ * live sessions go on and free descriptors; waiting clients stay in the
+ * backlog. The line is logged once per 10 s with a count, and counted in
+ * ehlo_smtpd_accept_errors_total.
+ */
 static void
 on_accept_error(struct evconnlistener *lis, void *arg)
 {
+	struct accept_ctx *a = arg;
 	int e = EVUTIL_SOCKET_ERROR();
-	/* EMFILE/ENFILE/ENOBUFS: keep going; libevent retries on the next
-	 * readiness. Log it, since it means a limit is too high for the fds. */
-	log_warn("accept: %s", evutil_socket_error_to_string(e));
+	atomic_fetch_add(&a->w->d->stats.accept_errors, 1);
+	time_t now = time(NULL);
+	if (now - a->logged_at >= 10) {
+		log_warn("accept on %s: %s%s (%u more since the last such line)", a->l->name,
+		    evutil_socket_error_to_string(e), e == EMFILE || e == ENFILE ?
+		    ": out of file descriptors; raise the open-file limit or lower "
+		    "smtpd_max_connections" : "", a->unlogged);
+		a->logged_at = now;
+		a->unlogged = 0;
+	} else {
+		a->unlogged++;
+	}
+	if ((e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) && a->pause != NULL) {
+		evconnlistener_disable(lis);
+		struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+		evtimer_add(a->pause, &tv);
+	}
 }
 
 /* ---- workers ---- */
@@ -858,6 +899,15 @@ ehlod_run(struct ehlo_config *cfg)
 		config_free(&cfg);
 		return 75;
 	}
+	struct rlimit nofile;
+	/* Each session holds a descriptor; the delivery threads, the journal,
+	 * the listeners and libevent hold some more. */
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+	    (unsigned long long)nofile.rlim_cur < (unsigned long long)cfg->smtpd_max_connections + 256)
+		log_warn("the open-file limit (%llu) is below smtpd_max_connections (%lld) plus "
+		    "256: beyond it connections wait in the backlog (raise it, e.g. systemd's "
+		    "LimitNOFILE, or lower smtpd_max_connections)",
+		    (unsigned long long)nofile.rlim_cur, cfg->smtpd_max_connections);
 	char *config_file = xstrdup(cfg->config_file);
 
 	uid_t uid = (uid_t)-1;
@@ -984,6 +1034,10 @@ ehlod_run(struct ehlo_config *cfg)
 			struct accept_ctx *a = &actx[k * d->nlisteners + i];
 			a->w = w;
 			a->l = &d->listeners[i];
+			a->idx = i;
+			a->pause = evtimer_new(w->base, on_accept_resume, a);
+			if (a->pause == NULL)
+				log_fatal(71, "evtimer_new failed");
 			w->ls[i] = evconnlistener_new(w->base, on_accept, a,
 			    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, w->lfds[i]);
 			if (w->ls[i] == NULL)
@@ -1054,6 +1108,9 @@ ehlod_run(struct ehlo_config *cfg)
 		free(w->lfds);
 	}
 	spool_free(&d->spool);
+	for (int i = 0; i < nworkers * d->nlisteners; i++)
+		if (actx[i].pause != NULL)
+			event_free(actx[i].pause);     /* before their bases */
 	for (int k = 0; k < nworkers; k++) {
 		event_free(d->workers[k].ctl);
 		event_base_free(d->workers[k].base);

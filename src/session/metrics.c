@@ -58,6 +58,9 @@ on_metrics(struct evhttp_request *req, void *arg)
 	    atomic_load(&st->rejected_connections));
 	counter(b, "ehlo_smtpd_connections_lost_total",
 	    "Sessions whose client disconnected without QUIT.", atomic_load(&st->lost_connections));
+	counter(b, "ehlo_smtpd_accept_errors_total", "Connections accept(2) could not take "
+	    "(out of file descriptors or memory); the listener then rests 100 ms.",
+	    atomic_load(&st->accept_errors));
 	counter(b, "ehlo_smtpd_timeouts_total", "Sessions ended by a timeout.",
 	    atomic_load(&st->timeouts));
 	counter(b, "ehlo_smtpd_deadline_timeouts_total",

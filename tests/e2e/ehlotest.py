@@ -184,8 +184,14 @@ class Server:
             self.write_config()
             self.log_offset = self.log_size()
             err = open(self.errfile, "ab")
+            nofile = getattr(self, "nofile", None)
+
+            def limits():
+                import resource
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
             self.proc = subprocess.Popen([EHLOD, "-c", self.conf], stdin=subprocess.DEVNULL,
-                                         stdout=err, stderr=err, cwd=self.dir)
+                                         stdout=err, stderr=err, cwd=self.dir,
+                                         preexec_fn=limits if nofile else None)
             err.close()
             ok, last = self._wait_ready()
             if ok:

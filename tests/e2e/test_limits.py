@@ -8,6 +8,8 @@ HELO versus EHLO, the EHLO keyword list and smtpd_discard_ehlo_keywords,
 virtual_mailbox_maps, postmaster).
 """
 import os
+import re
+import select
 import socket
 import time
 
@@ -236,6 +238,57 @@ def test_connection_limit_total():
     wait_admitted(srv, source=("127.0.0.5", 0))
     b.cmd("NOOP", 250)
     b.cmd("QUIT", 221)
+
+
+def test_out_of_descriptors():
+    """With more clients than descriptors (a 64-descriptor limit, 100
+    connections), accept(2) fails with EMFILE while the connection stays in
+    the backlog: ehlod spun on it at full CPU writing 400,000 log lines a
+    second. It must rest instead (little CPU, a few log lines), warn at
+    start that the limit is below smtpd_max_connections, count the errors,
+    and greet the waiting clients once descriptors are free again."""
+    import urllib.request
+    mport = free_port()
+    srv = Server({"smtpd_client_connection_count_limit": "0", "smtpd_workers": "1",
+                  "smtpd_tls_security_level": "none",
+                  "metrics_listen": "127.0.0.1:%d" % mport}, start=False)
+    srv.nofile = 64
+    srv.start()
+    srv.wait_log("the open-file limit (64) is below smtpd_max_connections (10000)")
+
+    def cpu_s():
+        with open("/proc/%d/stat" % srv.pid) as f:
+            v = f.read().rsplit(")", 1)[1].split()
+        return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+    cpu0, lines0 = cpu_s(), len(srv.maillog().splitlines())
+    socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(100)]
+    time.sleep(2)
+    cpu = cpu_s() - cpu0
+    lines = len(srv.maillog().splitlines()) - lines0
+    print("# 100 clients, 64 descriptors: %.2f s of CPU and %d log lines in 2 s" % (cpu, lines))
+    check(cpu < 0.5, "ehlod used %.2f s of CPU in 2 s out of descriptors" % cpu)
+    check(lines < 200, "%d log lines in 2 s out of descriptors" % lines)
+    for s in socks[:40]:
+        s.close()
+    # The waiting clients are greeted as descriptors come free (at most
+    # as many as were freed; the rest still wait).
+    waiting, greeted, t0 = set(socks[40:]), 0, time.monotonic()
+    while waiting and greeted < 40 and time.monotonic() - t0 < 10:
+        ready, _, _ = select.select(list(waiting), [], [], 0.5)
+        for s in ready:
+            waiting.discard(s)
+            try:
+                greeted += s.recv(100).startswith(b"220")
+            except OSError:
+                pass
+    check(greeted >= 30, "only %d of the waiting clients were greeted" % greeted)
+    for s in socks[40:]:
+        s.close()
+    time.sleep(0.5)
+    # (the metrics listener was out of descriptors too until now)
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=10) as r:
+        m = re.search(r"^ehlo_smtpd_accept_errors_total (\d+)", r.read().decode(), re.M)
+    check(m and int(m.group(1)) > 0, "accept errors not counted")
 
 
 def test_peer_stops_mid_command_and_mid_data():
