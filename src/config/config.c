@@ -439,7 +439,9 @@ static const struct cfg_setting settings[] = {
 	P(smtpd_tls_auto_cert_dir, "var/tls", false,
 	  "Directory for the automatically created certificate and key."),
 	HELO(helo_check_syntax, "reject",
-	  "EHLO/HELO argument is not a syntactically valid domain or address literal (RFC 5321 §4.1.1.1)."),
+	  "EHLO/HELO argument is not a syntactically valid domain or address literal (RFC 5321 §4.1.1.1). "
+	  "Such a name is judged by this check alone: the other checks on the name are none for it, "
+	  "so off, log and tag let it through."),
 	HELO(helo_check_fqdn, "tag",
 	  "EHLO name is not a fully-qualified domain name (RFC 5321 §2.3.5)."),
 	HELO(helo_check_literal_match, "tag",

@@ -86,6 +86,20 @@ set_pending(struct id_verdict *v, enum id_check c, const char *what)
 	v->c[c].pending = true;
 }
 
+/*
+ * A check on the EHLO name when the name fails syntax: none, not
+ * permerror. The name is judged once, by the syntax check, whose own
+ * action (helo_check_syntax) decides what happens to it; the other name
+ * checks cannot be evaluated on it and must not refuse it in its place,
+ * or "helo_check_syntax = off" would still refuse "my_host.example" as
+ * "you are not me". RFC 8601 §2.7.1 "none": no evaluation was possible.
+ */
+static void
+set_unevaluated(struct id_verdict *v, enum id_check c)
+{
+	set(v, c, ID_NONE, "not evaluated: the name fails syntax");
+}
+
 static bool
 waiting(enum id_dns_status s)
 {
@@ -278,7 +292,7 @@ check_fqdn(const struct helo *h, const struct psl *psl, struct id_verdict *v)
 		set(v, IDC_FQDN, ID_NONE, "no HELO/EHLO yet");
 		return;
 	case H_INVALID:
-		set(v, IDC_FQDN, ID_PERMERROR, "name is not valid syntax");
+		set_unevaluated(v, IDC_FQDN);
 		return;
 	case H_LITERAL:
 		set(v, IDC_FQDN, ID_NONE, "address literal");
@@ -334,7 +348,7 @@ check_literal(const struct id_input *in, const struct helo *h,
 	} else if (!h->bracketed) {
 		set(v, IDC_LITERAL_MATCH, ID_NONE, "not an address literal");
 	} else if (h->kind == H_INVALID) {
-		set(v, IDC_LITERAL_MATCH, ID_PERMERROR, "%s", h->why);
+		set_unevaluated(v, IDC_LITERAL_MATCH);
 	} else if (id_addr_eq(&h->lit, &in->client)) {
 		set(v, IDC_LITERAL_MATCH, ID_PASS,
 		    "address literal is the client address");
@@ -356,7 +370,7 @@ domain_applies(const struct helo *h, enum id_check c, struct id_verdict *v)
 		set(v, c, ID_NONE, "no HELO/EHLO yet");
 		return false;
 	case H_INVALID:
-		set(v, c, ID_PERMERROR, "name is not valid syntax");
+		set_unevaluated(v, c);
 		return false;
 	case H_LITERAL:
 		set(v, c, ID_NONE, "address literal");
@@ -659,7 +673,7 @@ check_self(const struct id_input *in, const struct helo *h,
 		return;
 	}
 	if (h->kind == H_INVALID) {
-		set(v, IDC_SELF_CLAIM, ID_PERMERROR, "name is not valid syntax");
+		set_unevaluated(v, IDC_SELF_CLAIM);
 		return;
 	}
 	/* A client that is this host (loopback, or one of our addresses)

@@ -11,8 +11,11 @@
  * does not apply: forward_match for an address literal), temperror (a DNS
  * lookup it depends on timed out, SERVFAILed or is still unanswered; never
  * "fail" for a DNS trouble), permerror (the check cannot be evaluated
- * because of a permanent problem with its input, such as a name that fails
- * syntax). A result whose DNS answer has not arrived yet is temperror with
+ * because of a permanent problem with its input, such as no PTR data for
+ * fcrdns). An EHLO name that fails syntax is judged by the syntax check
+ * alone: every other check on the name is none for it ("not evaluated"),
+ * so that helo_check_syntax's action decides what happens to such a name.
+ * A result whose DNS answer has not arrived yet is temperror with
  * pending set, so the caller can tell "still waiting" from "gave up".
  *
  * Staging (what the session knows when):

@@ -70,6 +70,28 @@ def test_syntax_tag_only():
     expect_results(identity_line(srv, "127.0.0.2"), {"syntax": "fail"})
 
 
+def test_invalid_name_judged_by_syntax_only():
+    """An invalid name is judged by helo_check_syntax alone: with syntax off
+    or tag, the checks that cannot be evaluated on the name (self_claim,
+    resolves, fqdn, forward_match, ptr_match, literal_match) are none and do
+    not refuse it in syntax's place."""
+    others = {c: "reject" for c in ("fqdn", "literal_match", "resolves", "forward_match",
+                                    "ptr_match", "self_claim")}
+    for syn in ("off", "tag"):
+        srv = Server(identity_settings(dict(others, syntax=syn), helo_allow_ip_mismatch_reject="yes"))
+        for i, name in enumerate(["my_host.good.test", "[127.0.0.300]"]):
+            ip = "127.0.0.%d" % (2 + 8 * i)
+            code, lines = rcpt_reply(srv, ip, name)
+            eq(code, 250, "RCPT after EHLO %s with syntax = %s (%r)" % (name, syn, lines))
+            d = identity_line(srv, ip)
+            eq(d["decision"], "accept", "decision for %s (%r)" % (name, d["line"]))
+            expect_results(d, {c: "none" for c in others}, "syntax = %s, %s: " % (syn, name))
+            if syn == "tag":
+                expect_results(d, {"syntax": "fail"})
+        check(not log_lines(srv, "reject:"), "no refusal logged")
+        srv.stop()
+
+
 def test_fqdn_reject():
     """helo_check_fqdn = reject: 504 5.5.2 for localhost, a single label, a
     bare IP, an unknown TLD (.test is not in the Public Suffix List) and a

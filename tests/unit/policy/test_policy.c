@@ -149,6 +149,46 @@ test_shadow_and_exempt(void **st)
 	assert_int_equal(d.check, IDC_RESOLVES);
 }
 
+/* An invalid EHLO name is judged by helo_check_syntax alone: with syntax
+ * off, log or tag and every other check at reject, the name checks that
+ * cannot be evaluated on it (self_claim, resolves, fqdn, ...) must not
+ * refuse it in syntax's place. The verdict comes from the real engine. */
+static void
+test_invalid_name_judged_by_syntax_only(void **st)
+{
+	struct id_input in;
+	memset(&in, 0, sizeof in);
+	in.helo = "my_host.good.test";
+	in.is_ehlo = true;
+	in.client.family = AF_INET;
+	in.client.a[0] = 192; in.client.a[1] = 0; in.client.a[2] = 2; in.client.a[3] = 10;
+	static const char *ptr[] = { "mx.good.test" };
+	in.ptr = (struct id_dns_answer){ .status = ID_DNS_OK, .n = 1, .names = ptr };
+	in.ptr_addr[0] = (struct id_dns_answer){ .status = ID_DNS_OK, .n = 1,
+	    .addrs = &in.client };
+	struct id_verdict v;
+	identity_evaluate(&in, NULL, NULL, &v);
+	assert_int_equal(v.c[IDC_SYNTAX].r, ID_FAIL);
+	static const enum check_action syn[] = { ACT_OFF, ACT_LOG, ACT_TAG };
+	for (size_t i = 0; i < sizeof syn / sizeof syn[0]; i++) {
+		struct policy_opts o;
+		struct policy_decision d;
+		opts(&o, ACT_REJECT);
+		o.action[IDC_GENERIC] = ACT_OFF;   /* mx.good.test is not generic */
+		o.action[IDC_SYNTAX] = syn[i];
+		policy_decide(&o, &v, false, &d);
+		assert_int_equal(d.outcome, POL_ACCEPT);
+		assert_int_equal(d.failed_mask & ~IDC_BIT(IDC_SYNTAX), 0);
+	}
+	struct policy_opts o;
+	struct policy_decision d;
+	opts(&o, ACT_REJECT);
+	policy_decide(&o, &v, false, &d);
+	assert_int_equal(d.outcome, POL_REJECT);
+	assert_int_equal(d.check, IDC_SYNTAX);
+	assert_int_equal(d.code, 501);
+}
+
 int
 main(void)
 {
@@ -158,6 +198,7 @@ main(void)
 		cmocka_unit_test(test_temperror_never_5xx),
 		cmocka_unit_test(test_pending_and_precedence),
 		cmocka_unit_test(test_shadow_and_exempt),
+		cmocka_unit_test(test_invalid_name_judged_by_syntax_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
