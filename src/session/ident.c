@@ -40,6 +40,21 @@ struct ans_store {
 	enum id_dns_status status;
 };
 
+/*
+ * What a HELO/EHLO replaced, kept from ident_helo() until the session
+ * accepts the new name (dropped) or refuses it (put back): RFC 5321 §4.1.4,
+ * a refused EHLO leaves the session as it was, so the refused name must
+ * neither become the name judged at RCPT nor the previous name.
+ */
+struct helo_saved {
+	char                *helo, *prev;
+	bool                 is_ehlo;
+	bool                 accepted;
+	bool                 expired;
+	bool                 made_sticky;   /* ident_helo() created id->sticky */
+	struct ans_store     st_a, st_aaaa, st_mx;
+};
+
 struct ident {
 	const struct ident_env *env;
 	struct dns          *dns;
@@ -86,6 +101,7 @@ struct ident {
 	 * previous name (consistency) and can earn a sticky refusal. */
 	bool                 accepted;
 	char                *accepted_name; /* heap; NULL: none */
+	struct helo_saved   *saved;         /* heap; NULL unless a name awaits its verdict */
 	char                *cname;         /* first forward-confirmed PTR name (heap) */
 	bool                 cname_valid;   /* cname is from the current answers */
 };
@@ -120,6 +136,20 @@ slot_store(struct ident *id, enum id_lookup_slot slot, size_t index)
 		return &id->st_paddr[index];
 	}
 	abort();
+}
+
+static void
+saved_free(struct helo_saved **sp)
+{
+	struct helo_saved *sv = *sp;
+	if (sv == NULL)
+		return;
+	free(sv->helo);
+	free(sv->prev);
+	store_free(&sv->st_a);
+	store_free(&sv->st_aaaa);
+	store_free(&sv->st_mx);
+	x_free(sp);
 }
 
 static void
@@ -451,12 +481,26 @@ ident_free(struct ident **ip)
 	free(id->prev);
 	free(id->accepted_name);
 	free(id->cname);
+	saved_free(&id->saved);
 	x_free(ip);
+}
+
+/* An answer that was in flight when its lookup was cancelled is asked
+ * again if the name it was for comes back. */
+static void
+store_unpend(struct ans_store *st)
+{
+	if (st->status == ID_DNS_PENDING)
+		st->status = ID_DNS_UNASKED;
 }
 
 void
 ident_helo(struct ident *id, const char *helo, bool is_ehlo)
 {
+	/* A name still awaiting its verdict (cannot normally happen: the
+	 * session decides before it reads the next command) is dropped. */
+	saved_free(&id->saved);
+	struct helo_saved *sv = xcalloc(1, sizeof *sv);
 	if (id->helo != NULL && id->helo[0] && id->accepted && id->sticky == NULL) {
 		struct policy_decision d;
 		evaluate(id);
@@ -465,14 +509,20 @@ ident_helo(struct ident *id, const char *helo, bool is_ehlo)
 		if (d.outcome == POL_REJECT || d.outcome == POL_TEMPFAIL) {
 			id->sticky = xmalloc(sizeof *id->sticky);
 			*id->sticky = d;
+			sv->made_sticky = true;
 		}
 	}
-	if (id->accepted_name != NULL && id->accepted_name[0]) {
-		free(id->prev);
+	sv->helo = id->helo;
+	sv->prev = id->prev;
+	sv->is_ehlo = id->is_ehlo;
+	sv->accepted = id->accepted;
+	sv->expired = id->expired;
+	id->prev = NULL;
+	if (id->accepted_name != NULL && id->accepted_name[0])
 		id->prev = xstrdup(id->accepted_name);
-	}
+	else if (sv->prev != NULL)
+		id->prev = xstrdup(sv->prev);
 	id->accepted = false;
-	free(id->helo);
 	id->helo = xstrndup(helo, strnlen(helo, 255));
 	id->is_ehlo = is_ehlo;
 	/* A new name needs its own forward lookups. */
@@ -483,14 +533,64 @@ ident_helo(struct ident *id, const char *helo, bool is_ehlo)
 		else
 			pp = &(*pp)->next;
 	}
-	store_free(&id->st_a);
-	store_free(&id->st_aaaa);
-	store_free(&id->st_mx);
+	sv->st_a = id->st_a;
+	sv->st_aaaa = id->st_aaaa;
+	sv->st_mx = id->st_mx;
+	store_unpend(&sv->st_a);
+	store_unpend(&sv->st_aaaa);
+	store_unpend(&sv->st_mx);
+	memset(&id->st_a, 0, sizeof id->st_a);
+	memset(&id->st_aaaa, 0, sizeof id->st_aaaa);
+	memset(&id->st_mx, 0, sizeof id->st_mx);
+	id->saved = sv;
 	if (id->dns == NULL)
 		id->st_a.status = id->st_aaaa.status = id->st_mx.status = ID_DNS_SERVFAIL;
 	id->cname_valid = false;
 	id->expired = false;
 	start_lookups(id);
+}
+
+void
+ident_helo_refused(struct ident *id)
+{
+	struct helo_saved *sv = id->saved;
+	if (sv == NULL)
+		return;
+	id->saved = NULL;
+	/* RFC 5321 §4.1.4: a refused EHLO changes nothing. The refused
+	 * name's lookups go; the earlier name, its answers, the previous
+	 * name and the sticky state come back as they were. */
+	for (struct qctx **pp = &id->q; *pp != NULL;) {
+		enum id_lookup_slot slot = (*pp)->lk.slot;
+		if (slot == ID_SLOT_HELO_A || slot == ID_SLOT_HELO_AAAA || slot == ID_SLOT_HELO_MX)
+			cancel_query(pp);
+		else
+			pp = &(*pp)->next;
+	}
+	store_free(&id->st_a);
+	store_free(&id->st_aaaa);
+	store_free(&id->st_mx);
+	id->st_a = sv->st_a;
+	id->st_aaaa = sv->st_aaaa;
+	id->st_mx = sv->st_mx;
+	memset(&sv->st_a, 0, sizeof sv->st_a);
+	memset(&sv->st_aaaa, 0, sizeof sv->st_aaaa);
+	memset(&sv->st_mx, 0, sizeof sv->st_mx);
+	free(id->helo);
+	free(id->prev);
+	id->helo = sv->helo;
+	id->prev = sv->prev;
+	sv->helo = sv->prev = NULL;
+	id->is_ehlo = sv->is_ehlo;
+	id->accepted = sv->accepted;
+	id->expired = sv->expired;
+	if (sv->made_sticky)
+		x_free(&id->sticky);
+	saved_free(&sv);
+	id->cname_valid = false;
+	/* Answers that were in flight for the earlier name are asked again. */
+	if (!id->expired)
+		start_lookups(id);
 }
 
 static void
@@ -519,6 +619,7 @@ ident_settle(struct ident *id)
 void
 ident_helo_accepted(struct ident *id)
 {
+	saved_free(&id->saved);
 	id->accepted = true;
 	free(id->accepted_name);
 	id->accepted_name = xstrdup(id->helo != NULL ? id->helo : "");

@@ -61,6 +61,15 @@ void ident_helo(struct ident *id, const char *helo, bool is_ehlo);
 void ident_helo_accepted(struct ident *id);
 
 /*
+ * The session refused the name given to ident_helo() (smtpd_delay_reject
+ * = no). RFC 5321 §4.1.4: a refused EHLO changes nothing, so the state from
+ * before that ident_helo() comes back: the earlier name (judged again at
+ * RCPT), its answers, the previous name for consistency, the sticky
+ * refusal. A no-op when nothing awaits a verdict.
+ */
+void ident_helo_refused(struct ident *id);
+
+/*
  * Before a new HELO/EHLO replaces an accepted name: true if it may (the
  * old name's verdict is final). Otherwise false, and ready(arg) runs once
  * the verdict is final or the deadline passed; the refusal it earned then

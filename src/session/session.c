@@ -845,6 +845,8 @@ on_ident_ready(void *arg)
 		if (!apply_identity(s, &d, "HELO")) {
 			ident_helo_accepted(s->id);
 			smtp_server_resolve(s->srv, 250, NULL, NULL);
+		} else {
+			ident_helo_refused(s->id);   /* RFC 5321 §4.1.4 */
 		}
 	} else if (ev == SRV_EV_RCPT) {
 		if (!apply_identity(s, &d, "RCPT"))
@@ -890,8 +892,13 @@ identity_gate(struct session *s, enum smtp_event ev)
 {
 	struct policy_decision d;
 	if (ident_decide(s->id, &d)) {
-		if (apply_identity(s, &d, ev == SRV_EV_HELO ? "HELO" : "RCPT"))
+		if (apply_identity(s, &d, ev == SRV_EV_HELO ? "HELO" : "RCPT")) {
+			/* RFC 5321 §4.1.4: a refused HELO/EHLO changes nothing;
+			 * the name before it stays the one judged at RCPT. */
+			if (ev == SRV_EV_HELO)
+				ident_helo_refused(s->id);
 			return;
+		}
 		if (ev == SRV_EV_HELO) {
 			ident_helo_accepted(s->id);
 			smtp_server_resolve(s->srv, 250, NULL, NULL);

@@ -264,6 +264,26 @@ def test_no_delay_refused_ehlo_keeps_transaction():
     c.cmd("QUIT", 221)
 
 
+def test_no_delay_refused_second_ehlo_changes_nothing():
+    """smtpd_delay_reject = no: a second EHLO that is refused (501 for its
+    syntax, 550 for changing the name) leaves the accepted first name as
+    the session's name (RFC 5321 §4.1.4): RCPT is judged on mx.good.test,
+    and a later EHLO with the first name is consistent."""
+    for chk, second, code in (("syntax", "bad..name", 501), ("consistency", "helo.good.test", 550)):
+        srv = Server(identity_settings({chk: "reject"}, smtpd_delay_reject="no"))
+        c = connect(srv, "127.0.0.2")
+        c.cmd("EHLO mx.good.test", 250)
+        eq(c.cmd("EHLO " + second)[0], code, "second EHLO %s (%s = reject)" % (second, chk))
+        c.cmd("MAIL FROM:<sender@sender.test>", 250)
+        r = c.cmd("RCPT TO:<%s>" % RCPT)
+        eq(r[0], 250, "RCPT after a refused EHLO %s (%s = reject): %r" % (second, chk, r[1]))
+        c.cmd("RSET", 250)
+        eq(c.cmd("EHLO mx.good.test")[0], 250, "EHLO with the accepted name again")
+        c.cmd("QUIT", 221)
+        check(not log_lines(srv, "reject: RCPT"), "no RCPT refusal logged")
+        srv.stop()
+
+
 def test_shadow_mode():
     """helo_checks_shadow = yes: nothing is refused and every message is
     delivered; each would-be refusal is logged with its check and client,
