@@ -593,6 +593,35 @@ ident_helo_refused(struct ident *id)
 		start_lookups(id);
 }
 
+void
+ident_tls_reset(struct ident *id)
+{
+	/* RFC 3207 §4.2: after the TLS handshake the server MUST discard the
+	 * knowledge obtained from the client, the EHLO argument included.
+	 * Everything derived from a HELO/EHLO goes: the names, their answers
+	 * and lookups, a name awaiting its verdict, and a refusal an earlier
+	 * name earned. What the client's address gave (the PTR answers) is
+	 * not from the client and stays. */
+	for (struct qctx **pp = &id->q; *pp != NULL;) {
+		enum id_lookup_slot slot = (*pp)->lk.slot;
+		if (slot == ID_SLOT_HELO_A || slot == ID_SLOT_HELO_AAAA || slot == ID_SLOT_HELO_MX)
+			cancel_query(pp);
+		else
+			pp = &(*pp)->next;
+	}
+	store_free(&id->st_a);
+	store_free(&id->st_aaaa);
+	store_free(&id->st_mx);
+	x_free(&id->helo);
+	x_free(&id->prev);
+	x_free(&id->accepted_name);
+	x_free(&id->sticky);
+	saved_free(&id->saved);
+	id->is_ehlo = false;
+	id->accepted = false;
+	id->cname_valid = false;
+}
+
 static void
 arm_deadline(struct ident *id)
 {

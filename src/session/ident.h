@@ -70,6 +70,14 @@ void ident_helo_accepted(struct ident *id);
 void ident_helo_refused(struct ident *id);
 
 /*
+ * TLS is up after STARTTLS: forgets every HELO/EHLO-derived state (names,
+ * their DNS answers, the sticky refusal), as RFC 3207 §4.2 requires, so
+ * the next EHLO is the session's first. The client-address part (PTR and
+ * its forward lookups) stays. Call it only while no decision is awaited.
+ */
+void ident_tls_reset(struct ident *id);
+
+/*
  * Before a new HELO/EHLO replaces an accepted name: true if it may (the
  * old name's verdict is final). Otherwise false, and ready(arg) runs once
  * the verdict is final or the deadline passed; the refusal it earned then

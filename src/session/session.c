@@ -1349,6 +1349,9 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		set_timeouts(s, false);
 		if (s->srv->state == SS_TLS) {
 			smtp_server_tls_started(s->srv);
+			/* RFC 3207 §4.2: the EHLO name from before TLS is gone. */
+			if (s->id != NULL)
+				ident_tls_reset(s->id);
 			process_input(s);
 		} else if (!s->greeted) {
 			send_greeting(s);

@@ -9,6 +9,7 @@ unbound of tests/dns; clients bind distinct 127.0.0.x source addresses.
 import os
 import re
 import signal
+import ssl
 import subprocess
 import time
 
@@ -282,6 +283,55 @@ def test_no_delay_refused_second_ehlo_changes_nothing():
         c.cmd("QUIT", 221)
         check(not log_lines(srv, "reject: RCPT"), "no RCPT refusal logged")
         srv.stop()
+
+
+def tls_wrap(c):
+    """STARTTLS on client c (no certificate check: the auto certificate)."""
+    c.cmd("STARTTLS", 220)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    c.sock = ctx.wrap_socket(c.sock)
+
+
+def test_starttls_forgets_ehlo_name():
+    """RFC 3207 §4.2: after STARTTLS the EHLO name from before TLS is
+    forgotten, so a different name after TLS is the session's first
+    (consistency none), and a refusal the plaintext name earned does not
+    outlive the handshake. The client-address part (PTR) stays."""
+    srv = Server(identity_settings({"consistency": "reject"}))
+    c = connect(srv, "127.0.0.2")
+    c.cmd("EHLO mx.good.test", 250)
+    tls_wrap(c)
+    c.cmd("EHLO helo.good.test", 250)
+    c.cmd("MAIL FROM:<sender@sender.test>", 250)
+    r = c.cmd("RCPT TO:<%s>" % RCPT)
+    eq(r[0], 250, "RCPT after EHLO mx.good.test, STARTTLS, EHLO helo.good.test (%r)" % r[1])
+    c.cmd("QUIT", 221)
+    c.close()
+    srv.stop()
+    srv = Server(identity_settings({"consistency": "reject"}, smtpd_delay_reject="no"))
+    c = connect(srv, "127.0.0.2")
+    c.cmd("EHLO mx.good.test", 250)
+    tls_wrap(c)
+    eq(c.cmd("EHLO helo.good.test")[0], 250, "EHLO with another name after STARTTLS")
+    c.cmd("QUIT", 221)
+    c.close()
+    srv.stop()
+    # A refusal earned before TLS (the sticky one of the Haraka#3040 rule)
+    # goes with the name.
+    srv = Server(identity_settings({"resolves": "reject"}))
+    c = connect(srv, "127.0.0.2")
+    c.cmd("EHLO nothing.test", 250)
+    time.sleep(0.3)
+    c.cmd("EHLO nothing.test", 250)
+    tls_wrap(c)
+    c.cmd("EHLO mx.good.test", 250)
+    c.cmd("MAIL FROM:<sender@sender.test>", 250)
+    r = c.cmd("RCPT TO:<%s>" % RCPT)
+    eq(r[0], 250, "RCPT after a refused name, STARTTLS, EHLO mx.good.test (%r)" % r[1])
+    c.cmd("QUIT", 221)
+    c.close()
 
 
 def test_shadow_mode():
