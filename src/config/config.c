@@ -470,7 +470,9 @@ static const struct cfg_setting settings[] = {
 	L(helo_checks_exempt, "", true, check_exempt,
 	  "Clients exempt from the helo_check_* checks: addresses or networks (192.0.2.0/24, "
 	  "2001:db8::/32), host names matched against the client's forward-confirmed PTR names "
-	  "(never the EHLO name, which the client chooses), and .domain for every name under domain."),
+	  "(never the EHLO name, which the client chooses), and .domain for every name under domain. "
+	  "Names cost the PTR lookup and the forward lookups of the PTR names even when no enabled "
+	  "check needs them, and a refusal waits for them (at most dns_timeout)."),
 	B(helo_checks_exempt_authenticated, "yes", true,
 	  "Exempt authenticated clients from the helo_check_* checks."),
 	B(helo_checks_shadow, "no", true,

@@ -1015,10 +1015,13 @@ ehlod_run(struct ehlo_config *cfg)
 		log_fatal(73, "%s", buf_cstr(&err));
 
 	/* One resolver per worker loop (libunbound contexts are not shared
-	 * between threads: NLnetLabs/unbound#100). */
+	 * between threads: NLnetLabs/unbound#100). Exemption by host name
+	 * needs the PTR and its forward lookups even when no enabled check
+	 * does (ident.c lookup_checks()). */
 	bool need_dns = (d->gen->ienv.checks & (IDC_BIT(IDC_RESOLVES) | IDC_BIT(IDC_FORWARD_MATCH) |
 	    IDC_BIT(IDC_PTR) | IDC_BIT(IDC_FCRDNS) | IDC_BIT(IDC_PTR_MATCH) |
-	    IDC_BIT(IDC_GENERIC))) != 0;
+	    IDC_BIT(IDC_GENERIC))) != 0 ||
+	    (d->gen->ienv.checks != 0 && d->gen->ienv.n_exempt_names > 0);
 
 	struct accept_ctx *actx = xcalloc((size_t)(nworkers * d->nlisteners) + 1, sizeof *actx);
 	for (int k = 0; k < nworkers; k++) {

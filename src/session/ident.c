@@ -274,6 +274,21 @@ on_answer(const struct dns_result *r, void *arg)
 	reevaluate(id);
 }
 
+/*
+ * The checks whose lookups are made: the enabled ones, plus fcrdns's (the
+ * PTR and the addresses of the PTR names) when helo_checks_exempt lists
+ * host names: exemption by name needs a forward-confirmed PTR name even
+ * when no enabled check asks for one.
+ */
+static unsigned
+lookup_checks(const struct ident_env *env)
+{
+	unsigned m = env->checks;
+	if (env->n_exempt_names > 0)
+		m |= IDC_BIT(IDC_FCRDNS);
+	return m;
+}
+
 static void
 start_lookups(struct ident *id)
 {
@@ -282,7 +297,7 @@ start_lookups(struct ident *id)
 	struct id_lookup lk[ID_MAX_LOOKUPS];
 	struct id_input in;
 	build_input(id, &in);
-	size_t n = identity_lookups(&in, id->env->checks, lk, ID_MAX_LOOKUPS);
+	size_t n = identity_lookups(&in, lookup_checks(id->env), lk, ID_MAX_LOOKUPS);
 	size_t nq = 0;
 	for (const struct qctx *c = id->q; c != NULL; c = c->next)
 		nq++;
@@ -378,6 +393,24 @@ exempt(struct ident *id)
 	return false;
 }
 
+/*
+ * The policy decision on the current verdict (evaluates; the caller
+ * releases). A refusal waits (POL_PENDING) while an exemption by name may
+ * still come: the PTR names' forward-confirmation is pending (fcrdns is
+ * then pending, at most until the deadline), so an exempt client is not
+ * refused just because its DNS answers were slower than its RCPT.
+ */
+static void
+decide(struct ident *id, struct policy_decision *d)
+{
+	evaluate(id);
+	bool ex = exempt(id);
+	policy_decide(&id->env->po, id->v, ex, d);
+	if (!ex && id->env->n_exempt_names > 0 && id->v->c[IDC_FCRDNS].pending &&
+	    (d->would == POL_REJECT || d->would == POL_TEMPFAIL))
+		d->outcome = d->would = POL_PENDING;
+}
+
 static bool
 in_flight(const struct ident *id)
 {
@@ -399,8 +432,7 @@ reevaluate(struct ident *id)
 	if (!id->waiting)
 		return;
 	struct policy_decision d;
-	evaluate(id);
-	policy_decide(&id->env->po, id->v, exempt(id), &d);
+	decide(id, &d);
 	release(id);            /* before ready(), which may free id */
 	if (d.would == POL_PENDING)
 		return;
@@ -503,8 +535,7 @@ ident_helo(struct ident *id, const char *helo, bool is_ehlo)
 	struct helo_saved *sv = xcalloc(1, sizeof *sv);
 	if (id->helo != NULL && id->helo[0] && id->accepted && id->sticky == NULL) {
 		struct policy_decision d;
-		evaluate(id);
-		policy_decide(&id->env->po, id->v, exempt(id), &d);
+		decide(id, &d);
 		release(id);
 		if (d.outcome == POL_REJECT || d.outcome == POL_TEMPFAIL) {
 			id->sticky = xmalloc(sizeof *id->sticky);
@@ -660,8 +691,7 @@ ident_helo_switch_ready(struct ident *id)
 	if (!id->accepted || id->sticky != NULL || id->helo == NULL || id->helo[0] == '\0')
 		return true;
 	struct policy_decision d;
-	evaluate(id);
-	policy_decide(&id->env->po, id->v, exempt(id), &d);
+	decide(id, &d);
 	release(id);
 	if (d.would != POL_PENDING)
 		return true;
@@ -675,8 +705,7 @@ ident_helo_switch_ready(struct ident *id)
 bool
 ident_decide(struct ident *id, struct policy_decision *d)
 {
-	evaluate(id);
-	policy_decide(&id->env->po, id->v, exempt(id), d);
+	decide(id, d);
 	release(id);
 	if (id->sticky != NULL && d->outcome != POL_REJECT) {
 		*d = *id->sticky;
@@ -703,8 +732,7 @@ ident_auth_results(struct ident *id, struct buf *out)
 	struct policy_decision d;
 	struct id_input in;
 	build_input(id, &in);
-	evaluate(id);
-	policy_decide(&id->env->po, id->v, exempt(id), &d);
+	decide(id, &d);
 	bool ok = d.tag && !d.exempt &&
 	    identity_auth_results(out, id->env->myhostname, &in, id->v, "\n");
 	release(id);
@@ -743,7 +771,6 @@ ident_complete(const struct ident *id)
 void
 ident_current(struct ident *id, struct policy_decision *d)
 {
-	evaluate(id);
-	policy_decide(&id->env->po, id->v, exempt(id), d);
+	decide(id, d);
 	release(id);
 }

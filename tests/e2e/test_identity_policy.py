@@ -413,6 +413,24 @@ def test_exempt_names():
        "RCPT from 127.0.0.5 saying EHLO mx.good.test (an exempt name it does not own)")
 
 
+def test_exempt_names_without_fcrdns():
+    """Exemption by host name makes the lookups it needs (the PTR and the
+    addresses of the PTR names) even when no enabled check needs them:
+    with only syntax (reject) and ptr (tag), 127.0.0.2, whose PTR
+    mx.good.test is forward-confirmed, is exempt, also when it sends RCPT
+    at once (the refusal waits for the exemption's answers); 127.0.0.3,
+    whose PTR does not confirm, is not."""
+    srv = Server(identity_settings({"syntax": "reject", "ptr": "tag"},
+                                   helo_checks_exempt="mx.good.test, liar.bad.test"))
+    eq(rcpt_reply(srv, "127.0.0.2", "bad..name")[0], 250, "RCPT from exempt 127.0.0.2")
+    check(identity_line(srv, "127.0.0.2")["exempt"], "127.0.0.2 not logged as exempt")
+    eq(rcpt_reply(srv, "127.0.0.3", "bad..name")[0], 501, "RCPT from unconfirmed liar.bad.test")
+    srv.stop()
+    srv = Server(identity_settings({"syntax": "reject"}, smtpd_delay_reject="no",
+                                   helo_checks_exempt="mx.good.test"))
+    eq(ehlo_reply(srv, "127.0.0.2", "bad..name")[0], 250, "EHLO from exempt 127.0.0.2")
+
+
 def ehlod_t(settings):
     d = tempdir()
     path = os.path.join(d, "ehlod.conf")
