@@ -211,6 +211,21 @@ safe_name(const char *s, char *out)
 	return "(invalid name)";
 }
 
+/* The echo of an argument that failed validation (see helo_echo in
+ * identity.h): Postfix names the refused name in its reply, and so do we,
+ * but only with the bytes that cannot break the reply line. */
+static void
+echo_name(const char *s, char out[ID_ECHO_MAX + 1])
+{
+	size_t k = 0;
+	for (size_t i = 0; s[i] != '\0' && i < ID_NAME_MAX * 4 && k < ID_ECHO_MAX; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c > 0x20 && c < 0x7f && c != '<' && c != '>')
+			out[k++] = (char)c;
+	}
+	out[k] = '\0';
+}
+
 /* The organisational (registrable) domain of a valid lowercase name by
  * the whole list, private section included, or NULL. Without a list, the
  * last two labels. */
@@ -765,6 +780,8 @@ identity_evaluate(const struct id_input *in, const struct psl *psl,
 		snprintf(out->helo, sizeof(out->helo), "[%s%s]",
 		    h.lit.family == AF_INET6 ? "IPv6:" : "", t);
 	}
+	if (h.kind == H_INVALID)
+		echo_name(in->helo, out->helo_echo);
 	out->n_ptr = id_ptr_select(in, out->ptr_names);
 
 	check_syntax(in, &h, out);

@@ -44,6 +44,8 @@
  * a PTR set is attacker-sized, and each name costs a forward lookup. */
 #define ID_MAX_PTR      10
 #define ID_REASON_MAX   128
+/* At most this many bytes of an invalid EHLO name are echoed in a reply. */
+#define ID_ECHO_MAX     64
 /* 1 PTR + A, AAAA, MX of the EHLO name + one per PTR name. */
 #define ID_MAX_LOOKUPS  (4 + ID_MAX_PTR)
 
@@ -137,6 +139,11 @@ struct id_verdict {
 	/* The EHLO name, lowercase and validated ("" if absent or invalid;
 	 * an address literal as given). Safe to log and to put in headers. */
 	char           helo[ID_NAME_MAX + 1];
+	/* An invalid EHLO argument as a reply may echo it: its bytes
+	 * 0x21..0x7e other than '<' and '>', at most ID_ECHO_MAX of them (so
+	 * never CR, LF, space or anything that could end or split a reply
+	 * line); "" for a valid name (use helo) or when nothing is left. */
+	char           helo_echo[ID_ECHO_MAX + 1];
 	/* The PTR names considered, validated and lowercase, and which were
 	 * forward-confirmed. */
 	size_t         n_ptr;

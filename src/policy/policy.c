@@ -96,7 +96,9 @@ set_reply(struct policy_decision *d, const struct id_verdict *v, enum id_check c
 	const struct check_reply *r = &replies[c];
 	d->check = c;
 	d->would = out;
-	const char *name = v->helo[0] ? v->helo : "unknown";
+	/* The validated name, else the sanitised echo of an invalid one
+	 * (Postfix names it too), else "unknown". */
+	const char *name = v->helo[0] ? v->helo : v->helo_echo[0] ? v->helo_echo : "unknown";
 	char text[300];
 	if (temperror) {
 		d->code = 450;

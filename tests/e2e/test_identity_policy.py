@@ -51,7 +51,17 @@ def test_syntax_reject():
     for name in BAD_SYNTAX:
         code, lines = rcpt_reply(srv, "127.0.0.2", name)
         eq((code, lines[-1][4:9]), (501, "5.5.2"), "RCPT after EHLO %s (%r)" % (name, lines))
+        # The reply names the refused name (sanitised), as Postfix does.
+        check(lines[-1][10:].startswith("<%s>: " % name), "RCPT reply names %s: %r" % (name, lines))
     check(len(log_lines(srv, "(check=syntax)")) == len(BAD_SYNTAX), "one reject line per name")
+    # Bytes that could break the reply line are not echoed.
+    c = connect(srv, "127.0.0.2")
+    c.cmd("EHLO bad_<name>\tx\x7f.good.test", 250)
+    c.cmd("MAIL FROM:<sender@sender.test>", 250)
+    code, lines = c.cmd("RCPT TO:<%s>" % RCPT)
+    eq((code, lines), (501, ["501 5.5.2 <bad_namex.good.test>: Helo command rejected: Invalid name"]),
+       "RCPT after an EHLO name with '<', '>', TAB and DEL")
+    c.cmd("QUIT", 221)
     for name in ["mx.good.test", "[127.0.0.2]", "[IPv6:fd00::2]", "x-1.good.test"]:
         code, lines = rcpt_reply(srv, "127.0.0.2", name)
         eq(code, 250, "RCPT after EHLO %s (%r)" % (name, lines))

@@ -189,6 +189,51 @@ test_invalid_name_judged_by_syntax_only(void **st)
 	assert_int_equal(d.code, 501);
 }
 
+/* A refusal of an invalid name echoes the name the client sent, sanitised
+ * (Postfix names it too): printable ASCII without space, '<' and '>', at
+ * most ID_ECHO_MAX bytes, never CR or LF; "unknown" when nothing is left. */
+static void
+test_invalid_name_echoed(void **st)
+{
+	static char long_name[300];
+	memset(long_name, 'x', sizeof long_name - 1);
+	long_name[3] = '_';
+	static const struct { const char *helo, *text; } t[] = {
+		{ "my_host.good.test", "<my_host.good.test>: Helo command rejected: Invalid name" },
+		{ "bad..name", "<bad..name>: Helo command rejected: Invalid name" },
+		{ "a_b\r\n250 ok\x01\xff<x>", "<a_b250okx>: Helo command rejected: Invalid name" },
+		{ "\r\n \x7f<>", "<unknown>: Helo command rejected: Invalid name" },
+		{ "[192.0.2.300]", "<[192.0.2.300]>: Helo command rejected: Invalid name" },
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		struct id_input in;
+		memset(&in, 0, sizeof in);
+		in.helo = t[i].helo;
+		in.is_ehlo = true;
+		struct id_verdict v;
+		identity_evaluate(&in, NULL, NULL, &v);
+		struct policy_opts o;
+		struct policy_decision d;
+		opts(&o, ACT_OFF);
+		o.action[IDC_SYNTAX] = ACT_REJECT;
+		policy_decide(&o, &v, false, &d);
+		assert_int_equal(d.outcome, POL_REJECT);
+		assert_string_equal(d.text, t[i].text);
+	}
+	struct id_input in;
+	memset(&in, 0, sizeof in);
+	in.helo = long_name;
+	struct id_verdict v;
+	identity_evaluate(&in, NULL, NULL, &v);
+	assert_int_equal(strlen(v.helo_echo), ID_ECHO_MAX);
+	assert_memory_equal(v.helo_echo, "xxx_xx", 6);
+	/* A valid name is named by helo, not echoed. */
+	in.helo = "mx.good.test";
+	identity_evaluate(&in, NULL, NULL, &v);
+	assert_string_equal(v.helo_echo, "");
+	assert_string_equal(v.helo, "mx.good.test");
+}
+
 int
 main(void)
 {
@@ -199,6 +244,7 @@ main(void)
 		cmocka_unit_test(test_pending_and_precedence),
 		cmocka_unit_test(test_shadow_and_exempt),
 		cmocka_unit_test(test_invalid_name_judged_by_syntax_only),
+		cmocka_unit_test(test_invalid_name_echoed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
