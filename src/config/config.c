@@ -480,8 +480,9 @@ static const struct cfg_setting settings[] = {
 	B(helo_ptr_match_exact, "no", true,
 	  "helo_check_ptr_match compares whole names instead of registered domains."),
 	B(helo_allow_ip_mismatch_reject, "no", true,
-	  "Allow reject for helo_check_forward_match and helo_check_ptr_match, which RFC 5321 "
-	  "§4.1.4 forbids (a name/address mismatch is not a reason to refuse mail)."),
+	  "Allow reject for helo_check_forward_match, helo_check_ptr_match and "
+	  "helo_check_literal_match, which RFC 5321 §4.1.4 forbids (an EHLO argument that does "
+	  "not match the client's address is not a reason to refuse mail)."),
 	P(helo_generic_patterns_file, "", true,
 	  "File of patterns for generic PTR names, one per line; empty: the built-in patterns."),
 	P(public_suffix_file, "/usr/share/publicsuffix/public_suffix_list.dat", true,
@@ -1539,10 +1540,14 @@ config_validate(const struct ehlo_config *cfg, struct buf *err)
 	 * client address. Refusing on those checks takes an explicit override.
 	 */
 	if (!cfg->helo_allow_ip_mismatch_reject) {
+		/* An address literal is the EHLO argument too (§4.1.4: "EHLO SP
+		 * ( Domain / address-literal )"), so literal_match is guarded as
+		 * well; docs/identity.md said not to reject on it, but the
+		 * configuration allowed it. */
 		static const char *const guarded[] = {
-			"helo_check_forward_match", "helo_check_ptr_match"
+			"helo_check_forward_match", "helo_check_ptr_match", "helo_check_literal_match"
 		};
-		for (size_t k = 0; k < 2; k++) {
+		for (size_t k = 0; k < sizeof guarded / sizeof guarded[0]; k++) {
 			int si = setting_index(guarded[k]);
 			if (*(const int *)((const char *)cfg + settings[si].off) != ACT_REJECT)
 				continue;

@@ -360,7 +360,8 @@ def test_dropped_query_greeting_many():
 def test_address_literals():
     """[127.0.0.x] in EHLO: literal_match passes for the client's own
     address and fails for another one (550 5.7.1 under reject)."""
-    srv = Server(identity_settings({"literal_match": "reject"}))
+    srv = Server(identity_settings({"literal_match": "reject"},
+                                   helo_allow_ip_mismatch_reject="yes"))
     msg = deliver(srv, "127.0.0.2", "[127.0.0.2]", "bob@example.test")
     rec = received(msg)
     check(rec.startswith("Received: from [127.0.0.2] ("), "Received: %r" % rec)

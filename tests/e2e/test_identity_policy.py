@@ -454,10 +454,11 @@ def ehlod_t(settings):
 
 
 def test_guard_config():
-    """RFC 5321 §4.1.4 guard: reject on forward_match or ptr_match is a
+    """RFC 5321 §4.1.4 guard: reject on forward_match, ptr_match or
+    literal_match (an address literal is the EHLO argument too) is a
     configuration error (exit 78, the message names the override) unless
     helo_allow_ip_mismatch_reject = yes; other actions are fine."""
-    for chk in ("forward_match", "ptr_match"):
+    for chk in ("forward_match", "ptr_match", "literal_match"):
         rc, err = ehlod_t({"helo_check_" + chk: "reject"})
         eq(rc, 78, "ehlod -t with helo_check_%s = reject" % chk)
         check("helo_allow_ip_mismatch_reject" in err and "helo_check_" + chk in err,
@@ -468,8 +469,8 @@ def test_guard_config():
             rc, err = ehlod_t({"helo_check_" + chk: a})
             eq((rc, err), (0, ""), "ehlod -t with helo_check_%s = %s" % (chk, a))
     # The other checks may reject without an override.
-    rc, err = ehlod_t({"helo_check_fcrdns": "reject", "helo_check_literal_match": "reject"})
-    eq((rc, err), (0, ""), "ehlod -t with fcrdns/literal_match = reject")
+    rc, err = ehlod_t({"helo_check_fcrdns": "reject", "helo_check_resolves": "reject"})
+    eq((rc, err), (0, ""), "ehlod -t with fcrdns/resolves = reject")
 
 
 def test_guard_reload_and_override():

@@ -260,6 +260,8 @@ static const struct pcase cases[] = {
 	{ "\nhelo_check_forward_match = reject\n", NULL, NULL,
 	  "t.conf:2: helo_check_forward_match = reject: RFC 5321 §4.1.4 forbids" },
 	{ "helo_check_ptr_match = reject\n", NULL, NULL, "set helo_allow_ip_mismatch_reject = yes" },
+	{ "helo_check_literal_match = reject\n", NULL, NULL,
+	  "helo_check_literal_match = reject: RFC 5321 §4.1.4 forbids" },
 	{ "helo_check_ptr_match = reject\nhelo_allow_ip_mismatch_reject = yes\n",
 	  "helo_check_ptr_match", "reject", NULL },
 	{ "helo_check_forward_match = tempfail\n", "helo_check_forward_match", "tempfail", NULL },
