@@ -705,8 +705,12 @@ do_help(struct smtp_server *s, const char *arg, size_t n)
 	count_junk(s);
 	if (need_tls(s))   /* RFC 3207 §4 */
 		return;
-	reply(s, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP%s",
-	    (offered(s) & EXT_STARTTLS) ? " STARTTLS" : "");
+	/* What this session can use now: after HELO no BDAT (CHUNKING is an
+	 * ESMTP extension) and no STARTTLS (it needs EHLO, RFC 3207 §4). */
+	bool helo_only = s->helo[0] != '\0' && !s->esmtp;
+	unsigned ext = helo_only ? 0 : offered(s);
+	reply(s, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA%s RSET NOOP QUIT VRFY HELP%s",
+	    (ext & EXT_CHUNKING) ? " BDAT" : "", (ext & EXT_STARTTLS) ? " STARTTLS" : "");
 }
 
 static void

@@ -857,6 +857,23 @@ test_discard_keywords(void **state)
 	check(t, &ov, "");
 }
 
+/* HELP lists what the session can use: after HELO neither BDAT nor
+ * STARTTLS (both need EHLO), after EHLO both. */
+static void
+test_help_follows_the_session(void **state)
+{
+	static const struct step t[] = {
+		{ "HELP\r\n", "214 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY "
+		  "HELP STARTTLS\r\n" },
+		{ "HELO c.test\r\nHELP\r\n", "250 mx.test\r\n214 Commands: EHLO HELO MAIL RCPT "
+		  "DATA RSET NOOP QUIT VRFY HELP\r\n" },
+		{ "EHLO c.test\r\nHELP\r\n", EHLO_REPLY "214 2.0.0 Commands: EHLO HELO MAIL "
+		  "RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, NULL, "");
+}
+
 static void
 test_http_verbs(void **state)
 {
@@ -943,6 +960,7 @@ main(void)
 		cmocka_unit_test(test_error_count_reset_by_delivery),
 		cmocka_unit_test(test_bdat_content_rules),
 		cmocka_unit_test(test_junk_command_limit),
+		cmocka_unit_test(test_help_follows_the_session),
 		cmocka_unit_test(test_mid_request),
 		cmocka_unit_test(test_bdat_size_wrap),
 		cmocka_unit_test(test_improper_pipelining),
