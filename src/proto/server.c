@@ -591,6 +591,8 @@ static struct bdat_discard discard_reply[] = {
 };
 #define DISCARD_STORAGE 6   /* discard_reply[] entry of smtp_server_storage_full */
 
+static void count_junk(struct smtp_server *s);
+
 static void
 do_bdat(struct smtp_server *s, const char *arg, size_t n)
 {
@@ -610,6 +612,10 @@ do_bdat(struct smtp_server *s, const char *arg, size_t n)
 		s->pending = SRV_EV_CLOSE;
 		return;
 	}
+	/* "BDAT 0" without LAST moves nothing: chatter like NOOP, and as able
+	 * to hold a session for ever (a complete request every time). */
+	if (size == 0 && !last)
+		count_junk(s);
 	int discard = -1;
 	if (!(active_ext(s) & EXT_CHUNKING))
 		discard = 5;
@@ -814,8 +820,8 @@ bdat_append(struct smtp_server *s, const char *p, size_t n)
 	buf_reserve(b, n + 1);
 	size_t i = 0;
 	while (i < n) {
-		if (s->bdat_cr_pending) {
-			s->bdat_cr_pending = false;
+		if (tx->bdat_cr_pending) {
+			tx->bdat_cr_pending = false;
 			if (p[i] == '\n') {
 				buf_append_char(b, '\n');
 				tx->bdat_line = 0;
@@ -840,7 +846,7 @@ bdat_append(struct smtp_server *s, const char *p, size_t n)
 		if (i == n)
 			break;
 		if (p[i] == '\r') {
-			s->bdat_cr_pending = true;
+			tx->bdat_cr_pending = true;
 		} else if (p[i] == '\n') {
 			tx->bdat_bare = true;          /* a LF without CR: kept as a line end */
 			buf_append_char(b, '\n');
@@ -870,12 +876,12 @@ end_of_chunk(struct smtp_server *s)
 		reply(s, 250, "2.0.0", "Ok: %llu octets received", (unsigned long long)s->tx->bdat_size);
 		return;
 	}
-	if (s->bdat_cr_pending) {
+	if (s->tx->bdat_cr_pending) {
 		/* The content ended in a CR: a bare one. */
 		s->tx->bdat_bare = true;
 		if (s->o.bare != DATA_BARE_NORMALIZE)
 			buf_append_char(&s->tx->body, '\r');
-		s->bdat_cr_pending = false;
+		s->tx->bdat_cr_pending = false;
 	}
 	if (s->tx->bdat_bare && s->o.bare != DATA_BARE_NORMALIZE) {
 		reply(s, 554, "5.5.2", "Error: bare <CR> or <LF> in message content");

@@ -101,6 +101,11 @@ struct smtp_tx {
 	uint64_t           bdat_size;     /* total octets received by BDAT */
 	uint64_t           bdat_line;     /* octets of the current BDAT text line */
 	bool               bdat_bare, bdat_nul, bdat_long; /* seen in BDAT content */
+	/* A chunk ended in CR: whether it was a line end depends on the next
+	 * chunk's first octet. Kept with the transaction, so that a RSET (or
+	 * any end of it) forgets it: on the machine, it made the next
+	 * transaction's clean first chunk "follow a bare CR". */
+	bool               bdat_cr_pending;
 };
 
 /* Longest HELO/EHLO argument accepted, plus one (RFC 5321 §4.5.3.1.2:
@@ -133,7 +138,6 @@ struct smtp_server {
 	 * refused chunk the reply owed once it has been read and discarded. */
 	uint64_t          bdat_left;
 	bool              bdat_last;
-	bool              bdat_cr_pending;
 	const struct bdat_discard *bdat_discard;
 
 	unsigned          errors;         /* peer errors this session */

@@ -360,9 +360,16 @@ test_bdat_content_rules(void **state)
 		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nBDAT 3 LAST\r\nab\r",
 		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
 		  "554 5.5.2 Error: bare <CR> or <LF> in message content\r\n" },
+		/* A chunk ending in CR, then RSET: the CR goes with the
+		 * transaction (it made the next one's clean chunk a bare CR). */
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nBDAT 3\r\nab\rRSET\r\n",
+		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: 3 octets received\r\n"
+		  "250 2.0.0 Ok\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nBDAT 4 LAST\r\nok\r\n",
+		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: queued as Q2\r\n" },
 		{ NULL, NULL },
 	};
-	check(t, NULL, "a\n<END>\n");
+	check(t, NULL, "a\n<END>\nok\n<END>\n");
 
 	struct opts_override ov = { .bare = DATA_BARE_NORMALIZE };
 	static const struct step n[] = {
@@ -633,6 +640,19 @@ test_junk_command_limit(void **state)
 		{ NULL, NULL },
 	};
 	check(t, &ov, "hi\n<END>\n");
+
+	/* "BDAT 0" without LAST moves nothing: junk too. */
+	static const struct step b[] = {
+		{ "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n",
+		  EHLO_REPLY "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n" },
+		{ "BDAT 0\r\nBDAT 0\r\nBDAT 0\r\n", "250 2.0.0 Ok: 0 octets received\r\n"
+		  "250 2.0.0 Ok: 0 octets received\r\n250 2.0.0 Ok: 0 octets received\r\n" },
+		{ "BDAT 0\r\nBDAT 0\r\n", "250 2.0.0 Ok: 0 octets received\r\n"
+		  "250 2.0.0 Ok: 0 octets received\r\n421 4.7.0 mx.test Error: too many errors\r\n" },
+		{ NULL, NULL },
+	};
+	struct opts_override ov2 = { .junk = 2 + 1, .errors = 3 };
+	check(b, &ov2, "");
 }
 
 /* smtp_server_mid_request: true from the first octet of a command line to
