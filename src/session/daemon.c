@@ -889,6 +889,22 @@ ehlod_run(struct ehlo_config *cfg)
 	d->v6_prefix = (unsigned)cfg->smtpd_client_ipv6_prefix_length;
 	struct buf err = BUF_INIT;
 
+	/*
+	 * SIGHUP, SIGTERM and SIGINT wait (blocked, pending) until their
+	 * handlers are installed below. The listeners accept connections
+	 * before the spool has started (journal replay, a segment's pre-fill
+	 * can take seconds), and a SIGHUP then (logrotate, "systemctl
+	 * reload") killed ehlod by its default action, without a log line.
+	 * Now it becomes a reload, and a SIGTERM a graceful stop, as soon as
+	 * the main loop runs. Threads made meanwhile block every signal.
+	 */
+	sigset_t early;
+	sigemptyset(&early);
+	sigaddset(&early, SIGHUP);
+	sigaddset(&early, SIGTERM);
+	sigaddset(&early, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &early, NULL);
+
 	evthread_use_pthreads();
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
@@ -1080,6 +1096,8 @@ ehlod_run(struct ehlo_config *cfg)
 		/* Named for top -H and ps -L (15 characters at most). */
 		(void)pthread_setname_np(d->workers[k].thread, "ehlod-worker");
 	}
+	/* The handlers are in place: what came meanwhile is delivered now. */
+	pthread_sigmask(SIG_UNBLOCK, &early, NULL);
 
 	struct buf names = BUF_INIT;
 	for (int i = 0; i < d->nlisteners; i++) {

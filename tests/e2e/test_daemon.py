@@ -8,6 +8,7 @@ finish first, the process exits 0).
 """
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -252,6 +253,50 @@ def test_sigterm_deadline_says_421():
     check("closing at shutdown deadline (state data)" in srv.maillog(),
           "the cut is not logged")
     eq(srv.messages("cut@" + DOMAIN), [], "messages of the cut transaction")
+
+
+def test_sighup_during_startup():
+    """A SIGHUP while ehlod starts (its port already accepts connections,
+    the journal is still being replayed) is a reload once the main loop
+    runs, not death by the signal's default action (logrotate or
+    'systemctl reload' at the wrong moment stopped it without a word)."""
+    srv = Server({"spool_journal_directory": "journal"})
+    # A journal full of messages whose Maildir cannot be written yet, so
+    # that the next start spends a while replaying them.
+    blocked = srv.maildir("blocked@" + DOMAIN)
+    os.makedirs(os.path.dirname(blocked), exist_ok=True)
+    with open(blocked, "w") as f:
+        f.write("a file where the Maildir should be\n")
+    c = Client(srv.port)
+    c.ehlo()
+    body = b"x" * 1998 + b"\r\n"
+    for _ in range(120):
+        c.send(b"MAIL FROM:<a@sender.test>\r\nRCPT TO:<blocked@%s>\r\nBDAT %d LAST\r\n"
+               % (DOMAIN.encode(), len(body)) + body)
+        c.expect(250)
+        c.expect(250)
+        c.expect(250)
+    c.close()
+    srv.kill9()
+    mark = srv.log_size()
+    err = open(srv.errfile, "ab")
+    srv.proc = subprocess.Popen([EHLOD, "-c", srv.conf], stdin=subprocess.DEVNULL,
+                                stdout=err, stderr=err, cwd=srv.dir)
+    err.close()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 30:
+        try:
+            socket.create_connection(("127.0.0.1", srv.port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.005)
+    srv.signal(signal.SIGHUP)
+    wait_until(lambda: not srv.running() or "reloaded configuration" in srv.maillog()[mark:],
+               30, what="a reload or an exit after SIGHUP")
+    check(srv.running(), "ehlod died of a SIGHUP during its start (status %s)" % srv.proc.poll())
+    c = Client(srv.port)
+    c.ehlo()
+    c.cmd("QUIT", 221)
 
 
 def test_sigterm():
