@@ -182,16 +182,22 @@ listener_is_wildcard(const struct listener_def *l)
 	return true;
 }
 
-/* Monotonic milliseconds from the worker loop's timer (libevent's clock,
- * which is CLOCK_MONOTONIC, coarse): a deadline must not move when the
- * wall clock is stepped. Never 0. */
+/*
+ * Monotonic milliseconds: a deadline must not move when the wall clock is
+ * stepped. CLOCK_MONOTONIC_COARSE (a few ms of resolution, plenty for
+ * timeouts of seconds) is read from the vDSO without a system call or a
+ * lock; event_gettime_monotonic() took the event base's lock and cost
+ * about 1,000 instructions per session (callgrind, 7 replies each).
+ * Never 0.
+ */
 static int64_t
 loop_ms(const struct session *s)
 {
-	struct timeval now;
-	if (event_gettime_monotonic(s->w->base, &now) != 0)
+	(void)s;
+	struct timespec now;
+	if (clock_gettime(CLOCK_MONOTONIC_COARSE, &now) != 0)
 		return 1;
-	return (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000 + 1;
+	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + 1;
 }
 
 static void
