@@ -96,6 +96,18 @@ check_listen(const void *field, struct buf *msg)
 	return true;
 }
 
+/* Letters, digits, '.', '-' and '_' only: the host names and domains of
+ * the settings (no spaces, controls or '/' that would reach a greeting, a
+ * reply or a Maildir path). */
+static bool
+host_chars(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!ascii_isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-' && s[i] != '_')
+			return false;
+	return true;
+}
+
 /* Local domains: host names (a '/' or control byte would reach a Maildir
  * path; RCPT refused such domains later, but the list should not hold
  * them). */
@@ -105,10 +117,7 @@ check_domains(const void *field, struct buf *msg)
 	const struct cfg_list *l = field;
 	for (size_t i = 0; i < l->n; i++) {
 		const char *d = l->v[i];
-		bool ok = d[0] != '\0' && d[0] != '.';
-		for (const char *p = d; ok && *p; p++)
-			ok = ascii_isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_';
-		if (!ok) {
+		if (d[0] == '\0' || d[0] == '.' || !host_chars(d, strlen(d))) {
 			buf_append_str(msg, "bad domain \"");
 			log_sanitize(msg, d, strlen(d), 80);
 			buf_append_str(msg, "\" (letters, digits, '.', '-' and '_' only)");
@@ -165,10 +174,7 @@ check_exempt(const void *field, struct buf *msg)
 		if (cidr_parse(e, strlen(e), &(struct cidr){ 0 }, NULL))
 			continue;
 		const char *n = e[0] == '.' ? e + 1 : e;
-		bool ok = *n != '\0' && *n != '.' && strlen(n) <= 253;
-		for (const char *p = n; ok && *p; p++)
-			if (!ascii_isalnum((unsigned char)*p) && *p != '-' && *p != '.' && *p != '_')
-				ok = false;
+		bool ok = *n != '\0' && *n != '.' && strlen(n) <= 253 && host_chars(n, strlen(n));
 		if (ok && (strstr(n, "..") != NULL || n[strlen(n) - 1] == '.'))
 			ok = false;
 		if (!ok) {
@@ -191,13 +197,12 @@ check_hostname(const void *field, struct buf *msg)
 		buf_append_str(msg, "must not be empty");
 		return false;
 	}
-	for (const char *p = s; *p; p++)
-		if (!ascii_isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_') {
-			buf_append_str(msg, "bad host name \"");
-			log_sanitize(msg, s, strlen(s), 80);
-			buf_append_str(msg, "\" (letters, digits, '.', '-' and '_' only)");
-			return false;
-		}
+	if (!host_chars(s, strlen(s))) {
+		buf_append_str(msg, "bad host name \"");
+		log_sanitize(msg, s, strlen(s), 80);
+		buf_append_str(msg, "\" (letters, digits, '.', '-' and '_' only)");
+		return false;
+	}
 	return true;
 }
 
@@ -215,9 +220,7 @@ check_banner(const void *field, struct buf *msg)
 	if (ok && s[0] == '[')
 		ok = s[w - 1] == ']' && w > 2;
 	else
-		for (size_t i = 0; ok && i < w; i++)
-			ok = ascii_isalnum((unsigned char)s[i]) || s[i] == '.' || s[i] == '-' ||
-			    s[i] == '_';
+		ok = ok && host_chars(s, w);
 	for (const char *p = s; ok && *p; p++)
 		ok = *p >= 0x20 && *p < 0x7f;
 	if (!ok) {

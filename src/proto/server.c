@@ -772,6 +772,27 @@ dispatch(struct smtp_server *s, const char *line, size_t len)
 	return CF_ENDS_GROUP;
 }
 
+/*
+ * What message content may not hold, DATA's and BDAT's alike (without
+ * BINARYMIME both carry RFC 5322 text): a bare CR or LF (RFC 5321 §2.3.8;
+ * SMTP smuggling, CVE-2023-51764), a NUL, and with smtpd_reject_long_lines
+ * a text line over 1000 octets (§4.5.3.1.6). Replies and returns true if
+ * the message is refused. bare: a bare line end the policy rejects.
+ */
+static bool
+refuse_content(struct smtp_server *s, bool bare, bool nul, bool long_lines)
+{
+	if (bare)
+		reply(s, 554, "5.5.2", "Error: bare <CR> or <LF> in message content");
+	else if (nul)
+		reply(s, 554, "5.6.0", "Error: NUL byte in message content");
+	else if (s->o.reject_long_lines && long_lines)
+		reply(s, 554, "5.6.0", "Error: text line longer than 1000 octets (RFC 5321 §4.5.3.1.6)");
+	else
+		return false;
+	return true;
+}
+
 static void
 end_of_data(struct smtp_server *s)
 {
@@ -785,14 +806,8 @@ end_of_data(struct smtp_server *s)
 	} else if (d->discard) {
 		/* smtp_server_storage_full(): the content is gone already. */
 		reply(s, 452, "4.3.1", "Error: insufficient system storage");
-	} else if (data_decoder_bare_violation(d)) {
-		/* RFC 5321 §2.3.8; SMTP smuggling (CVE-2023-51764). */
-		reply(s, 554, "5.5.2", "Error: bare <CR> or <LF> in message content");
-	} else if (d->nul_seen) {
-		reply(s, 554, "5.6.0", "Error: NUL byte in message content");
-	} else if (s->o.reject_long_lines && d->long_lines > 0) {
-		reply(s, 554, "5.6.0", "Error: text line longer than 1000 octets (RFC 5321 §4.5.3.1.6)");
-	} else {
+	} else if (!refuse_content(s, data_decoder_bare_violation(d), d->nul_seen,
+	    d->long_lines > 0)) {
 		s->pending = SRV_EV_MESSAGE;
 		return;
 	}
@@ -883,13 +898,8 @@ end_of_chunk(struct smtp_server *s)
 			buf_append_char(&s->tx->body, '\r');
 		s->tx->bdat_cr_pending = false;
 	}
-	if (s->tx->bdat_bare && s->o.bare != DATA_BARE_NORMALIZE) {
-		reply(s, 554, "5.5.2", "Error: bare <CR> or <LF> in message content");
-	} else if (s->tx->bdat_nul) {
-		reply(s, 554, "5.6.0", "Error: NUL byte in message content");
-	} else if (s->o.reject_long_lines && s->tx->bdat_long) {
-		reply(s, 554, "5.6.0", "Error: text line longer than 1000 octets (RFC 5321 §4.5.3.1.6)");
-	} else {
+	if (!refuse_content(s, s->tx->bdat_bare && s->o.bare != DATA_BARE_NORMALIZE,
+	    s->tx->bdat_nul, s->tx->bdat_long)) {
 		s->pending = SRV_EV_MESSAGE;
 		return;
 	}

@@ -526,6 +526,19 @@ store_unpend(struct ans_store *st)
 		st->status = ID_DNS_UNASKED;
 }
 
+/* Cancels the lookups made for the HELO/EHLO name (its A, AAAA, MX). */
+static void
+cancel_helo_lookups(struct ident *id)
+{
+	for (struct qctx **pp = &id->q; *pp != NULL;) {
+		enum id_lookup_slot slot = (*pp)->lk.slot;
+		if (slot == ID_SLOT_HELO_A || slot == ID_SLOT_HELO_AAAA || slot == ID_SLOT_HELO_MX)
+			cancel_query(pp);
+		else
+			pp = &(*pp)->next;
+	}
+}
+
 void
 ident_helo(struct ident *id, const char *helo, bool is_ehlo)
 {
@@ -557,13 +570,7 @@ ident_helo(struct ident *id, const char *helo, bool is_ehlo)
 	id->helo = xstrndup(helo, strnlen(helo, 255));
 	id->is_ehlo = is_ehlo;
 	/* A new name needs its own forward lookups. */
-	for (struct qctx **pp = &id->q; *pp != NULL;) {
-		enum id_lookup_slot slot = (*pp)->lk.slot;
-		if (slot == ID_SLOT_HELO_A || slot == ID_SLOT_HELO_AAAA || slot == ID_SLOT_HELO_MX)
-			cancel_query(pp);
-		else
-			pp = &(*pp)->next;
-	}
+	cancel_helo_lookups(id);
 	sv->st_a = id->st_a;
 	sv->st_aaaa = id->st_aaaa;
 	sv->st_mx = id->st_mx;
@@ -591,13 +598,7 @@ ident_helo_refused(struct ident *id)
 	/* RFC 5321 §4.1.4: a refused EHLO changes nothing. The refused
 	 * name's lookups go; the earlier name, its answers, the previous
 	 * name and the sticky state come back as they were. */
-	for (struct qctx **pp = &id->q; *pp != NULL;) {
-		enum id_lookup_slot slot = (*pp)->lk.slot;
-		if (slot == ID_SLOT_HELO_A || slot == ID_SLOT_HELO_AAAA || slot == ID_SLOT_HELO_MX)
-			cancel_query(pp);
-		else
-			pp = &(*pp)->next;
-	}
+	cancel_helo_lookups(id);
 	store_free(&id->st_a);
 	store_free(&id->st_aaaa);
 	store_free(&id->st_mx);
@@ -633,13 +634,7 @@ ident_tls_reset(struct ident *id)
 	 * and lookups, a name awaiting its verdict, and a refusal an earlier
 	 * name earned. What the client's address gave (the PTR answers) is
 	 * not from the client and stays. */
-	for (struct qctx **pp = &id->q; *pp != NULL;) {
-		enum id_lookup_slot slot = (*pp)->lk.slot;
-		if (slot == ID_SLOT_HELO_A || slot == ID_SLOT_HELO_AAAA || slot == ID_SLOT_HELO_MX)
-			cancel_query(pp);
-		else
-			pp = &(*pp)->next;
-	}
+	cancel_helo_lookups(id);
 	store_free(&id->st_a);
 	store_free(&id->st_aaaa);
 	store_free(&id->st_mx);
@@ -727,26 +722,19 @@ ident_client_name(const struct ident *id)
 }
 
 bool
-ident_auth_results(struct ident *id, struct buf *out)
+ident_auth_results(struct ident *id, struct buf *out, bool *exempt_out)
 {
 	struct policy_decision d;
 	struct id_input in;
 	build_input(id, &in);
 	decide(id, &d);
+	*exempt_out = d.exempt;
 	bool ok = d.tag && !d.exempt &&
 	    identity_auth_results(out, id->env->myhostname, &in, id->v, "\n");
 	release(id);
 	if (ok)
 		buf_append_char(out, '\n');
 	return ok;
-}
-
-bool
-ident_exempt(struct ident *id)
-{
-	bool e = exempt(id);
-	release(id);
-	return e;
 }
 
 void

@@ -107,11 +107,10 @@ void ident_current(struct ident *id, struct policy_decision *d);
 /* The first forward-confirmed PTR name, else "unknown" (Received:, logs). */
 const char *ident_client_name(const struct ident *id);
 
-/* RFC 8601 header for a tagged message; false if nothing to add. */
-bool ident_auth_results(struct ident *id, struct buf *out);
-
-/* True if helo_checks_exempt exempts the client by a confirmed PTR name. */
-bool ident_exempt(struct ident *id);
+/* RFC 8601 header for a tagged message; false if nothing to add.
+ * *exempt: whether helo_checks_exempt exempts the client (by a confirmed
+ * PTR name), from the same decision. */
+bool ident_auth_results(struct ident *id, struct buf *out, bool *exempt);
 
 /* A short "check=result ..." summary for the log. */
 void ident_summary(struct ident *id, struct buf *out);

@@ -39,6 +39,16 @@ gauge(struct evbuffer *b, const char *name, const char *help, long long v)
 	    name, v);
 }
 
+/* A counter with one label: a sample for each of values[0..n). */
+static void
+labeled_counter(struct evbuffer *b, const char *name, const char *help, const char *label,
+    const char *const *values, const unsigned long long *counts, size_t n)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+	for (size_t i = 0; i < n; i++)
+		evbuffer_add_printf(b, "%s{%s=\"%s\"} %llu\n", name, label, values[i], counts[i]);
+}
+
 static void
 on_metrics(struct evhttp_request *req, void *arg)
 {
@@ -89,23 +99,16 @@ on_metrics(struct evhttp_request *req, void *arg)
 	    atomic_load(&st->output_blocked));
 	counter(b, "ehlo_smtpd_proxy_errors_total", "Bad or missing PROXY protocol headers.",
 	    atomic_load(&st->proxy_errors));
-	evbuffer_add_printf(b, "# HELP ehlo_smtpd_helo_checks_total Identity policy refusals "
-	    "(outcome: reject, tempfail; shadow: would have refused).\n"
-	    "# TYPE ehlo_smtpd_helo_checks_total counter\n"
-	    "ehlo_smtpd_helo_checks_total{outcome=\"reject\"} %llu\n"
-	    "ehlo_smtpd_helo_checks_total{outcome=\"tempfail\"} %llu\n"
-	    "ehlo_smtpd_helo_checks_total{outcome=\"shadow\"} %llu\n",
-	    (unsigned long long)atomic_load(&st->helo_rejects),
-	    (unsigned long long)atomic_load(&st->helo_tempfails),
-	    (unsigned long long)atomic_load(&st->helo_shadow_rejects));
-	evbuffer_add_printf(b, "# HELP ehlo_smtpd_memory_limit_rejects_total Refusals with "
-	    "452 4.3.1 because message content held in memory reached "
-	    "smtpd_message_memory_limit (stage: mail, data).\n"
-	    "# TYPE ehlo_smtpd_memory_limit_rejects_total counter\n"
-	    "ehlo_smtpd_memory_limit_rejects_total{stage=\"mail\"} %llu\n"
-	    "ehlo_smtpd_memory_limit_rejects_total{stage=\"data\"} %llu\n",
-	    (unsigned long long)atomic_load(&st->memory_rejects_mail),
-	    (unsigned long long)atomic_load(&st->memory_rejects_data));
+	labeled_counter(b, "ehlo_smtpd_helo_checks_total", "Identity policy refusals "
+	    "(outcome: reject, tempfail; shadow: would have refused).", "outcome",
+	    (const char *const[]){ "reject", "tempfail", "shadow" },
+	    (const unsigned long long[]){ atomic_load(&st->helo_rejects),
+	    atomic_load(&st->helo_tempfails), atomic_load(&st->helo_shadow_rejects) }, 3);
+	labeled_counter(b, "ehlo_smtpd_memory_limit_rejects_total", "Refusals with 452 4.3.1 "
+	    "because message content held in memory reached smtpd_message_memory_limit "
+	    "(stage: mail, data).", "stage", (const char *const[]){ "mail", "data" },
+	    (const unsigned long long[]){ atomic_load(&st->memory_rejects_mail),
+	    atomic_load(&st->memory_rejects_data) }, 2);
 	gauge(b, "ehlo_smtpd_message_memory_bytes", "Message content held in memory now: "
 	    "bodies being received plus accepted messages not yet freed by the spool (bounded "
 	    "by smtpd_message_memory_limit).", (long long)daemon_message_memory(d));
@@ -133,13 +136,11 @@ on_metrics(struct evhttp_request *req, void *arg)
 		    "committed, or, with the journal, acknowledged and not yet in every Maildir "
 		    "(failed deliveries are retried every 10 s).", (long long)ss.pending);
 	}
-	evbuffer_add_printf(b, "# HELP ehlo_config_reloads_total Configuration reloads "
-	    "(SIGHUP), by result; a failed one keeps the running configuration.\n"
-	    "# TYPE ehlo_config_reloads_total counter\n"
-	    "ehlo_config_reloads_total{result=\"success\"} %llu\n"
-	    "ehlo_config_reloads_total{result=\"failure\"} %llu\n",
-	    (unsigned long long)atomic_load(&st->reloads_ok),
-	    (unsigned long long)atomic_load(&st->reloads_failed));
+	labeled_counter(b, "ehlo_config_reloads_total", "Configuration reloads (SIGHUP), by "
+	    "result; a failed one keeps the running configuration.", "result",
+	    (const char *const[]){ "success", "failure" },
+	    (const unsigned long long[]){ atomic_load(&st->reloads_ok),
+	    atomic_load(&st->reloads_failed) }, 2);
 	gauge(b, "ehlo_config_last_reload_successful", "1 at start and after a reload that "
 	    "took, 0 after one that failed.", atomic_load(&st->last_reload_ok));
 	gauge(b, "ehlo_config_last_reload_success_timestamp_seconds", "When the running "

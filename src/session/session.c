@@ -24,7 +24,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -128,10 +127,10 @@ struct session {
 	 * address gives the count back at the end. */
 	bool                counted_ip;
 	bool                peer_eof;       /* EOF seen while busy; see on_event */
-	int64_t             resumed_ms;     /* last resume(), loop_ms(); 0: never */
+	int64_t             resumed_ms;     /* last resume(), mono_ms(); 0: never */
 	/* smtpd_per_request_deadline: when the client's time for its current
 	 * request began (our last reply: a command's, the greeting, or the end
-	 * of a TLS handshake), loop_ms(); req_bytes counts what came since.
+	 * of a TLS handshake), mono_ms(); req_bytes counts what came since.
 	 * Milliseconds in 8 bytes rather than a timeval: 10,000 idle sessions
 	 * hold 160 KB less. */
 	int64_t             req_ms;
@@ -191,9 +190,8 @@ listener_is_wildcard(const struct listener_def *l)
  * Never 0.
  */
 static int64_t
-loop_ms(const struct session *s)
+mono_ms(void)
 {
-	(void)s;
 	struct timespec now;
 	if (clock_gettime(CLOCK_MONOTONIC_COARSE, &now) != 0)
 		return 1;
@@ -263,7 +261,7 @@ begin_handshake(struct session *s)
 static void
 req_restart(struct session *s)
 {
-	s->req_ms = loop_ms(s);
+	s->req_ms = mono_ms();
 	s->req_bytes = 0;
 }
 
@@ -277,7 +275,7 @@ req_restart(struct session *s)
 static long long
 req_time_left_ms(struct session *s, bool data)
 {
-	long long elapsed = (long long)(loop_ms(s) - s->req_ms);
+	long long elapsed = (long long)(mono_ms() - s->req_ms);
 	long long allowed = read_timeout_ms(s, data);
 	if (data)
 		allowed += (long long)((uint64_t)s->req_bytes * 1000 /
@@ -335,7 +333,7 @@ resume(struct session *s)
 	 * cancel that callback but leave the socket unwatched (event_add does
 	 * not re-register an event that is active).
 	 */
-	s->resumed_ms = loop_ms(s);
+	s->resumed_ms = mono_ms();
 	process_input(s);
 	if (!s->peer_eof || s->closing || s->busy)
 		return;
@@ -351,7 +349,7 @@ resumed_lately(struct session *s)
 {
 	if (s->resumed_ms == 0)
 		return false;
-	long long ms = (long long)(loop_ms(s) - s->resumed_ms);
+	long long ms = (long long)(mono_ms() - s->resumed_ms);
 	return ms >= 0 && ms < read_timeout_ms(s, s->data_timeouts);
 }
 
@@ -644,10 +642,11 @@ deliver(struct session *s)
 	 * (any client helo_checks_exempt does not trust) is forged, whether or
 	 * not we add one of our own: a later reader cannot tell it from ours.
 	 * It was removed only when some check tagged. */
+	bool trusted = false;
 	if (s->id != NULL)
-		(void)ident_auth_results(s->id, &hdr);
-	bool trusted = s->id != NULL ? ident_exempt(s->id) :
-	    cidr_list_match(&s->g->ienv.exempt_nets, &s->peer.sa);
+		(void)ident_auth_results(s->id, &hdr, &trusted);
+	else
+		trusted = cidr_list_match(&s->g->ienv.exempt_nets, &s->peer.sa);
 	if (!trusted) {
 		size_t n = identity_strip_auth_results(body, &blen, s->cfg->myhostname);
 		if (n > 0)
@@ -1298,7 +1297,7 @@ session_timeout(struct session *s, short what, bool deadline)
 		atomic_fetch_add(&d->stats.deadline_timeouts, 1);
 		log_info("%s timeout after %s from %s (request deadline: %lu octets in %lld ms)",
 		    s->sid, lost_after(s), s->client, (unsigned long)s->req_bytes,
-		    (long long)(loop_ms(s) - s->req_ms));
+		    (long long)(mono_ms() - s->req_ms));
 	} else {
 		log_info("%s timeout after %s from %s%s", s->sid, lost_after(s), s->client,
 		    (what & BEV_EVENT_WRITING) ? " (not reading replies)" : "");

@@ -40,6 +40,17 @@ def trickle(c, data, every, limit):
     return None
 
 
+def expect_cut(srv, c, dt, what, after):
+    """The trickle of `what` was cut at its 2 s deadline (dt from
+    trickle()): 421 4.4.2, the connection closed, and the log line naming
+    the command the session was cut after."""
+    check(dt is not None, "a trickled %s held the session for 12 s" % what)
+    check(1.5 <= dt <= 4.5, "%s cut after %.2f s, deadline 2 s" % (what, dt))
+    c.expect(421, "4.4.2")
+    check(c.closed(), "connection not closed after the %s deadline" % what)
+    srv.wait_log("timeout after %s from unknown[127.0.0.1] (request deadline: " % after)
+
+
 def test_trickled_command_line_cut_at_deadline():
     """A command line sent an octet every 0.25 s never lets the 2 s read
     timeout fire; the deadline ends it about 2 s after the EHLO reply."""
@@ -48,11 +59,7 @@ def test_trickled_command_line_cut_at_deadline():
     c.ehlo()
     line = b"MAIL FROM:<" + b"t" * 60 + b"@sender.test>\r\n"
     dt = trickle(c, line, 0.25, 12)
-    check(dt is not None, "a trickled command line held the session for 12 s")
-    check(1.5 <= dt <= 4.5, "cut after %.2f s, smtpd_timeout 2s" % dt)
-    c.expect(421, "4.4.2")
-    check(c.closed(), "connection not closed after the deadline")
-    srv.wait_log("timeout after EHLO from unknown[127.0.0.1] (request deadline: ")
+    expect_cut(srv, c, dt, "command line", "EHLO")
 
     # The control: with the deadline off, the same trickle outlives the
     # timeout several times over (the behaviour this setting fixes).
@@ -102,11 +109,7 @@ def test_trickled_data_cut_but_steady_data_delivered():
     c.cmd("RCPT TO:<slow@%s>" % DOMAIN, 250)
     c.cmd("DATA", 354)
     dt = trickle(c, b"Subject: slow\r\n\r\n" + b"x" * 100, 0.25, 12)
-    check(dt is not None, "trickled DATA held the session for 12 s")
-    check(1.5 <= dt <= 4.5, "DATA cut after %.2f s, smtpd_data_timeout 2s" % dt)
-    c.expect(421, "4.4.2")
-    check(c.closed(), "connection not closed after the DATA deadline")
-    srv.wait_log("timeout after DATA from unknown[127.0.0.1] (request deadline: ")
+    expect_cut(srv, c, dt, "DATA", "DATA")
     eq(srv.messages("slow@" + DOMAIN), [], "messages from the trickled DATA")
 
     c = Client(srv.port)
@@ -134,11 +137,7 @@ def test_trickled_bdat_chunk_cut():
     c.cmd("RCPT TO:<chunk@%s>" % DOMAIN, 250)
     c.send(b"BDAT 200 LAST\r\n")
     dt = trickle(c, b"z" * 200, 0.25, 12)
-    check(dt is not None, "a trickled BDAT chunk held the session for 12 s")
-    check(1.5 <= dt <= 4.5, "BDAT cut after %.2f s, smtpd_data_timeout 2s" % dt)
-    c.expect(421, "4.4.2")
-    check(c.closed(), "connection not closed after the BDAT deadline")
-    srv.wait_log("timeout after BDAT from unknown[127.0.0.1] (request deadline: ")
+    expect_cut(srv, c, dt, "BDAT chunk", "BDAT")
     eq(srv.messages("chunk@" + DOMAIN), [], "messages from the trickled chunk")
 
 
