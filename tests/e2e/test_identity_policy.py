@@ -439,6 +439,16 @@ def test_exempt_names_without_fcrdns():
     srv = Server(identity_settings({"syntax": "reject"}, smtpd_delay_reject="no",
                                    helo_checks_exempt="mx.good.test"))
     eq(ehlo_reply(srv, "127.0.0.2", "bad..name")[0], 250, "EHLO from exempt 127.0.0.2")
+    srv.stop()
+    # The confirmation never comes (127.0.0.16's PTR name has no answering
+    # server): the refusal waits for it no longer than dns_timeout (2 s).
+    srv = Server(identity_settings({"syntax": "reject"},
+                                   helo_checks_exempt="slow-ptr.timeout.test"))
+    t0 = time.monotonic()
+    code, lines = rcpt_reply(srv, "127.0.0.16", "bad..name")
+    dt = time.monotonic() - t0
+    eq(code, 501, "RCPT when the exemption's answer never comes (%r)" % lines)
+    check(dt < 4.0, "the refusal waited %.1f s for an answer that never came" % dt)
 
 
 def ehlod_t(settings):

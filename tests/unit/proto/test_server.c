@@ -380,6 +380,43 @@ test_bdat_content_rules(void **state)
 	};
 	check(n, &ov, "ab\nc\nd<END>\n");
 
+	/* smtpd_reject_long_lines: a 999-octet text line (1001 with its CRLF)
+	 * split across two chunks is refused; 998 passes. */
+	struct opts_override lo = { .reject_long_lines = true };
+	static char c1[] = "BDAT 500\r\n", c2[] = "BDAT 501 LAST\r\n";
+	static char l1[500], l2[501];
+	memset(l1, 'a', sizeof l1);
+	memset(l2, 'b', sizeof l2);
+	l2[499] = '\r';
+	l2[500] = '\n';
+	struct run lr;
+	memset(&lr, 0, sizeof lr);
+	lr.s = mk(&lo);
+	static const char head[] = "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n";
+	feed(&lr, head, sizeof head - 1);
+	feed(&lr, c1, strlen(c1));
+	feed(&lr, l1, sizeof l1);
+	feed(&lr, c2, strlen(c2));
+	feed(&lr, l2, sizeof l2);
+	assert_non_null(strstr(buf_cstr(&lr.s->out), "250 2.0.0 Ok: 500 octets received\r\n"
+	    "554 5.6.0 Error: text line longer than 1000 octets"));
+	assert_int_equal(lr.nmsg, 0);
+	smtp_server_free(&lr.s);
+	buf_free(&lr.out);
+	buf_free(&lr.messages);
+	memset(&lr, 0, sizeof lr);
+	lr.s = mk(&lo);
+	feed(&lr, head, sizeof head - 1);
+	feed(&lr, c1, strlen(c1));
+	feed(&lr, l1, sizeof l1);
+	static char c3[] = "BDAT 500 LAST\r\n";
+	feed(&lr, c3, strlen(c3));
+	feed(&lr, l2 + 1, 500);                /* 998 octets of text, then CRLF */
+	assert_non_null(strstr(buf_cstr(&lr.s->out), "250 2.0.0 Ok: queued as Q1\r\n"));
+	smtp_server_free(&lr.s);
+	buf_free(&lr.out);
+	buf_free(&lr.messages);
+
 	/* A NUL (not expressible in a transcript step: they are C strings). */
 	struct run r;
 	memset(&r, 0, sizeof r);
