@@ -337,7 +337,8 @@ static const struct cfg_setting settings[] = {
 	Z(smtpd_message_memory_limit, "536870912", 0, LLONG_MAX, true,
 	  "Most bytes of message content held in memory by all sessions together: messages "
 	  "being received and accepted messages not yet in their Maildirs (or, with "
-	  "spool_journal_directory, not yet delivered from the journal). At the limit MAIL "
+	  "spool_journal_directory, not yet delivered from the journal, except those waiting "
+	  "for a retry, which are read back from it). At the limit MAIL "
 	  "gets 452 4.3.1, as does a MAIL whose SIZE= would not fit (RFC 1870 §6.1), and a "
 	  "message whose content would go over it is read to its end, thrown away and "
 	  "refused with 452 4.3.1: no number of clients can make ehlod run out of memory. "

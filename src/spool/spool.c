@@ -88,7 +88,9 @@ struct spool_job {
 	char             **names;       /* file names under new/, one per box */
 	int               *cstat;       /* d.copy_status: each copy's outcome */
 	bool               journaled;   /* acknowledged; the spool owns it now */
+	bool               unloaded;    /* waits for a retry, content freed */
 	unsigned           segno;       /* journal segment holding it */
+	uint64_t           joff;        /* and its record's offset there */
 	time_t             retry_at;
 };
 
@@ -131,7 +133,8 @@ struct spool {
 static void
 job_free(struct spool_job *job)
 {
-	atomic_fetch_sub_explicit(&job->sp->held, job->d.len, memory_order_relaxed);
+	if (!job->unloaded)
+		atomic_fetch_sub_explicit(&job->sp->held, job->d.len, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&job->sp->pending, 1, memory_order_relaxed);
 	free(job->content);
 	for (size_t i = 0; i < job->d.n; i++) {
@@ -250,6 +253,35 @@ schedule_retry(struct spool *sp, struct spool_job *job)
 	*pp = job;
 }
 
+/*
+ * Journal thread, without sp->mu: reads the content of each retry that is
+ * due back from its journal record. A job whose read fails stays unloaded
+ * and waits for the next retry (the record is still in the journal, and
+ * the next start replays it in any case).
+ */
+static void
+reload_due(struct spool *sp, struct spool_job **list)
+{
+	for (struct spool_job *job = *list; job != NULL; job = job->next) {
+		if (!job->unloaded)
+			continue;
+		char *content = NULL;
+		int e = journal_read_content(sp->jl, job->segno, job->joff, job->qid,
+		    job->d.len, &content);
+		if (e != 0) {
+			log_warn("%s: cannot read the message back from the spool journal "
+			    "(segment %u, offset %llu): %s; retrying in %d s", job->qid,
+			    job->segno, (unsigned long long)job->joff, strerror(e),
+			    RETRY_SECONDS);
+			continue;
+		}
+		job->content = content;
+		job->d.content = content;
+		job->unloaded = false;
+		atomic_fetch_add_explicit(&sp->held, job->d.len, memory_order_relaxed);
+	}
+}
+
 /* Delivery thread, after deliver_batch. */
 static void
 job_finish(struct spool *sp, struct spool_job *job)
@@ -283,6 +315,17 @@ job_finish(struct spool *sp, struct spool_job *job)
 			k++;
 		}
 		job->d.n = k;
+		/*
+		 * Until the retry the content lives only in the journal: one
+		 * broken Maildir must not hold every message queued for it in
+		 * memory, where it counts against smtpd_message_memory_limit
+		 * and would push every client into 452 (journal_thread reads
+		 * it back before the retry).
+		 */
+		x_free(&job->content);
+		job->d.content = NULL;
+		job->unloaded = true;
+		atomic_fetch_sub_explicit(&sp->held, job->d.len, memory_order_relaxed);
 		log_warn("%s: delivery from the spool journal failed for %zu of %zu "
 		    "mailbox%s: %s; retrying %s in %d s", job->qid, k, n, n == 1 ? "" : "es",
 		    strerror(job->d.status), k == 1 ? "it" : "them", RETRY_SECONDS);
@@ -420,19 +463,36 @@ journal_thread(void *arg)
 	struct buf rec = BUF_INIT;
 	struct spool_job *group[JBATCH_MAX];
 	bool encoded[JBATCH_MAX];
+	size_t roff[JBATCH_MAX];        /* each record's offset in rec */
 
 	pthread_mutex_lock(&sp->mu);
 	for (;;) {
 		time_t now = time(NULL);
-		bool moved = false;
+		struct spool_job *due = NULL, *duetail = NULL;
 		while (sp->retry != NULL && sp->retry->retry_at <= now) {
 			struct spool_job *job = sp->retry;
 			sp->retry = job->next;
-			queue_push(sp, job);
-			moved = true;
+			fifo_push(&due, &duetail, job);
 		}
-		if (moved)
-			pthread_cond_broadcast(&sp->cv);
+		if (due != NULL) {
+			pthread_mutex_unlock(&sp->mu);
+			reload_due(sp, &due);
+			pthread_mutex_lock(&sp->mu);
+			bool moved = false;
+			while (due != NULL) {
+				struct spool_job *job = due;
+				due = job->next;
+				if (job->unloaded) {
+					schedule_retry(sp, job);
+					continue;
+				}
+				queue_push(sp, job);
+				moved = true;
+			}
+			if (moved)
+				pthread_cond_broadcast(&sp->cv);
+			continue;
+		}
 		if (sp->jhead == NULL) {
 			if (sp->jstopping)
 				break;
@@ -460,13 +520,15 @@ journal_thread(void *arg)
 		size_t nok = 0;
 		for (size_t i = 0; i < n; i++) {
 			struct spool_job *job = group[i];
+			roff[i] = rec.len;
 			encoded[i] = jrec_encode(&rec, journal_next_seq(sp->jl), job->qid,
 			    job->d.n, (const char *const *)job->boxes,
 			    (const char *const *)job->names, job->d.content, job->d.len) == 0;
 			nok += encoded[i];
 		}
 		unsigned segno = 0;
-		int e = nok > 0 ? journal_append(sp->jl, &rec, nok, &segno) : 0;
+		uint64_t at = 0;
+		int e = nok > 0 ? journal_append(sp->jl, &rec, nok, &segno, &at) : 0;
 		if (e != 0)
 			log_warn("spool journal: append of %zu message%s failed: %s", nok,
 			    nok == 1 ? "" : "s", strerror(e));
@@ -479,6 +541,7 @@ journal_thread(void *arg)
 			if (e == 0 && encoded[i]) {
 				job->journaled = true;
 				job->segno = segno;
+				job->joff = at + roff[i];
 				job->d.status = 0;
 			} else {
 				job->d.status = e != 0 ? e : EINVAL;

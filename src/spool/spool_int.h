@@ -125,8 +125,17 @@ struct journal;
 struct journal *journal_open(const char *dir, size_t segmax, struct deliverer *dl,
     struct buf *err);
 uint64_t journal_next_seq(struct journal *j);
+/* *segno and *at: the segment and offset the group's first record went to. */
 int  journal_append(struct journal *j, const struct buf *records, size_t nmsg,
-    unsigned *segno);
+    unsigned *segno, uint64_t *at);
+/*
+ * Reads back the content of the message record at offset off of segment
+ * segno, which journal_append wrote for queue id qid with len octets of
+ * content: into a fresh *content (the caller frees it). 0, or an errno
+ * value (EIO for a record that does not parse or does not match).
+ */
+int  journal_read_content(struct journal *j, unsigned segno, uint64_t off,
+    const char *qid, size_t len, char **content);
 void journal_release(struct journal *j, unsigned segno);
 void journal_close(struct journal **j);
 
