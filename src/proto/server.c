@@ -218,8 +218,9 @@ smtp_server_new(const struct smtp_server_opts *o)
 	/* RFC 6531 §3.1: SMTPUTF8 needs 8BITMIME. */
 	if (!(s->o.ext & EXT_8BITMIME))
 		s->o.ext &= ~(unsigned)EXT_SMTPUTF8;
-	if (!s->o.tls_available)
-		s->o.ext &= ~(unsigned)EXT_STARTTLS;
+	/* STARTTLS stays in o.ext when TLS is configured but has no
+	 * certificate: offered() leaves it out, and do_starttls answers 454
+	 * rather than 502. */
 	s->tls = o->tls_active;
 	if (s->o.max_rcpt == 0)
 		s->o.max_rcpt = 1000;
@@ -265,7 +266,7 @@ static unsigned
 offered(const struct smtp_server *s)
 {
 	unsigned ext = s->o.ext;
-	if (s->tls)
+	if (s->tls || !s->o.tls_available)
 		ext &= ~(unsigned)EXT_STARTTLS;   /* RFC 3207 §4.2 */
 	return ext;
 }
@@ -374,8 +375,18 @@ do_starttls(struct smtp_server *s, const char *arg, size_t n)
 		reply(s, 503, "5.5.1", "Error: TLS already active");
 		return;
 	}
+	/*
+	 * Not offered by configuration (smtpd_tls_security_level = none, or
+	 * STARTTLS in smtpd_discard_ehlo_keywords): an unknown command to
+	 * this server, 502 as Postfix answers. Configured but without a
+	 * usable certificate: RFC 3207 §4's 454, a temporary refusal.
+	 */
 	if (!(s->o.ext & EXT_STARTTLS)) {
-		reply(s, 454, "4.7.0", "TLS not available");
+		reply(s, 502, "5.5.1", "Error: command not implemented");
+		return;
+	}
+	if (!s->o.tls_available) {
+		reply(s, 454, "4.7.0", "TLS not available due to local problem");
 		return;
 	}
 	if (!s->esmtp) {

@@ -162,6 +162,10 @@ gen_build(struct ehlo_config *cfg, struct buf *err, struct buf *tls_off)
 		for (size_t k = 0; k < sizeof ehlo_keywords / sizeof ehlo_keywords[0]; k++)
 			if (ascii_ieq(cfg->smtpd_discard_ehlo_keywords.v[i], ehlo_keywords[k].kw))
 				ext &= ~ehlo_keywords[k].bit;
+	/* No TLS at all: STARTTLS is an unknown command (502), not one that
+	 * fails for lack of a certificate (454). */
+	if (cfg->smtpd_tls_security_level == TLS_LEVEL_NONE)
+		ext &= ~(unsigned)EXT_STARTTLS;
 	g->ext = ext;
 	snprintf(g->greeting, sizeof g->greeting, "%s", cfg->smtpd_banner);
 

@@ -839,10 +839,21 @@ test_tls_required(void **state)
 	static const struct step t2[] = {
 		{ "EHLO c.test\r\n", "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
 		  "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n" },
-		{ "STARTTLS\r\n", "454 4.7.0 TLS not available\r\n" },
+		{ "STARTTLS\r\n", "454 4.7.0 TLS not available due to local problem\r\n" },
+		{ "HELP\r\n", "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP\r\n" },
 		{ NULL, NULL },
 	};
 	check(t2, &nocert, "");
+	/* Not configured at all (security level none, or the keyword
+	 * discarded): an unknown command, 502 as in Postfix. */
+	struct opts_override off = { .ext_off = EXT_STARTTLS };
+	static const struct step t3[] = {
+		{ "EHLO c.test\r\n", "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
+		  "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n" },
+		{ "STARTTLS\r\n", "502 5.5.1 Error: command not implemented\r\n" },
+		{ NULL, NULL },
+	};
+	check(t3, &off, "");
 }
 
 static void
