@@ -366,7 +366,11 @@ static const struct cfg_setting settings[] = {
 	  "EHLO keywords (case-insensitive) left out of the EHLO reply: pipelining, size, "
 	  "8bitmime, enhancedstatuscodes, smtputf8, chunking, dsn, starttls, auth."),
 	S(maillog_file, "/dev/stderr", false,
-	  "Where log lines go: a file name, /dev/stderr, or \"syslog\" for syslog(3) facility mail."),
+	  "Where log lines go: a file name, /dev/stderr, or \"syslog\" for syslog(3) facility mail. "
+	  "A file must be a regular file (or a character device such as /dev/null), not a "
+	  "symbolic link: ehlod opens it as root at start. Given to mail_owner only when "
+	  "ehlod creates it; an existing file that mail_owner cannot write is reported at "
+	  "start (a reload after rotation reopens it as mail_owner)."),
 	TM(smtpd_timeout, "300s", 1, 7 * DAY, true,
 	  "How long to wait for a client command (RFC 5321 §4.5.3.2.7 asks for at least 5 minutes)."),
 	TM(smtpd_data_timeout, "180s", 1, 7 * DAY, true,
@@ -441,7 +445,10 @@ static const struct cfg_setting settings[] = {
 	  "When no certificate is configured, create a self-signed one for $myhostname on "
 	  "first start, in $smtpd_tls_auto_cert_dir."),
 	P(smtpd_tls_auto_cert_dir, "var/tls", false,
-	  "Directory for the automatically created certificate and key."),
+	  "Directory for the automatically created certificate and key. Run as root with "
+	  "mail_owner, it must be root's and not writable by group or others (root creates "
+	  "files there before dropping privileges); ehlod creates it so, and takes back one "
+	  "that earlier versions gave to mail_owner."),
 	HELO(helo_check_syntax, "reject",
 	  "EHLO/HELO argument is not a syntactically valid domain or address literal (RFC 5321 §4.1.1.1). "
 	  "Such a name is judged by this check alone: the other checks on the name are none for it, "

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@ static enum log_level min_level = LOG_LVL_INFO;
 static char prog[32] = "ehlo";
 static char host[64] = "localhost";
 static long pid;             /* getpid() once per log_open, not per line */
+static int created_fd = -1;  /* log_fd, if the last log_open created the file */
 
 int
 log_open(const char *dest, const char *progname)
@@ -44,15 +46,43 @@ log_open(const char *dest, const char *progname)
 		log_fd = 1;
 		use_syslog = 0;
 	} else {
-		int fd = open(dest, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+		/*
+		 * Never through a symbolic link (ELOOP), and only a regular
+		 * file or a character device (/dev/null): ehlod opens this as
+		 * root at start, and whoever can write the log's directory
+		 * could otherwise have root append to, or create, any file;
+		 * a FIFO would block the start (O_NONBLOCK, then cleared).
+		 */
+		int fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW |
+		    O_CLOEXEC, 0640);
+		created_fd = fd;
+		if (fd < 0 && errno == EEXIST) {
+			struct stat st;
+			fd = open(dest, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+			if (fd >= 0 && (fstat(fd, &st) != 0 ||
+			    !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)) ||
+			    fcntl(fd, F_SETFL, O_APPEND) != 0)) {
+				close(fd);
+				fd = -1;
+				errno = EINVAL;
+			}
+		}
 		if (fd < 0)
 			return -1;
 		log_fd = fd;
 		use_syslog = 0;
 	}
+	if (log_fd != created_fd)
+		created_fd = -1;
 	if (old > 2 && old != log_fd)
 		close(old);
 	return 0;
+}
+
+int
+log_created_fd(void)
+{
+	return created_fd;
 }
 
 void

@@ -20,6 +20,13 @@
 enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERR };
 
 int  log_open(const char *dest, const char *progname); /* 0 ok, -1 errno set */
+/*
+ * The descriptor of the log file opened by the last log_open(PATH), if
+ * that call created the file (O_EXCL, never through a symbolic link);
+ * -1 otherwise. ehlod hands only such a file to mail_owner: chown(2) by
+ * name as root would follow a link that a less privileged user planted.
+ */
+int  log_created_fd(void);
 void log_set_level(enum log_level min);
 void log_close(void);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

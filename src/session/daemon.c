@@ -857,6 +857,38 @@ make_dirs(const char *path, uid_t uid, gid_t gid)
 	return 0;
 }
 
+/*
+ * Running as root with a mail_owner: the self-signed pair's directory must
+ * not be writable by anyone but root. Root creates, reads and chowns files
+ * there before the privilege drop, and a user who could write the
+ * directory could put a symbolic link in their place and have root create
+ * or hand over any file (the lock file's open(O_CREAT) would make
+ * /etc/nologin, a chown would give away /etc/shadow). Earlier versions
+ * gave the directory itself to mail_owner: such a directory is taken
+ * back; any other unsafe owner or mode is fatal.
+ */
+static void
+autocert_dir_safe(const char *dir, uid_t mail_uid)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0)
+		log_fatal(73, "smtpd_tls_auto_cert_dir %s: %s", dir, strerror(errno));
+	if (st.st_uid == mail_uid && st.st_uid != 0) {
+		if (fchown(fd, 0, 0) != 0 || fchmod(fd, st.st_mode & 0755) != 0)
+			log_fatal(73, "smtpd_tls_auto_cert_dir %s: cannot give it back to root: %s",
+			    dir, strerror(errno));
+		log_info("smtpd_tls_auto_cert_dir %s: now owned by root (it belonged to "
+		    "mail_owner)", dir);
+		st.st_uid = 0;
+		st.st_mode &= 0755;
+	}
+	if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)))
+		log_fatal(73, "smtpd_tls_auto_cert_dir %s must be owned by root and not "
+		    "writable by group or others: root creates files there", dir);
+	close(fd);
+}
+
 static void
 raise_fd_limit(void)
 {
@@ -939,11 +971,31 @@ ehlod_run(struct ehlo_config *cfg)
 		uid = pw->pw_uid;
 		gid = pw->pw_gid;
 	}
-	/* The log file is reopened on reload, as mail_owner by then. */
-	struct stat lst;
-	if (uid != (uid_t)-1 && stat(cfg->maillog_file, &lst) == 0 && S_ISREG(lst.st_mode) &&
-	    chown(cfg->maillog_file, uid, gid) != 0)
-		log_warn("chown %s: %s", cfg->maillog_file, strerror(errno));
+	/*
+	 * The log file is reopened on reload, as mail_owner by then. A file
+	 * this start created (log_created_fd: O_EXCL, no symbolic link) is
+	 * handed to mail_owner through its descriptor. One that existed is
+	 * left as it is: a chown by name as root follows a symbolic link, and
+	 * whoever could write the log's directory (mail_owner itself, when
+	 * that directory is its own) could make it any file, /etc/shadow
+	 * included; nor is a shared log such as /var/log/mail.log ours to
+	 * give away. If mail_owner cannot write it, say so now.
+	 */
+	if (uid != (uid_t)-1) {
+		struct stat lst;
+		int lfd = log_created_fd();
+		if (lfd >= 0) {
+			if (fchown(lfd, uid, gid) != 0)
+				log_warn("chown %s: %s", cfg->maillog_file, strerror(errno));
+		} else if (stat(cfg->maillog_file, &lst) == 0 && S_ISREG(lst.st_mode) &&
+		    !(lst.st_uid == uid && (lst.st_mode & S_IWUSR)) &&
+		    !(lst.st_gid == gid && (lst.st_mode & S_IWGRP)) && !(lst.st_mode & S_IWOTH)) {
+			log_warn("maillog_file %s is not writable by mail_owner %s: a reload after "
+			    "the file is rotated cannot reopen it (give it to %s, or have the "
+			    "rotation create it so)", cfg->maillog_file, cfg->mail_owner,
+			    cfg->mail_owner);
+		}
+	}
 	if (make_dirs(cfg->virtual_mailbox_base, uid, gid) != 0)
 		log_fatal(73, "cannot create virtual_mailbox_base %s: %s",
 		    cfg->virtual_mailbox_base, strerror(errno));
@@ -955,10 +1007,15 @@ ehlod_run(struct ehlo_config *cfg)
 	warn_fs("virtual_mailbox_base", cfg->virtual_mailbox_base);
 	if (cfg->spool_journal_directory[0])
 		warn_fs("spool_journal_directory", cfg->spool_journal_directory);
-	if (cfg->smtpd_tls_auto_cert && cfg->smtpd_tls_cert_file.n == 0 &&
-	    make_dirs(cfg->smtpd_tls_auto_cert_dir, uid, gid) != 0)
-		log_fatal(73, "cannot create smtpd_tls_auto_cert_dir %s: %s",
-		    cfg->smtpd_tls_auto_cert_dir, strerror(errno));
+	/* Root's, not mail_owner's: root writes and chowns the pair there
+	 * before the drop (autocert_dir_safe). */
+	if (cfg->smtpd_tls_auto_cert && cfg->smtpd_tls_cert_file.n == 0) {
+		if (make_dirs(cfg->smtpd_tls_auto_cert_dir, (uid_t)-1, (gid_t)-1) != 0)
+			log_fatal(73, "cannot create smtpd_tls_auto_cert_dir %s: %s",
+			    cfg->smtpd_tls_auto_cert_dir, strerror(errno));
+		if (uid != (uid_t)-1 && geteuid() == 0)
+			autocert_dir_safe(cfg->smtpd_tls_auto_cert_dir, uid);
+	}
 
 	struct ehlo_config *cfg_keep = cfg;
 	d->gen = gen_build(cfg, &err, NULL);
@@ -977,8 +1034,21 @@ ehlod_run(struct ehlo_config *cfg)
 			char p[4096];
 			snprintf(p, sizeof p, "%s/%s%s%s", cfg->smtpd_tls_auto_cert_dir, pre[i],
 			    cfg->myhostname, ext[i]);
-			if (chown(p, uid, gid) != 0 && errno != ENOENT)
+			/* Through a descriptor of the file itself, never a
+			 * symbolic link's target (the directory is root's,
+			 * see autocert_dir_safe, but be exact anyway). */
+			int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+			struct stat fst;
+			if (fd < 0) {
+				if (errno != ENOENT)
+					log_warn("chown %s: %s", p, strerror(errno));
+				continue;
+			}
+			if (fstat(fd, &fst) != 0 || !S_ISREG(fst.st_mode))
+				log_warn("chown %s: not a regular file", p);
+			else if (fchown(fd, uid, gid) != 0)
 				log_warn("chown %s: %s", p, strerror(errno));
+			close(fd);
 		}
 	}
 
@@ -1076,7 +1146,10 @@ ehlod_run(struct ehlo_config *cfg)
 	 * the spot (no graceful stop; seen as exit -15 in the crash test under
 	 * ASan, where start-up is slower).
 	 */
-	struct main_ctx m = { .d = d, .config_file = config_file, .owner = owner };
+	/* A copy: the configuration owner points into is freed by the first
+	 * successful reload, and a failed one after it logs the name. */
+	char *owner_copy = owner != NULL ? xstrdup(owner) : NULL;
+	struct main_ctx m = { .d = d, .config_file = config_file, .owner = owner_copy };
 	m.base = event_base_new();
 	/* Bound after the privilege drop: pick an unprivileged port. */
 	struct evhttp *metrics = metrics_start(d, m.base, cfg->metrics_listen, &err);
@@ -1163,6 +1236,7 @@ ehlod_run(struct ehlo_config *cfg)
 	free(d->listeners);
 	free(d->workers);
 	free(config_file);
+	free(owner_copy);
 	buf_free(&err);
 	pthread_mutex_destroy(&d->lock);
 	return 0;

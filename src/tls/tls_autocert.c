@@ -241,7 +241,9 @@ tls_autocert_ensure(const char *dir, const char *name, char **certpath,
 	crt = xasprintf("%s/%s.crt", dir, name);
 	key = xasprintf("%s/%s.key", dir, name);
 	lock = xasprintf("%s/.%s.lock", dir, name);
-	lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* O_NOFOLLOW: never create or lock a file a symbolic link names
+	 * (ehlod keeps this directory root's; see autocert_dir_safe). */
+	lockfd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (lockfd < 0 || flock(lockfd, LOCK_EX) != 0) {
 		buf_appendf(err, "auto certificate: %s: %s", lock, strerror(errno));
 		ok = false;

@@ -7,6 +7,7 @@ only root can read is reported at start, since every reload would fail on
 it; one the mail owner can read through its group is re-read, so that a
 renewed certificate takes effect.
 """
+import glob
 import os
 import pwd
 import shutil
@@ -204,6 +205,101 @@ def test_check_config_as_mail_owner():
           "ehlod -t does not warn of the reload: %r" % err)
     install_pair(srv, p.ec, p.ec_key, 0o640, pwd.getpwnam("nobody").pw_gid)
     eq(check_config(srv), (0, ""), "ehlod -t with a key the mail owner can read")
+
+
+def victim_file(srv):
+    """A file only root may write, for the tests below to protect."""
+    v = os.path.join(srv.dir, "victim")
+    with open(v, "w") as f:
+        f.write("root's own\n")
+    os.chmod(v, 0o600)
+    return v
+
+
+def test_autocert_dir_stays_roots():
+    """Root writes the self-signed pair, and chowns it for the mail owner,
+    before the drop: its directory is root's, not writable by others, so
+    the mail owner cannot put a symbolic link there for root to follow.
+    One that earlier versions gave to the mail owner is taken back, and a
+    link planted in it meanwhile (the lock file, made with O_CREAT, and
+    chowned) hands nothing over: the file it names stays root's."""
+    srv = owner_server({"smtpd_tls_security_level": "may", "smtpd_tls_auto_cert": "yes"})
+    nobody = pwd.getpwnam("nobody")
+    srv.start()
+    tls = os.path.join(srv.dir, "tls")
+    st = os.stat(tls)
+    eq(st.st_uid, 0, "owner of smtpd_tls_auto_cert_dir")
+    eq(st.st_mode & 0o022, 0, "group/other write bits of smtpd_tls_auto_cert_dir")
+    keys = glob.glob(os.path.join(tls, "*.key"))
+    eq(len(keys), 1, "keys made")
+    eq(os.stat(keys[0]).st_uid, nobody.pw_uid, "owner of the key (a reload reads it)")
+    srv.stop()
+
+    os.chown(tls, nobody.pw_uid, nobody.pw_gid)
+    victim = victim_file(srv)
+    locks = glob.glob(os.path.join(tls, ".*.lock"))
+    eq(len(locks), 1, "lock files")
+    os.unlink(locks[0])
+    os.symlink(victim, locks[0])
+    srv.start()
+    st = os.stat(victim)
+    eq((st.st_uid, st.st_gid), (0, 0), "owner of the file the planted link names")
+    with open(victim) as f:
+        eq(f.read(), "root's own\n", "content of the file the planted link names")
+    eq(os.stat(tls).st_uid, 0, "smtpd_tls_auto_cert_dir taken back from the mail owner")
+    srv.wait_log("now owned by root")
+
+
+def test_maillog_link_refused():
+    """ehlod opens maillog_file as root: never through a symbolic link,
+    which whoever can write the log's directory could point at any file
+    (root would append to it, and hand it to the mail owner)."""
+    srv = owner_server()
+    victim = victim_file(srv)
+    link = os.path.join(srv.dir, "linked.log")
+    os.symlink(victim, link)
+    srv.logfile = link
+    srv.write_config(port=2525)
+    p = subprocess.run([EHLOD, "-c", srv.conf], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    eq(p.returncode, 75, "exit status with a linked maillog_file: %r" % p.stderr)
+    check(b"cannot open maillog_file" in p.stderr, "no reason given: %r" % p.stderr)
+    st = os.stat(victim)
+    eq((st.st_uid, os.path.getsize(victim)), (0, len("root's own\n")),
+       "owner and size of the file the link names")
+
+
+def test_existing_maillog_not_given_away():
+    """A log file that exists (a shared one, or any the mail owner does
+    not own) keeps its owner; the start says that a reload after its
+    rotation could not reopen it. One that ehlod creates is the mail
+    owner's (test_runs_as_mail_owner's reloads reopen it)."""
+    srv = owner_server()
+    with open(srv.logfile, "w"):
+        pass
+    os.chmod(srv.logfile, 0o600)
+    srv.start()
+    srv.wait_log("is not writable by mail_owner nobody")
+    eq(os.stat(srv.logfile).st_uid, 0, "owner of the existing maillog_file")
+    srv.stop()
+    os.unlink(srv.logfile)
+    srv.start()
+    eq(os.stat(srv.logfile).st_uid, pwd.getpwnam("nobody").pw_uid,
+       "owner of the maillog_file ehlod created")
+
+
+def test_failed_reload_after_a_good_one():
+    """The mail owner's name in a failed reload's line outlives the
+    configuration it came from: after a successful reload (which frees
+    the start's configuration) a failed one read freed memory (ASan:
+    heap-use-after-free) and logged an empty name."""
+    srv = owner_server()
+    srv.start()
+    srv.reload()
+    srv.settings["smtpd_timeout"] = "bogus"
+    line = srv.reload("reload failed, keeping the running configuration")
+    check("(a reload reads the files as nobody)" in line, "reload failure line: %r" % line)
+    check(srv.running(), "ehlod stopped after the failed reload")
 
 
 if __name__ == "__main__":
