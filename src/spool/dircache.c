@@ -258,7 +258,19 @@ maildir_tmp_stale(const struct stat *st, time_t now)
 size_t
 maildir_sweep_tmp(const char *tmpdir, time_t now)
 {
-	DIR *dp = opendir(tmpdir);
+	/*
+	 * Never through a symbolic link: a tmp/ that names a directory
+	 * elsewhere would have the sweep remove that directory's old files
+	 * (ELOOP here, logged). A Maildir itself may be a link (operators
+	 * alias domains and mailboxes so); its tmp/ is ours.
+	 */
+	int tfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *dp = tfd >= 0 ? fdopendir(tfd) : NULL;
+	if (dp == NULL && tfd >= 0) {
+		int e = errno;
+		close(tfd);
+		errno = e;
+	}
 	if (dp == NULL) {
 		if (errno != ENOENT) {
 			struct buf safe = BUF_INIT;

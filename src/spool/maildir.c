@@ -313,6 +313,30 @@ commit_dirs(struct copy *cp, size_t n)
 	free(v);
 }
 
+/*
+ * Phase 3 for one copy. A new/ that went away since the Maildir was
+ * cached (removed by hand, by a broken client) is made again, once: before,
+ * every later delivery there failed with ENOENT until a restart, since
+ * only a missing tmp/ (at create) dropped the cache entry. The file is
+ * durable in tmp/ already; recreating the directories fsyncs them and their
+ * parents, and phase 5 fsyncs new/ as for any link.
+ */
+static int
+link_new(struct deliverer *d, struct copy *c)
+{
+	if (link(c->tmp, c->new) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -1;
+	dircache_forget(&d->cache, c->dir);
+	int e = dircache_ensure(&d->cache, c->dir);
+	if (e != 0) {
+		errno = e;
+		return -1;
+	}
+	return link(c->tmp, c->new);
+}
+
 void
 deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs)
 {
@@ -365,7 +389,7 @@ deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs)
 	for (size_t i = 0; i < n; i++) {
 		if (*cp[i].st != 0)
 			continue;
-		if (link(cp[i].tmp, cp[i].new) != 0) {
+		if (link_new(d, &cp[i]) != 0) {
 			int e = errno;
 			log_fail(cp[i].job, "link", cp[i].new, e);
 			fail(cp[i].st, e);

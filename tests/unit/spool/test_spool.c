@@ -552,8 +552,55 @@ test_maildir_recreated(void **state)
 	assert_int_equal(count_dir(box, "new", NULL, 0), 1);
 	assert_int_equal(count_dir(box, "cur", NULL, 0), 0);
 
+	/* Only new/ removed (tmp/ still there, so the create succeeds): the
+	 * link recreates it; before, every later delivery got ENOENT until a
+	 * restart. */
+	snprintf(path, sizeof path, "%snew", box);
+	rm_tree(path);
+	l.want = 3;
+	spool_submit(sp, l.base, xstrdup("c\n"), 2, (const char *const *)&box,
+	    1, NULL, done_cb, &l);
+	loop_run(&l);
+	assert_int_equal(l.last_status, 0);
+	assert_int_equal(count_dir(box, "new", NULL, 0), 1);
+	assert_int_equal(count_dir(box, "tmp", NULL, 0), 0);
+
 	spool_free(&sp);
 	loop_free(&l);
+	free(box);
+	rm_tree(root);
+	free(root);
+}
+
+static void write_file(const char *path, const void *p, size_t n);
+
+/*
+ * A tmp/ that is a symbolic link is not swept: the sweep would remove the
+ * old files of the directory it names. The file there, stale by a clock 37
+ * hours ahead, stays.
+ */
+
+static void
+test_tmp_link_not_swept(void **state)
+{
+	char *root = make_root();
+	char other[4096], victim[8192], path[8192];
+	snprintf(other, sizeof other, "%s/elsewhere", root);
+	assert_int_equal(mkdir(other, 0700), 0);
+	snprintf(victim, sizeof victim, "%s/old-file", other);
+	write_file(victim, "x", 1);
+	char *box = mailbox(root, "linked");
+	snprintf(path, sizeof path, "%s/example.test", root);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(mkdir(box, 0700), 0);
+	snprintf(path, sizeof path, "%snew", box);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof path, "%scur", box);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof path, "%stmp", box);
+	assert_int_equal(symlink(other, path), 0);
+	assert_int_equal(maildir_sweep_tmp(path, time(NULL) + 37 * 3600), 0);
+	assert_int_equal(access(victim, F_OK), 0);
 	free(box);
 	rm_tree(root);
 	free(root);
@@ -1981,6 +2028,7 @@ main(void)
 		cmocka_unit_test(test_journal_current_segment_kept_on_stop),
 		cmocka_unit_test(test_journal_copies_on_their_own),
 		cmocka_unit_test(test_journal_retry_reads_back),
+		cmocka_unit_test(test_tmp_link_not_swept),
 		cmocka_unit_test(test_journal_linger),
 		cmocka_unit_test(test_journal_crash),
 		cmocka_unit_test(test_journal_recovery_replaces_leftover_tmp),
