@@ -61,7 +61,8 @@ main(int argc, char **argv)
 		default: usage();
 		}
 	}
-	if (optind != argc)
+	/* One action per run: -t with -n used to check and print nothing. */
+	if (optind != argc || check + nondefault + all > 1)
 		usage();
 	if (all) {
 		config_print_all(stdout, false);

@@ -1523,6 +1523,14 @@ config_validate(const struct ehlo_config *cfg, struct buf *err)
 	}
 	buf_free(&msg);
 
+	/* Nothing to deliver into: the start would stop (exit 73); say so
+	 * with the line, and from ehlod -t too. */
+	if (cfg->virtual_mailbox_base[0] == '\0') {
+		prefix(cfg, err, setting_index("virtual_mailbox_base"));
+		buf_append_str(err, "virtual_mailbox_base is empty: name the directory that "
+		    "holds the Maildirs");
+		return false;
+	}
 	if (cfg->smtpd_tls_cert_file.n != cfg->smtpd_tls_key_file.n) {
 		prefix(cfg, err, later(cfg, setting_index("smtpd_tls_cert_file"),
 		    setting_index("smtpd_tls_key_file")));
@@ -1676,7 +1684,16 @@ config_print_nondefault(const struct ehlo_config *cfg, FILE *out)
 		const char *def = cfg->priv ? cfg->priv->defcanon[si] : NULL;
 		if (def != NULL && strcmp(def, buf_cstr(&b)) == 0)
 			continue;
-		fprintf(out, "%s = %s\n", v[i]->name, buf_cstr(&b));
+		/* Values are printed expanded; a '$' left in one is a literal
+		 * (written "$$") and is written so again, so that the output
+		 * reads back as the same configuration. */
+		fprintf(out, "%s = ", v[i]->name);
+		for (const char *p = buf_cstr(&b); *p; p++) {
+			if (*p == '$')
+				fputc('$', out);
+			fputc(*p, out);
+		}
+		fputc('\n', out);
 	}
 	buf_free(&b);
 }

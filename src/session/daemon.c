@@ -796,10 +796,41 @@ trial_as_owner(const char *config_file, const char *owner, bool had_tls, bool ch
 int
 ehlod_check(struct ehlo_config *cfg, struct buf *err, struct buf *warn)
 {
-	if (cfg->mail_owner[0] != '\0' && getpwnam(cfg->mail_owner) == NULL) {
-		buf_appendf(err, "mail_owner %s: no such user", cfg->mail_owner);
-		config_free(&cfg);
-		return 78;      /* EX_CONFIG, as the start would exit */
+	if (cfg->mail_owner[0] != '\0') {
+		struct passwd *pw = getpwnam(cfg->mail_owner);
+		if (pw == NULL || pw->pw_uid == 0) {
+			buf_appendf(err, pw == NULL ? "mail_owner %s: no such user" :
+			    "mail_owner %s: must be an unprivileged user (uid 0 drops nothing)",
+			    cfg->mail_owner);
+			config_free(&cfg);
+			return 78;      /* EX_CONFIG, as the start would exit */
+		}
+	}
+	/* The start opens maillog_file first and stops (exit 75) if it
+	 * cannot: the same test, without creating the file. */
+	const char *lf = cfg->maillog_file;
+	if (lf[0] == '/' || (lf[0] != '\0' && strcmp(lf, "syslog") != 0)) {
+		struct stat lst;
+		int ok;
+		if (strcmp(lf, "/dev/stderr") == 0 || strcmp(lf, "/dev/stdout") == 0)
+			ok = 0;
+		else if (lstat(lf, &lst) == 0)
+			ok = S_ISLNK(lst.st_mode) ? (errno = ELOOP, -1) : access(lf, W_OK);
+		else {
+			char *dir = xstrdup(lf);
+			char *slash = strrchr(dir, '/');
+			if (slash == dir)
+				slash[1] = '\0';
+			else if (slash != NULL)
+				*slash = '\0';
+			ok = access(slash != NULL ? dir : ".", W_OK);
+			free(dir);
+		}
+		if (ok != 0) {
+			buf_appendf(err, "cannot open maillog_file %s: %s", lf, strerror(errno));
+			config_free(&cfg);
+			return 75;      /* as the start */
+		}
 	}
 	char *auto_dir = check_auto_cert(cfg);
 	struct buf tls_off = BUF_INIT;
@@ -968,6 +999,9 @@ ehlod_run(struct ehlo_config *cfg)
 		struct passwd *pw = getpwnam(cfg->mail_owner);
 		if (pw == NULL)
 			log_fatal(78, "mail_owner %s: no such user", cfg->mail_owner);
+		if (pw->pw_uid == 0)
+			log_fatal(78, "mail_owner %s: must be an unprivileged user (uid 0 drops "
+			    "nothing)", cfg->mail_owner);
 		uid = pw->pw_uid;
 		gid = pw->pw_gid;
 	}

@@ -73,11 +73,21 @@ def test_check_loads_named_files():
          "%s/no-patterns" % d),
         # The start would exit 78 on it too.
         ("noowner.conf", "mail_owner = no-such-user-ehlo\n", "no-such-user-ehlo"),
+        # Each of these passed the check and then stopped the start.
+        ("rootowner.conf", "mail_owner = root\n", "must be an unprivileged user"),
+        ("nobase.conf", "virtual_mailbox_base =\n", "virtual_mailbox_base is empty"),
     ]
     for name, extra, named in cases:
         rc, out, err = ehlod("-t", "-c", write(os.path.join(d, name), base + extra))
         eq(rc, 78, "ehlod -t exit status for %s" % name)
         check(named in err, "ehlod -t for %s does not name %s: %r" % (name, named, err))
+
+    # A log file the start could not open (exit 75 there): the same exit.
+    rc, out, err = ehlod("-t", "-c", write(os.path.join(d, "nolog.conf"), base +
+                         "maillog_file = %s/no-such-dir/ehlod.log\n" % d))
+    eq(rc, 75, "ehlod -t exit status with a maillog_file that cannot be opened")
+    check("cannot open maillog_file" in err, "ehlod -t error: %r" % err)
+    eq(os.path.exists(os.path.join(d, "no-such-dir")), False, "ehlod -t made the directory")
 
     # "encrypt" with the self-signed pair starts, so it passes the check
     # (it failed: "no certificate configured"), and the check's own pair
@@ -111,6 +121,19 @@ def test_print_nondefault():
     # smtpd_timeout is set to its default value: not a difference.
     check(not any(l.startswith("smtpd_timeout") for l in lines),
           "ehlod -n prints a default-valued setting: %r" % out)
+    # The output reads back as the same configuration: a literal '$'
+    # (written "$$") is printed as "$$" again, not as a reference.
+    path2 = write(os.path.join(d, "dollar.conf"),
+                  "myhostname = mx.example.test\nsmtpd_banner = $myhostname costs $$5\n")
+    rc, out, err = ehlod("-n", "-c", path2)
+    check("smtpd_banner = mx.example.test costs $$5" in out.splitlines(),
+          "ehlod -n output for a literal $: %r" % out)
+    again = write(os.path.join(d, "again.conf"), out)
+    rc2, out2, err2 = ehlod("-n", "-c", again)
+    eq((rc2, out2), (0, out), "ehlod -n of ehlod -n's own output (%r)" % err2)
+    # One action per run: -t -n checked and silently printed nothing.
+    rc, out, err = ehlod("-t", "-n", "-c", path2)
+    check(rc != 0 and "usage" in err.lower(), "ehlod -t -n: %r" % ((rc, out, err),))
 
 
 def test_sighup_reload():
