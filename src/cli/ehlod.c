@@ -77,6 +77,16 @@ main(int argc, char **argv)
 	}
 	buf_free(&err);
 	if (check) {
+		const char *cw = config_warnings(cfg);
+		if (*cw != '\0') {
+			/* One "ehlod: warning:" prefix per line. */
+			for (const char *p = cw; *p; ) {
+				const char *nl = strchr(p, '\n');
+				int n = nl != NULL ? (int)(nl - p) : (int)strlen(p);
+				fprintf(stderr, "ehlod: warning: %.*s\n", n, p);
+				p += n + (nl != NULL);
+			}
+		}
 		struct buf werr = BUF_INIT, warn = BUF_INIT;
 		int rc = ehlod_check(cfg, &werr, &warn);
 		if (rc != 0)

@@ -60,6 +60,7 @@ struct cfg_private {
 	char     *file;                         /* name used in error messages */
 	unsigned *line;                         /* per setting; 0 = default */
 	char    **defcanon;                     /* per setting: canonical default, NULL if unparsable */
+	struct buf warnings;                    /* config_warnings(): lines, '\n'-separated */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -1266,9 +1267,12 @@ loader_free(struct loader *L)
 		free(L->defmemo[i].val);
 }
 
-/* Sort by name; of several entries for one name keep the last (Postfix). */
+/* Sort by name; of several entries for one name keep the last (Postfix),
+ * with a warning for each one dropped, as Postfix's postconf gives ("a
+ * typo fixed further down the file" and "two people edited it" look the
+ * same otherwise). */
 static void
-dedupe(struct loader *L)
+dedupe(struct loader *L, struct buf *warn)
 {
 	size_t w = 0;
 	if (L->nent == 0)
@@ -1276,6 +1280,9 @@ dedupe(struct loader *L)
 	qsort(L->ent, L->nent, sizeof(*L->ent), entry_cmp);
 	for (size_t r = 0; r < L->nent; r++) {
 		if (r + 1 < L->nent && strcmp(L->ent[r].name, L->ent[r + 1].name) == 0) {
+			/* Equal names sort by seq (entry_cmp), so r+1 is later. */
+			buf_appendf(warn, "%s%s:%u: %s overrides the entry on line %u", warn->len ?
+			    "\n" : "", L->file, L->ent[r + 1].line, L->ent[r].name, L->ent[r].line);
 			free(L->ent[r].name);
 			free(L->ent[r].raw);
 			continue;
@@ -1299,7 +1306,7 @@ build(struct loader *L, struct ehlo_config *cfg)
 	struct buf msg = BUF_INIT;
 	size_t vlen;
 
-	dedupe(L);
+	dedupe(L, &cfg->priv->warnings);
 	order = xcalloc(L->nent + 1, sizeof(*order));
 	for (size_t i = 0; i < L->nent; i++)
 		order[i] = &L->ent[i];
@@ -1461,6 +1468,7 @@ config_free(struct ehlo_config **cfgp)
 		free(cfg->priv->defcanon);
 		free(cfg->priv->line);
 		free(cfg->priv->file);
+		buf_free(&cfg->priv->warnings);
 		free(cfg->priv);
 	}
 	free(cfg->config_file);
@@ -1696,6 +1704,13 @@ config_print_nondefault(const struct ehlo_config *cfg, FILE *out)
 		fputc('\n', out);
 	}
 	buf_free(&b);
+}
+
+const char *
+config_warnings(const struct ehlo_config *cfg)
+{
+	return cfg->priv != NULL && cfg->priv->warnings.len > 0 ?
+	    buf_cstr(&cfg->priv->warnings) : "";
 }
 
 bool

@@ -174,6 +174,10 @@ void config_keep_restart_only(struct ehlo_config *nw, const struct ehlo_config *
  */
 void config_print_nondefault(const struct ehlo_config *cfg, FILE *out);
 
+/* Warnings from the load that did not stop it ("file:line: NAME overrides
+ * the entry on line N"), one per line; "" when there are none. */
+const char *config_warnings(const struct ehlo_config *cfg);
+
 /*
  * Append the canonical text of setting NAME's value to out (the form
  * config_print_nondefault prints). False if NAME is not a setting.

@@ -542,6 +542,19 @@ worker_main(void *arg)
 
 /* ---- main thread: signals and reload ---- */
 
+/* config_warnings(), one log line each. */
+static void
+log_config_warnings(const struct ehlo_config *cfg)
+{
+	const char *w = config_warnings(cfg);
+	while (*w != '\0') {
+		const char *nl = strchr(w, '\n');
+		size_t n = nl != NULL ? (size_t)(nl - w) : strlen(w);
+		log_warn("%.*s", (int)n, w);
+		w += n + (nl != NULL);
+	}
+}
+
 struct main_ctx {
 	struct daemon *d;
 	struct event_base *base;
@@ -593,6 +606,7 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
 		buf_free(&err);
 		return;
 	}
+	log_config_warnings(cfg);
 	struct gen *old = daemon_gen(d);
 	if (!config_reload_compatible(old->cfg, cfg, &err))
 		log_warn("reload: %s; they keep their running values", buf_cstr(&err));
@@ -982,6 +996,7 @@ ehlod_run(struct ehlo_config *cfg)
 		config_free(&cfg);
 		return 75;
 	}
+	log_config_warnings(cfg);
 	struct rlimit nofile;
 	/* Each session holds a descriptor; the delivery threads, the journal,
 	 * the listeners and libevent hold some more. */

@@ -50,6 +50,16 @@ def test_check_config():
               "ehlod -t error for %s does not name %s:%d: %r" % (name, name, line, err))
     rc, out, err = ehlod("-t", "-c", os.path.join(d, "missing.conf"))
     eq(rc, 78, "ehlod -t on a missing file")
+    # A setting given twice: the last wins (as in Postfix), with a warning
+    # naming both lines (it was silent).
+    dup = write(os.path.join(d, "dup.conf"),
+                "myhostname = mx.example.test\nmessage_size_limit = 1000\n# x\n"
+                "message_size_limit = 2000\n")
+    rc, out, err = ehlod("-t", "-c", dup)
+    eq(rc, 0, "ehlod -t exit status with a setting given twice")
+    check("%s:4: message_size_limit overrides the entry on line 2" % dup in err,
+          "ehlod -t about the setting given twice: %r" % err)
+    check("message_size_limit = 2000" in ehlod("-n", "-c", dup)[1], "the last entry wins")
 
 
 def test_check_loads_named_files():
