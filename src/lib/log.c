@@ -69,6 +69,19 @@ log_open(const char *dest, const char *progname)
 		}
 		if (fd < 0)
 			return -1;
+		/*
+		 * A reopen (reload, after rotation) while other threads log:
+		 * dup2 swaps the file under the descriptor number they use, in
+		 * one step. Switching log_fd and closing the old one could let
+		 * a thread write to that number after it was closed, and after
+		 * it was reused for a client's socket or a Maildir file.
+		 */
+		if (old > 2 && !use_syslog && dup2(fd, old) == old) {
+			if (created_fd == fd)
+				created_fd = old;
+			close(fd);
+			fd = old;
+		}
 		log_fd = fd;
 		use_syslog = 0;
 	}
