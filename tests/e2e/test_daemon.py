@@ -179,6 +179,24 @@ def test_sighup_reload():
     c.cmd("QUIT", 221)
 
 
+def test_sighup_reopens_rotated_log():
+    """logrotate's way: rename the log, SIGHUP; the lines after the reload
+    go to a new file under the configured name, none to the renamed one
+    (the reopen swaps the file under the descriptor the threads use)."""
+    srv = Server()
+    old = srv.logfile + ".1"
+    os.rename(srv.logfile, old)
+    size = os.path.getsize(old)
+    srv.signal(signal.SIGHUP)
+    srv.wait_log("reloaded configuration")
+    c = Client(srv.port)
+    c.ehlo()
+    c.cmd("QUIT", 221)
+    c.close()
+    srv.wait_log("disconnect from")
+    eq(os.path.getsize(old), size, "bytes written to the renamed log after the reload")
+
+
 def test_sighup_reload_applies_limits():
     """A reload changes what new sessions are held to, not only what they
     are told: after message_size_limit and smtpd_recipient_limit are
