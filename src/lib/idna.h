@@ -1,0 +1,36 @@
+/*
+ * Domain names in U-label form to their A-label form (RFC 5890 §2.3.2.1,
+ * RFC 3492 Punycode), so that a UTF-8 domain in an SMTPUTF8 transaction
+ * (RFC 6531 §3.2: "bücher.example") and its ASCII-compatible form
+ * ("xn--bcher-kva.example") name the same local domain, the same map key
+ * and the same Maildir. Pure: no I/O (the case mapping uses the C.UTF-8
+ * locale's tables, loaded once).
+ *
+ * What is done: each label that holds non-ASCII characters is lower-cased
+ * (simple Unicode case mapping, as UTS #46 maps upper-case input) and
+ * Punycode-encoded behind "xn--"; ASCII labels are lower-cased. What is not
+ * done, for lack of the tables (no libidn2/ICU in this project's stack):
+ * NFC normalisation and the IDNA2008 code point rules. A name in another
+ * normalisation form gets another A-label, as it would be an invalid
+ * U-label anyway; it simply matches nothing.
+ */
+#ifndef EHLO_LIB_IDNA_H
+#define EHLO_LIB_IDNA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/buf.h"
+
+/*
+ * Appends the A-label form of the domain name in[0..n) to out. False (out
+ * unchanged) if in is not well-formed UTF-8, holds a control character,
+ * a space, '@' or an empty label, or if a label's A-label would be longer
+ * than 63 octets or the name longer than 253 octets.
+ */
+bool idna_to_ascii(const char *in, size_t n, struct buf *out);
+
+/* True if s[0..n) holds an octet above 0x7f. */
+bool idna_has_utf8(const char *s, size_t n);
+
+#endif
