@@ -4,6 +4,7 @@
  * need no lock.
  */
 #include "config/addrmap.h"
+#include "lib/idna.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/xmalloc.h"
@@ -130,6 +131,27 @@ addrmap_load_buffer(const char *text, size_t len, const char *name, struct buf *
 			buf_free(&q);
 			addrmap_free(&m);
 			return NULL;
+		}
+		/* A UTF-8 domain is kept in its A-label form (RFC 5890), the
+		 * form the server looks up, so that either form in the map
+		 * matches either form in RCPT. */
+		const char *at = memchr(text + s, '@', t - s);
+		if (idna_has_utf8(at + 1, (size_t)(text + t - (at + 1)))) {
+			struct buf k = BUF_INIT;
+			buf_append(&k, text + s, (size_t)(at + 1 - (text + s)));
+			if (!idna_to_ascii(at + 1, (size_t)(text + t - (at + 1)), &k)) {
+				struct buf q = BUF_INIT;
+				log_sanitize(&q, text + s, t - s, 80);
+				buf_appendf(err, "%s:%u: bad domain in \"%s\"", name, line,
+				    buf_cstr(&q));
+				buf_free(&q);
+				buf_free(&k);
+				addrmap_free(&m);
+				return NULL;
+			}
+			add_key(m, k.data, k.len);
+			buf_free(&k);
+			continue;
 		}
 		add_key(m, text + s, t - s);
 	}

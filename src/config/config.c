@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "net/cidr.h"
 #include "tls/tls.h"
+#include "lib/idna.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/xmalloc.h"
@@ -121,7 +122,7 @@ check_domains(const void *field, struct buf *msg)
 		if (d[0] == '\0' || d[0] == '.' || !host_chars(d, strlen(d))) {
 			buf_append_str(msg, "bad domain \"");
 			log_sanitize(msg, d, strlen(d), 80);
-			buf_append_str(msg, "\" (letters, digits, '.', '-' and '_' only)");
+			buf_append_str(msg, "\" (letters, digits, '.', '-' and '_' only, or a UTF-8 domain name)");
 			return false;
 		}
 	}
@@ -318,7 +319,10 @@ static const struct cfg_setting settings[] = {
 	  "Listening sockets, each kind:address:port with kind smtp, submission or submissions "
 	  "(implicit TLS); IPv6 as smtp:[::1]:25; \"*\" as address means every address."),
 	L(virtual_mailbox_domains, "$myhostname, localhost", true, check_domains,
-	  "Domains whose mail is delivered to mailboxes under $virtual_mailbox_base."),
+	  "Domains whose mail is delivered to mailboxes under $virtual_mailbox_base. An "
+	  "internationalised domain may be given in either form (U-labels in UTF-8, or A-labels "
+	  "such as xn--bcher-kva.example): it is kept, matched and stored under its A-label form, "
+	  "so RCPT in either form (UTF-8 only with SMTPUTF8) reaches the same Maildir."),
 	P(virtual_mailbox_base, "var/mail", false,
 	  "Directory holding one Maildir per recipient address."),
 	P(spool_journal_directory, "", false,
@@ -1344,6 +1348,18 @@ build(struct loader *L, struct ehlo_config *cfg)
 			if (!field_set(st, (char *)cfg + st->off, v, &msg))
 				fail(L, L->line, "%s: %s", st->name, buf_cstr(&msg));
 		}
+	}
+	/* Local domains in UTF-8 (U-labels) are kept in their A-label form
+	 * (RFC 5890 §2.3.2.1), the form RCPT domains are compared in; one
+	 * that does not convert is left for check_domains to refuse. */
+	for (size_t i = 0; i < cfg->virtual_mailbox_domains.n && !L->failed; i++) {
+		char *d = cfg->virtual_mailbox_domains.v[i];
+		struct buf a = BUF_INIT;
+		if (idna_has_utf8(d, strlen(d)) && idna_to_ascii(d, strlen(d), &a)) {
+			free(d);
+			cfg->virtual_mailbox_domains.v[i] = buf_steal(&a);
+		}
+		buf_free(&a);
 	}
 	/* Canonical defaults for config_print_nondefault (expanded in this context). */
 	for (size_t si = 0; si < NSET && !L->failed; si++) {

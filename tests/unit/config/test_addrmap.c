@@ -29,6 +29,7 @@ static const char map_text[] =
     "carol@example.org\r\n"
     "alice@example.org     duplicate\n"
     "j\xc3\xb6s\xc3\xa9@example.org\n"   /* UTF-8 (RFC 6531), as accepted under SMTPUTF8 */
+    "kim@b\xc3\xbc" "cher.example\n"       /* a U-label domain: kept as its A-label */
     "dave@example.net";      /* no final newline */
 
 static void
@@ -39,7 +40,7 @@ test_lookup(void **state)
 	struct addrmap *m = addrmap_load_buffer(map_text, sizeof(map_text) - 1, "vmaps", &err);
 	assert_non_null(m);
 	assert_int_equal(err.len, 0);
-	assert_int_equal(addrmap_count(m), 6);
+	assert_int_equal(addrmap_count(m), 7);
 
 	static const struct { const char *addr; bool in; } rows[] = {
 		{ "alice@example.org", true },
@@ -62,6 +63,8 @@ test_lookup(void **state)
 		{ "j\xc3\xb6s\xc3\xa9@example.org", true },
 		{ "J\xc3\xb6S\xc3\xa9@EXAMPLE.org", true },     /* ASCII folded only */
 		{ "j\xc3\x96s\xc3\xa9@example.org", false },    /* U+00D6 is another key */
+		{ "kim@xn--bcher-kva.example", true },          /* the server's lookup form */
+		{ "kim@b\xc3\xbc" "cher.example", false },       /* never looked up so */
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 		if (addrmap_contains(m, rows[i].addr) != rows[i].in)

@@ -183,6 +183,9 @@ static const struct pcase cases[] = {
 	{ "virtual_mailbox_domains = a.test,\n  b.test\n  # x\n  c.test\n",
 	  "virtual_mailbox_domains", "a.test, b.test, c.test", NULL },
 	{ "virtual_mailbox_domains = , ,\n", "virtual_mailbox_domains", "", NULL },
+	/* U-labels are kept as A-labels (RFC 5890), the form RCPT is compared in. */
+	{ "virtual_mailbox_domains = a.test, B\xc3\x9c" "cher.example\n",
+	  "virtual_mailbox_domains", "a.test, xn--bcher-kva.example", NULL },
 
 	/* structured values */
 	{ "listen = smtp:[::1]:25, submission:127.0.0.1:587 submissions:*:465 smtp:0.0.0.0:0\n",
@@ -199,6 +202,7 @@ static const struct pcase cases[] = {
 	{ "virtual_mailbox_domains = a.test, b/c.test\n", NULL, NULL,
 	  "virtual_mailbox_domains: bad domain \"b/c.test\"" },
 	{ "virtual_mailbox_domains = .a.test\n", NULL, NULL, "bad domain" },
+	{ "virtual_mailbox_domains = b\xc2\x85.example\n", NULL, NULL, "bad domain" },
 	{ "listen = smtp:[127.0.0.1]:25\n", NULL, NULL, "bad address:port" },
 	{ "listen = smtp:::1:25\n", NULL, NULL, "bad address:port" },
 	{ "listen = smtp:[::1]25\n", NULL, NULL, "bad address:port" },
