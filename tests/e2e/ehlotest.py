@@ -103,6 +103,22 @@ def free_port():
         s.close()
 
 
+def asan_build():
+    """True if $EHLOD was built with AddressSanitizer (its allocator makes
+    RSS measure itself: redzones, quarantine, shadow)."""
+    with open(EHLOD, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
+def proc_status_kib(pid, field):
+    """A /proc/PID/status field in KiB (VmRSS, VmHWM), 0 if absent."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
 def wait_until(pred, timeout, step=0.05, what="condition"):
     """Poll pred() until true; TestFailure after timeout seconds."""
     deadline = time.monotonic() + timeout

@@ -6,8 +6,8 @@ message lands in the Maildir exactly as sent.
 """
 import os
 
-from ehlotest import (Server, Client, check, eq, free_port, main, strip_received, to_lf, stuff,
-                      DOMAIN)
+from ehlotest import (Server, Client, asan_build, check, eq, free_port, main, strip_received,
+                      to_lf, stuff, DOMAIN)
 
 
 def codes(c, n):
@@ -290,12 +290,6 @@ def test_many_flooding_clients_stay_small():
         check(per < 200, "ehlod grew by %.0f KiB per non-reading session" % per)
     for s in socks:
         s.close()
-
-
-def asan_build():
-    """True if $EHLOD was built with AddressSanitizer."""
-    with open(os.environ["EHLOD"], "rb") as f:
-        return b"__asan_init" in f.read()
 
 
 def srv_rss_kib(srv):
