@@ -9,7 +9,7 @@
  * is PARAM_ERR_UNKNOWN (555 5.5.4, RFC 5321 §4.1.1.11). A repeated parameter
  * is a syntax error.
  *
- *   SIZE=n          RFC 1870   (n decimal, at most 20 digits, no overflow)
+ *   SIZE=n          RFC 1870   (n = 1*20DIGIT; past 2^64-1 it is UINT64_MAX)
  *   BODY=7BIT|8BITMIME          RFC 6152 (BINARYMIME not offered)
  *   SMTPUTF8        RFC 6531   (no value)
  *   RET=FULL|HDRS, ENVID=xtext             RFC 3461 §4.3, §4.4 (MAIL)

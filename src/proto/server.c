@@ -492,7 +492,7 @@ do_mail(struct smtp_server *s, const char *arg, size_t n)
 		return;
 	}
 	if (tx->mp.has_size && s->o.max_size && tx->mp.size > s->o.max_size) {
-		/* RFC 1870 §6.2: declared size over the fixed maximum is permanent. */
+		/* RFC 1870 §6.1 (2): declared size over the fixed maximum: 552. */
 		reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
 		tx_free(&tx);
 		return;

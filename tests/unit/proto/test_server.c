@@ -609,6 +609,27 @@ test_size_boundary(void **state)
 	check(t, &ov, "12345678\n<END>\n");
 }
 
+/* SIZE= is 1*20DIGIT (RFC 1870 §3): twenty digits past 2^64-1 are a size
+ * over the limit (552 5.3.4, §6.1), as 2^64-1 itself is, not bad syntax. */
+static void
+test_size_overflow(void **state)
+{
+	static const struct step t[] = {
+		{ "EHLO c.test\r\n", EHLO_REPLY },
+		{ "MAIL FROM:<a@x.test> SIZE=18446744073709551615\r\n",
+		  "552 5.3.4 Message size exceeds fixed limit\r\n" },
+		{ "MAIL FROM:<a@x.test> SIZE=18446744073709551616\r\n",
+		  "552 5.3.4 Message size exceeds fixed limit\r\n" },
+		{ "MAIL FROM:<a@x.test> SIZE=99999999999999999999\r\n",
+		  "552 5.3.4 Message size exceeds fixed limit\r\n" },
+		{ "MAIL FROM:<a@x.test> SIZE=999999999999999999999\r\n",
+		  "501 5.5.4 Bad parameter value\r\n" },
+		{ "MAIL FROM:<a@x.test> SIZE=10240000\r\n", "250 2.1.0 Ok\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, NULL, "");
+}
+
 /* smtpd_reject_long_lines = yes: a text line of 998 octets plus CRLF is
  * the longest RFC 5321 §4.5.3.1.6 allows; one more octet gets 554 5.6.0. */
 static void
@@ -1012,6 +1033,7 @@ main(void)
 		cmocka_unit_test(test_storage_full),
 		cmocka_unit_test(test_storage_full_then_too_big),
 		cmocka_unit_test(test_line_limits),
+		cmocka_unit_test(test_size_overflow),
 		cmocka_unit_test(test_nul),
 		cmocka_unit_test(test_error_limit),
 		cmocka_unit_test(test_starttls),
