@@ -22,7 +22,9 @@
 #include "lib/util.h"
 #include "proto/path.h"
 
-typedef enum param_err (*param_fn)(const char *v, size_t vn, bool has_value, void *out);
+/* utf8_tx: the transaction is an SMTPUTF8 one (RCPT after MAIL ... SMTPUTF8). */
+typedef enum param_err (*param_fn)(const char *v, size_t vn, bool has_value, bool utf8_tx,
+                                   void *out);
 
 struct param_def {
 	const char *keyword;
@@ -52,7 +54,7 @@ xtext_valid(const char *s, size_t n)
 }
 
 static enum param_err
-p_size(const char *v, size_t vn, bool has_value, void *out)
+p_size(const char *v, size_t vn, bool has_value, bool utf8_tx, void *out)
 {
 	struct mail_params *mp = out;
 	uint64_t size = 0;
@@ -77,7 +79,7 @@ p_size(const char *v, size_t vn, bool has_value, void *out)
 }
 
 static enum param_err
-p_body(const char *v, size_t vn, bool has_value, void *out)
+p_body(const char *v, size_t vn, bool has_value, bool utf8_tx, void *out)
 {
 	struct mail_params *mp = out;
 
@@ -93,7 +95,7 @@ p_body(const char *v, size_t vn, bool has_value, void *out)
 }
 
 static enum param_err
-p_smtputf8(const char *v, size_t vn, bool has_value, void *out)
+p_smtputf8(const char *v, size_t vn, bool has_value, bool utf8_tx, void *out)
 {
 	struct mail_params *mp = out;
 
@@ -104,7 +106,7 @@ p_smtputf8(const char *v, size_t vn, bool has_value, void *out)
 }
 
 static enum param_err
-p_ret(const char *v, size_t vn, bool has_value, void *out)
+p_ret(const char *v, size_t vn, bool has_value, bool utf8_tx, void *out)
 {
 	struct mail_params *mp = out;
 
@@ -120,7 +122,7 @@ p_ret(const char *v, size_t vn, bool has_value, void *out)
 }
 
 static enum param_err
-p_envid(const char *v, size_t vn, bool has_value, void *out)
+p_envid(const char *v, size_t vn, bool has_value, bool utf8_tx, void *out)
 {
 	struct mail_params *mp = out;
 
@@ -133,7 +135,7 @@ p_envid(const char *v, size_t vn, bool has_value, void *out)
 }
 
 static enum param_err
-p_auth(const char *v, size_t vn, bool has_value, void *out)
+p_auth(const char *v, size_t vn, bool has_value, bool utf8_tx, void *out)
 {
 	struct mail_params *mp = out;
 
@@ -149,7 +151,7 @@ p_auth(const char *v, size_t vn, bool has_value, void *out)
 }
 
 static enum param_err
-p_notify(const char *v, size_t vn, bool has_value, void *out)
+p_notify(const char *v, size_t vn, bool has_value, bool utf8_tx, void *out)
 {
 	struct rcpt_params *rp = out;
 	unsigned mask = 0;
@@ -185,8 +187,85 @@ p_notify(const char *v, size_t vn, bool has_value, void *out)
 	return PARAM_OK;
 }
 
+/* HEXDIG (RFC 5234: case-insensitive), or -1. */
+static int
+hex_digit(unsigned char c)
+{
+	if (ascii_isdigit(c))
+		return c - '0';
+	c = (unsigned char)ascii_lower((char)c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/*
+ * EmbeddedUnicodeChar of RFC 6533 §3 at s[0..n), which starts with "\\":
+ * "\\x{" HEXPOINT "}". Returns its length, or 0 if it is not one. HEXPOINT
+ * names a code point in its shortest form of at least two digits: one of
+ * the characters xtext cannot carry as such (controls, SP, "+", "=", DEL)
+ * or "\\", or a non-ASCII scalar value (no surrogates, at most U+10FFFF).
+ * (The ABNF's two-digit list leaves out %x0A-0F and %x1A-1F, an evident
+ * slip: every control is accepted.)
+ */
+static size_t
+embedded_unicode_len(const char *s, size_t n)
+{
+	unsigned long v = 0;
+	size_t k = 3;
+	int h;
+
+	if (n < 6 || s[0] != '\\' || s[1] != 'x' || s[2] != '{')
+		return 0;
+	while (k < n && k < 3 + 7 && (h = hex_digit((unsigned char)s[k])) >= 0) {
+		v = v * 16 + (unsigned long)h;
+		k++;
+	}
+	size_t digits = k - 3;
+	if (k >= n || s[k] != '}' || digits < 2 || digits > 6)
+		return 0;
+	size_t need = v > 0xfffff ? 6 : v > 0xffff ? 5 : v > 0xfff ? 4 : v > 0xff ? 3 : 2;
+	if (digits != need || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	if (v < 0x80 && !(v >= 0x01 && v <= 0x20) && v != '+' && v != '=' && v != '\\' &&
+	    v != 0x7f)
+		return 0;
+	return k + 1;
+}
+
+/*
+ * utf-8-addr-unitext (RFC 6533 §3): 1*(QUCHAR / EmbeddedUnicodeChar), where
+ * QUCHAR is printable ASCII but "+", "=" and "\\", or a UTF-8 encoded
+ * non-ASCII character.
+ */
+static bool
+unitext_valid(const char *s, size_t n)
+{
+	size_t i = 0;
+
+	if (n == 0)
+		return false;
+	while (i < n) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '\\') {
+			size_t k = embedded_unicode_len(s + i, n - i);
+			if (k == 0)
+				return false;
+			i += k;
+		} else if (c >= 0x80) {
+			size_t k = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+			if (k > n - i || !utf8_valid(s + i, k))
+				return false;
+			i += k;
+		} else if (c < 0x21 || c > 0x7e || c == '+' || c == '=')
+			return false;
+		else
+			i++;
+	}
+	return true;
+}
+
 static enum param_err
-p_orcpt(const char *v, size_t vn, bool has_value, void *out)
+p_orcpt(const char *v, size_t vn, bool has_value, bool utf8_tx, void *out)
 {
 	struct rcpt_params *rp = out;
 	const char *semi;
@@ -205,7 +284,13 @@ p_orcpt(const char *v, size_t vn, bool has_value, void *out)
 	for (size_t i = 0; i < tn; i++)
 		if (!ascii_isalnum((unsigned char)v[i]) && v[i] != '-')
 			return PARAM_ERR_VALUE;
-	if (!xtext_valid(semi + 1, vn - tn - 1))
+	/* RFC 6533 §3: an SMTPUTF8 transaction may give a "utf-8" address
+	 * as utf-8-addr-unitext, UTF-8 as such; otherwise it is xtext
+	 * (utf-8-addr-xtext is xtext too). */
+	const char *a = semi + 1;
+	size_t an = vn - tn - 1;
+	if (!xtext_valid(a, an) &&
+	    !(utf8_tx && ascii_ieqn(v, tn, "utf-8") && unitext_valid(a, an)))
 		return PARAM_ERR_VALUE;
 	memcpy(rp->orcpt, v, vn);
 	rp->orcpt[vn] = '\0';
@@ -253,7 +338,7 @@ value_valid(const char *v, size_t vn, unsigned ext)
 }
 
 static enum param_err
-parse_list(const char *s, size_t n, unsigned ext, const struct param_def *defs,
+parse_list(const char *s, size_t n, unsigned ext, bool utf8_tx, const struct param_def *defs,
            size_t ndefs, void *out, size_t *bad_off, size_t *bad_len)
 {
 	unsigned seen = 0;
@@ -308,7 +393,7 @@ parse_list(const char *s, size_t n, unsigned ext, const struct param_def *defs,
 			const char *v = has_value ? s + k + 1 : s + k;
 			size_t vn = has_value ? tend - k - 1 : 0;
 
-			e = def->check(v, vn, has_value, out);
+			e = def->check(v, vn, has_value, utf8_tx, out);
 		}
 		if (e != PARAM_OK) {
 			if (bad_off != NULL)
@@ -330,7 +415,7 @@ params_parse_mail(const char *s, size_t n, unsigned ext,
 	enum param_err e;
 
 	memset(&mp, 0, sizeof mp);
-	e = parse_list(s, n, ext, mail_defs, sizeof mail_defs / sizeof mail_defs[0],
+	e = parse_list(s, n, ext, false, mail_defs, sizeof mail_defs / sizeof mail_defs[0],
 	    &mp, bad_off, bad_len);
 	if (e == PARAM_OK)
 		*out = mp;
@@ -338,14 +423,14 @@ params_parse_mail(const char *s, size_t n, unsigned ext,
 }
 
 enum param_err
-params_parse_rcpt(const char *s, size_t n, unsigned ext,
+params_parse_rcpt(const char *s, size_t n, unsigned ext, bool utf8_tx,
                   struct rcpt_params *out, size_t *bad_off, size_t *bad_len)
 {
 	struct rcpt_params rp;
 	enum param_err e;
 
 	memset(&rp, 0, sizeof rp);
-	e = parse_list(s, n, ext, rcpt_defs, sizeof rcpt_defs / sizeof rcpt_defs[0],
+	e = parse_list(s, n, ext, utf8_tx, rcpt_defs, sizeof rcpt_defs / sizeof rcpt_defs[0],
 	    &rp, bad_off, bad_len);
 	if (e == PARAM_OK)
 		*out = rp;

@@ -18,7 +18,9 @@
  *   AUTH=xtext|<>   RFC 4954 §5 (MAIL, only with EXT_AUTH)
  * xtext (RFC 3461 §4): "+" followed by two upper-case hex digits encodes a
  * char; it is validated and kept encoded, ENVID at most 100 chars and
- * ORCPT at most 500 (§4.2, §4.4).
+ * ORCPT at most 500 (§4.2, §4.4). In an SMTPUTF8 transaction an ORCPT of
+ * type "utf-8" may also be utf-8-addr-unitext (RFC 6533 §3): UTF-8 as such,
+ * printable ASCII but "+", "=" and "\\", and "\\x{HEX}" escapes.
  */
 #ifndef EHLO_PROTO_PARAMS_H
 #define EHLO_PROTO_PARAMS_H
@@ -90,7 +92,9 @@ enum param_err {
  */
 enum param_err params_parse_mail(const char *s, size_t n, unsigned ext,
                                  struct mail_params *out, size_t *bad_off, size_t *bad_len);
-enum param_err params_parse_rcpt(const char *s, size_t n, unsigned ext,
+/* utf8_tx: the transaction was opened with MAIL ... SMTPUTF8 (ORCPT's
+ * utf-8-addr-unitext form is allowed only then). */
+enum param_err params_parse_rcpt(const char *s, size_t n, unsigned ext, bool utf8_tx,
                                  struct rcpt_params *out, size_t *bad_off, size_t *bad_len);
 /* Validates xtext (RFC 3461 §4); true if s[0..n) is well-formed (empty is). */
 bool xtext_valid(const char *s, size_t n);

@@ -538,7 +538,7 @@ do_rcpt(struct smtp_server *s, const char *arg, size_t n)
 	size_t off = 0, len = 0;
 	const char *rest = arg + p + end;
 	enum param_err e = params_parse_rcpt(rest, n - (size_t)p - end, active_ext(s),
-	    &r->params, &off, &len);
+	    s->tx->mp.smtputf8, &r->params, &off, &len);
 	if (e != PARAM_OK) {
 		reply_param_err(s, e, rest, off, len);
 		return;

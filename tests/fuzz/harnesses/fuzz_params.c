@@ -1,6 +1,6 @@
 /*
  * Fuzz the ESMTP parameter parser. Bytes 0-1 are the extension mask, byte 2
- * picks MAIL or RCPT; the rest is what follows the path. Invariants: a
+ * picks MAIL or RCPT (bit 0) and an SMTPUTF8 transaction (bit 1); the rest is what follows the path. Invariants: a
  * success stores only values its extension allows and that respect their
  * limits and grammar; an error points inside the input; *out is not
  * touched on error; parsing is deterministic.
@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proto/params.h"
 
@@ -56,7 +57,7 @@ check_mail(const char *in, size_t n, unsigned ext)
 }
 
 static void
-check_rcpt(const char *in, size_t n, unsigned ext)
+check_rcpt(const char *in, size_t n, unsigned ext, bool utf8_tx)
 {
 	struct rcpt_params rp, rp2;
 	size_t off = SIZE_MAX, len = SIZE_MAX;
@@ -64,8 +65,8 @@ check_rcpt(const char *in, size_t n, unsigned ext)
 
 	memset(&rp, 0, sizeof rp);
 	memset(&rp2, 0, sizeof rp2);
-	e = params_parse_rcpt(in, n, ext, &rp, &off, &len);
-	if (e != params_parse_rcpt(in, n, ext, &rp2, NULL, NULL))
+	e = params_parse_rcpt(in, n, ext, utf8_tx, &rp, &off, &len);
+	if (e != params_parse_rcpt(in, n, ext, utf8_tx, &rp2, NULL, NULL))
 		abort();
 	if (e != PARAM_OK) {
 		if (off > n || len > n - off)
@@ -84,7 +85,12 @@ check_rcpt(const char *in, size_t n, unsigned ext)
 	if (rp.has_orcpt) {
 		const char *semi = strchr(rp.orcpt, ';');
 		if (semi == NULL || semi == rp.orcpt || strlen(rp.orcpt) > ORCPT_MAX ||
-		    !xtext_valid(semi + 1, strlen(semi + 1)))
+		    semi[1] == '\0')
+			abort();
+		/* Only an SMTPUTF8 transaction's "utf-8" address may be other
+		 * than xtext (RFC 6533 §3 utf-8-addr-unitext). */
+		if (!xtext_valid(semi + 1, strlen(semi + 1)) &&
+		    (!utf8_tx || strncasecmp(rp.orcpt, "utf-8;", 6) != 0))
 			abort();
 	}
 }
@@ -105,7 +111,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(in, data + 3, n);
 	if (data[2] & 1)
-		check_rcpt(in, n, ext);
+		check_rcpt(in, n, ext, (data[2] & 2) != 0);
 	else
 		check_mail(in, n, ext);
 	free(in);

@@ -121,47 +121,75 @@ struct rcpt_case {
 	enum param_err     err;
 	size_t             bad_off, bad_len;
 	struct rcpt_params want;
+	bool               utf8_tx;   /* an SMTPUTF8 transaction */
 };
 
 static const struct rcpt_case rcpt_cases[] = {
-	{ "", ALL, PARAM_OK, 0, 0, { 0 } },
-	{ " NOTIFY=NEVER", ALL, PARAM_OK, 0, 0, { .notify = NOTIFY_NEVER } },
+	{ "", ALL, PARAM_OK, 0, 0, { 0 }, false },
+	{ " NOTIFY=NEVER", ALL, PARAM_OK, 0, 0, { .notify = NOTIFY_NEVER }, false },
 	{ " NOTIFY=SUCCESS,FAILURE,DELAY", ALL, PARAM_OK, 0, 0,
-	  { .notify = NOTIFY_SUCCESS | NOTIFY_FAILURE | NOTIFY_DELAY } },
+	  { .notify = NOTIFY_SUCCESS | NOTIFY_FAILURE | NOTIFY_DELAY }, false },
 	{ " notify=delay,Success", EXT_DSN, PARAM_OK, 0, 0,
-	  { .notify = NOTIFY_SUCCESS | NOTIFY_DELAY } },
-	{ " NOTIFY=NEVER,SUCCESS", ALL, PARAM_ERR_VALUE, 1, 6, { 0 } },
-	{ " NOTIFY=FAILURE,NEVER", ALL, PARAM_ERR_VALUE, 1, 6, { 0 } },
-	{ " NOTIFY=SUCCESS,SUCCESS", ALL, PARAM_ERR_VALUE, 1, 6, { 0 } },
-	{ " NOTIFY=SUCCESS,", ALL, PARAM_ERR_VALUE, 1, 6, { 0 } },
-	{ " NOTIFY=,SUCCESS", ALL, PARAM_ERR_VALUE, 1, 6, { 0 } },
-	{ " NOTIFY=SUCCESS,,DELAY", ALL, PARAM_ERR_VALUE, 1, 6, { 0 } },
-	{ " NOTIFY=FOO", ALL, PARAM_ERR_VALUE, 1, 6, { 0 } },
-	{ " NOTIFY", ALL, PARAM_ERR_VALUE, 1, 6, { 0 } },
-	{ " NOTIFY=", ALL, PARAM_ERR_SYNTAX, 1, 6, { 0 } },
-	{ " NOTIFY=NEVER NOTIFY=NEVER", ALL, PARAM_ERR_SYNTAX, 14, 6, { 0 } },
-	{ " NOTIFY=NEVER", ALL & ~EXT_DSN, PARAM_ERR_UNKNOWN, 1, 6, { 0 } },
+	  { .notify = NOTIFY_SUCCESS | NOTIFY_DELAY }, false },
+	{ " NOTIFY=NEVER,SUCCESS", ALL, PARAM_ERR_VALUE, 1, 6, { 0 }, false },
+	{ " NOTIFY=FAILURE,NEVER", ALL, PARAM_ERR_VALUE, 1, 6, { 0 }, false },
+	{ " NOTIFY=SUCCESS,SUCCESS", ALL, PARAM_ERR_VALUE, 1, 6, { 0 }, false },
+	{ " NOTIFY=SUCCESS,", ALL, PARAM_ERR_VALUE, 1, 6, { 0 }, false },
+	{ " NOTIFY=,SUCCESS", ALL, PARAM_ERR_VALUE, 1, 6, { 0 }, false },
+	{ " NOTIFY=SUCCESS,,DELAY", ALL, PARAM_ERR_VALUE, 1, 6, { 0 }, false },
+	{ " NOTIFY=FOO", ALL, PARAM_ERR_VALUE, 1, 6, { 0 }, false },
+	{ " NOTIFY", ALL, PARAM_ERR_VALUE, 1, 6, { 0 }, false },
+	{ " NOTIFY=", ALL, PARAM_ERR_SYNTAX, 1, 6, { 0 }, false },
+	{ " NOTIFY=NEVER NOTIFY=NEVER", ALL, PARAM_ERR_SYNTAX, 14, 6, { 0 }, false },
+	{ " NOTIFY=NEVER", ALL & ~EXT_DSN, PARAM_ERR_UNKNOWN, 1, 6, { 0 }, false },
 	{ " ORCPT=rfc822;a+40b", ALL, PARAM_OK, 0, 0,
-	  { .has_orcpt = true, .orcpt = "rfc822;a+40b" } },
+	  { .has_orcpt = true, .orcpt = "rfc822;a+40b" }, false },
 	{ " ORCPT=rfc822;user@example.org", ALL, PARAM_OK, 0, 0,
-	  { .has_orcpt = true, .orcpt = "rfc822;user@example.org" } },
+	  { .has_orcpt = true, .orcpt = "rfc822;user@example.org" }, false },
 	{ " ORCPT=utf-8;a\\x{E9}b", ALL, PARAM_OK, 0, 0,
-	  { .has_orcpt = true, .orcpt = "utf-8;a\\x{E9}b" } },
+	  { .has_orcpt = true, .orcpt = "utf-8;a\\x{E9}b" }, false },
+	/* RFC 6533 §3: utf-8-addr-unitext, only in an SMTPUTF8 transaction. */
+#define U8 { .has_orcpt = true, .orcpt = "utf-8;m\xc3\xbc@y.test" }
+	{ " ORCPT=utf-8;m\xc3\xbc@y.test", ALL, PARAM_OK, 0, 0, U8, true },
+	{ " ORCPT=utf-8;m\xc3\xbc@y.test", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, false },
+	{ " ORCPT=rfc822;m\xc3\xbc@y.test", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, true },
+	{ " ORCPT=UTF-8;\xe2\x82\xac\xf0\x9f\x98\x80\\x{2B}\\x{5C}\\x{20}\\x{1F}\\x{7F}", ALL,
+	  PARAM_OK, 0, 0, { .has_orcpt = true,
+	  .orcpt = "UTF-8;\xe2\x82\xac\xf0\x9f\x98\x80\\x{2B}\\x{5C}\\x{20}\\x{1F}\\x{7F}" }, true },
+	{ " ORCPT=utf-8;\xc3\xbc\\x{E9}\\x{20AC}\\x{1F600}\\x{10FFFF}\\x{e9}", ALL, PARAM_OK, 0, 0,
+	  { .has_orcpt = true,
+	    .orcpt = "utf-8;\xc3\xbc\\x{E9}\\x{20AC}\\x{1F600}\\x{10FFFF}\\x{e9}" }, true },
+	{ " ORCPT=utf-8;a\\x{E9}b", ALL, PARAM_OK, 0, 0,     /* xtext, as without SMTPUTF8 */
+	  { .has_orcpt = true, .orcpt = "utf-8;a\\x{E9}b" }, true },
+	{ " ORCPT=utf-8;\xc3\xbc+2B", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, true },
+	{ " ORCPT=utf-8;\xc3\xbc\\b", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, true },
+	{ " ORCPT=utf-8;\xc3\xbc\\x{41}", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, true },
+	{ " ORCPT=utf-8;\xc3\xbc\\x{0E9}", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, true },
+	{ " ORCPT=utf-8;\xc3\xbc\\x{E}", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, true },
+	{ " ORCPT=utf-8;\xc3\xbc\\x{D800}", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, true },
+	{ " ORCPT=utf-8;\xc3\xbc\\x{110000}", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, true },
+	{ " ORCPT=utf-8;\xc3\xbc\\x{0010FFFF}", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, true },
+	{ " ORCPT=utf-8;\xc3\xbc\\x{E9", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, true },
+	{ " ORCPT=utf-8;\xc3\xbc\\x{}", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, true },
+	{ " ORCPT=utf-8;\xc3\xbc\\X{E9}", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, true },
+	{ " ORCPT=utf-8;\xc3\xbc\x7f", ALL, PARAM_ERR_SYNTAX, 1, 5, { 0 }, true },
+	{ " ORCPT=utf-8;\xc3", ALL, PARAM_ERR_SYNTAX, 1, 5, { 0 }, true },
+#undef U8
 	{ " NOTIFY=FAILURE ORCPT=rfc822;a", ALL, PARAM_OK, 0, 0,
-	  { .notify = NOTIFY_FAILURE, .has_orcpt = true, .orcpt = "rfc822;a" } },
-	{ " ORCPT=rfc822", ALL, PARAM_ERR_VALUE, 1, 5, { 0 } },
-	{ " ORCPT=;a", ALL, PARAM_ERR_VALUE, 1, 5, { 0 } },
-	{ " ORCPT=rfc822;", ALL, PARAM_ERR_VALUE, 1, 5, { 0 } },
-	{ " ORCPT=rfc.822;a", ALL, PARAM_ERR_VALUE, 1, 5, { 0 } },
-	{ " ORCPT=rfc822;a+4", ALL, PARAM_ERR_VALUE, 1, 5, { 0 } },
-	{ " ORCPT=rfc822;a+4g", ALL, PARAM_ERR_VALUE, 1, 5, { 0 } },
-	{ " ORCPT=rfc 822;a", ALL, PARAM_ERR_VALUE, 1, 5, { 0 } },
-	{ " ORCPT", ALL, PARAM_ERR_VALUE, 1, 5, { 0 } },
-	{ " ORCPT=rfc822;a ORCPT=rfc822;b", ALL, PARAM_ERR_SYNTAX, 16, 5, { 0 } },
-	{ " ORCPT=rfc822;a", ALL & ~EXT_DSN, PARAM_ERR_UNKNOWN, 1, 5, { 0 } },
-	{ " SIZE=1", ALL, PARAM_ERR_UNKNOWN, 1, 4, { 0 } },
-	{ " BODY=7BIT", ALL, PARAM_ERR_UNKNOWN, 1, 4, { 0 } },
-	{ "NOTIFY=NEVER", ALL, PARAM_ERR_SYNTAX, 0, 12, { 0 } },
+	  { .notify = NOTIFY_FAILURE, .has_orcpt = true, .orcpt = "rfc822;a" }, false },
+	{ " ORCPT=rfc822", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, false },
+	{ " ORCPT=;a", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, false },
+	{ " ORCPT=rfc822;", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, false },
+	{ " ORCPT=rfc.822;a", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, false },
+	{ " ORCPT=rfc822;a+4", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, false },
+	{ " ORCPT=rfc822;a+4g", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, false },
+	{ " ORCPT=rfc 822;a", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, false },
+	{ " ORCPT", ALL, PARAM_ERR_VALUE, 1, 5, { 0 }, false },
+	{ " ORCPT=rfc822;a ORCPT=rfc822;b", ALL, PARAM_ERR_SYNTAX, 16, 5, { 0 }, false },
+	{ " ORCPT=rfc822;a", ALL & ~EXT_DSN, PARAM_ERR_UNKNOWN, 1, 5, { 0 }, false },
+	{ " SIZE=1", ALL, PARAM_ERR_UNKNOWN, 1, 4, { 0 }, false },
+	{ " BODY=7BIT", ALL, PARAM_ERR_UNKNOWN, 1, 4, { 0 }, false },
+	{ "NOTIFY=NEVER", ALL, PARAM_ERR_SYNTAX, 0, 12, { 0 }, false },
 };
 
 static void
@@ -234,7 +262,7 @@ test_rcpt(void **state)
 		enum param_err e;
 
 		memset(&rp, 0, sizeof rp);
-		e = params_parse_rcpt(in, n, c->ext, &rp, &off, &len);
+		e = params_parse_rcpt(in, n, c->ext, c->utf8_tx, &rp, &off, &len);
 		if (e != c->err)
 			fail_msg("RCPT \"%s\": got %d want %d", c->in, e, c->err);
 		if (e == PARAM_OK) {
@@ -247,7 +275,7 @@ test_rcpt(void **state)
 		free(in);
 		for (size_t k = 0; k < n; k++) {
 			in = copy_exact(c->in, k);
-			if (params_parse_rcpt(in, k, c->ext, &rp, &off, &len) != PARAM_OK)
+			if (params_parse_rcpt(in, k, c->ext, c->utf8_tx, &rp, &off, &len) != PARAM_OK)
 				assert_true(off + len <= k);
 			free(in);
 		}
@@ -280,9 +308,9 @@ test_lengths(void **state)
 	/* ORCPT at most 500 (§4.2), type included. */
 	memcpy(in, " ORCPT=rfc822;", 14);
 	memset(in + 14, 'o', 600);
-	assert_int_equal(params_parse_rcpt(in, 7 + 500, ALL, &rp, NULL, NULL), PARAM_OK);
+	assert_int_equal(params_parse_rcpt(in, 7 + 500, ALL, false, &rp, NULL, NULL), PARAM_OK);
 	assert_int_equal(strlen(rp.orcpt), 500);
-	assert_int_equal(params_parse_rcpt(in, 7 + 501, ALL, &rp, NULL, NULL), PARAM_ERR_VALUE);
+	assert_int_equal(params_parse_rcpt(in, 7 + 501, ALL, false, &rp, NULL, NULL), PARAM_ERR_VALUE);
 }
 
 static void

@@ -888,12 +888,18 @@ test_utf8_and_params(void **state)
 		  "250 2.1.0 Ok\r\n" },
 		{ "RCPT TO:<m\xc3\xbc@y.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b+40y.test\r\n",
 		  "250 2.1.5 Ok\r\n" },
+		/* RFC 6533 §3: utf-8-addr-unitext in an SMTPUTF8 transaction. */
+		{ "RCPT TO:<b@y.test> ORCPT=utf-8;m\xc3\xbc@y.test\r\n", "250 2.1.5 Ok\r\n" },
 		{ "RSET\r\nMAIL FROM:<a@x.test> FOO=BAR\r\n", "250 2.0.0 Ok\r\n555 5.5.4 Unsupported option\r\n" },
 		{ "MAIL FROM:<a@x.test> BODY=9BIT\r\n", "501 5.5.4 Bad parameter value\r\n" },
 		{ "MAIL FROM:a@x.test\r\n", "501 5.1.7 Bad sender address syntax\r\n" },
 		{ "MAIL TO:<a@x.test>\r\n", "501 5.5.4 Syntax: MAIL FROM:<address>\r\n" },
 		{ "MAIL FROM: <a@x.test>\r\n", "250 2.1.0 Ok\r\n" },
 		{ "RCPT TO:<>\r\n", "501 5.1.3 Bad recipient address syntax\r\n" },
+		/* Not an SMTPUTF8 transaction: ORCPT is xtext only. */
+		{ "RCPT TO:<b@y.test> ORCPT=utf-8;m\xc3\xbc@y.test\r\n",
+		  "501 5.5.4 Bad parameter value\r\n" },
+		{ "RCPT TO:<b@y.test> ORCPT=utf-8;m\\x{FC}@y.test\r\n", "250 2.1.5 Ok\r\n" },
 		{ "RCPT TO:<m\xc3\xbc@y.test>\r\n",
 		  "553 5.6.7 Error: non-ASCII recipient address requires SMTPUTF8\r\n" },
 		{ NULL, NULL },
