@@ -413,8 +413,8 @@ static const struct cfg_setting settings[] = {
 	B(smtpd_reject_long_lines, "no", true,
 	  "Reject messages (DATA or BDAT) with a text line longer than RFC 5321 §4.5.3.1.6 "
 	  "allows (1000 octets including CRLF), with 554 5.6.0; otherwise such lines are "
-	  "stored unchanged. Command lines over 512 octets (§4.5.3.1.4) get 500 5.5.2 "
-	  "either way."),
+	  "stored unchanged. Command lines over their limit (§4.5.3.1.4: 512 octets, more "
+	  "for MAIL and RCPT with extensions) get 500 5.5.2 either way."),
 	S(mail_owner, "", false,
 	  "User to switch to after the listening sockets are bound (its groups too); "
 	  "empty: keep the current user. A reload (SIGHUP) reads the configuration file "

@@ -2,8 +2,10 @@
  * Command-line tokenizer (pure, resumable; STYLE.md lessons 1 and 6).
  *
  * RFC 5321 §2.3.8: the only line terminator is CRLF. §4.5.3.1.4: a command
- * line is at most 512 octets including the CRLF. The reader enforces the cap
- * before the newline arrives, so a peer cannot make it buffer more than
+ * line is at most 512 octets including the CRLF, more where an extension
+ * says so (the server gives the reader the longest any command may have in
+ * the session and checks each verb's own limit on the whole line). The
+ * reader enforces its cap before the newline arrives, so a peer cannot make it buffer more than
  * `limit` bytes: an over-long line is consumed (discarded) up to its end and
  * reported once as LR_TOO_LONG.
  *
@@ -29,7 +31,8 @@
 #include <stddef.h>
 #include <stdbool.h>
 
-#define SMTP_CMD_LINE_MAX 512          /* RFC 5321 §4.5.3.1.4, includes CRLF */
+#define SMTP_CMD_LINE_MAX 512          /* RFC 5321 §4.5.3.1.4, includes CRLF; extensions
+                                          add room to MAIL and RCPT (params.h) */
 #define LINE_READER_MAX   12288        /* largest limit we allow (AUTH, RFC 4954 §4) */
 
 enum lr_result {

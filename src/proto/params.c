@@ -407,6 +407,38 @@ parse_list(const char *s, size_t n, unsigned ext, bool utf8_tx, const struct par
 	return PARAM_OK;
 }
 
+/* sizeof of a string literal, without its NUL. */
+#define LIT_LEN(s) (sizeof(s) - 1)
+
+size_t
+params_mail_room(unsigned ext)
+{
+	size_t r = 0;
+
+	if (ext & EXT_SIZE)
+		r += LIT_LEN(" SIZE=") + 20;                        /* = 26 */
+	if (ext & EXT_SMTPUTF8)
+		r += 10;
+	if (ext & EXT_DSN)
+		r += LIT_LEN(" RET=HDRS") + LIT_LEN(" ENVID=") + ENVID_MAX;
+	if (ext & EXT_AUTH)
+		r += LIT_LEN(" AUTH=") + AUTH_PARAM_MAX;
+	return r;
+}
+
+_Static_assert(LIT_LEN(" NOTIFY=SUCCESS,FAILURE,DELAY") + LIT_LEN(" ORCPT=") + ORCPT_MAX <=
+    PARAMS_ROOM_MAX, "PARAMS_ROOM_MAX must cover RCPT too");
+
+size_t
+params_rcpt_room(unsigned ext)
+{
+	size_t r = 0;
+
+	if (ext & EXT_DSN)
+		r += LIT_LEN(" NOTIFY=SUCCESS,FAILURE,DELAY") + LIT_LEN(" ORCPT=") + ORCPT_MAX;
+	return r;
+}
+
 enum param_err
 params_parse_mail(const char *s, size_t n, unsigned ext,
                   struct mail_params *out, size_t *bad_off, size_t *bad_len)

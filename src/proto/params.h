@@ -96,6 +96,20 @@ enum param_err params_parse_mail(const char *s, size_t n, unsigned ext,
  * utf-8-addr-unitext form is allowed only then). */
 enum param_err params_parse_rcpt(const char *s, size_t n, unsigned ext, bool utf8_tx,
                                  struct rcpt_params *out, size_t *bad_off, size_t *bad_len);
+/*
+ * Octets the parameters of the extensions in ext may add to a MAIL or a
+ * RCPT command line beyond RFC 5321's 512 (§4.5.3.1.4 lets extensions raise
+ * the limit). Each extension adds what its parameters can take at most,
+ * which is at least what its RFC grants: SIZE 26 (RFC 1870 §3), SMTPUTF8 10
+ * (RFC 6531 §3.1), DSN " RET=HDRS ENVID=" + ENVID_MAX on MAIL and
+ * " NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=" + ORCPT_MAX on RCPT (RFC 3461 §4
+ * grants RCPT 500), AUTH " AUTH=" + AUTH_PARAM_MAX (RFC 4954 §5).
+ */
+size_t params_mail_room(unsigned ext);
+size_t params_rcpt_room(unsigned ext);
+/* The largest either can return. */
+#define PARAMS_ROOM_MAX (26 + 10 + 16 + ENVID_MAX + 6 + AUTH_PARAM_MAX)
+
 /* Validates xtext (RFC 3461 §4); true if s[0..n) is well-formed (empty is). */
 bool xtext_valid(const char *s, size_t n);
 

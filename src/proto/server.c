@@ -224,7 +224,15 @@ smtp_server_new(const struct smtp_server_opts *o)
 	s->tls = o->tls_active;
 	if (s->o.max_rcpt == 0)
 		s->o.max_rcpt = 1000;
-	line_reader_init(&s->lr, SMTP_CMD_LINE_MAX);
+	/*
+	 * The reader's cap is the longest line any command may have in this
+	 * session (MAIL or RCPT with every configured extension's room), so
+	 * that a line no command may have is still cut off before its
+	 * newline; the verb's own limit is checked once the line is whole
+	 * (line_too_long()).
+	 */
+	size_t mail_room = params_mail_room(s->o.ext), rcpt_room = params_rcpt_room(s->o.ext);
+	line_reader_init(&s->lr, SMTP_CMD_LINE_MAX + (mail_room > rcpt_room ? mail_room : rcpt_room));
 	s->lr.lf_ends_line = o->bare == DATA_BARE_NORMALIZE;
 	buf_init(&s->out);
 	s->pending = SRV_EV_NONE;
@@ -739,24 +747,53 @@ do_quit(struct smtp_server *s, const char *arg, size_t n)
 	s->pending = SRV_EV_CLOSE;
 }
 
-/* Runs one command line; returns its table flags (CF_ENDS_GROUP for an
- * unknown verb, which cannot be part of a valid pipelined group). */
-static unsigned
-dispatch(struct smtp_server *s, const char *line, size_t len)
+/* The table row of the line's verb, or NULL. *verb_len gets its length. */
+static const struct cmd_def *
+find_cmd(const char *line, size_t len, size_t *verb_len)
 {
 	size_t v = 0;
 	while (v < len && line[v] != ' ')
 		v++;
+	*verb_len = v;
+	for (size_t i = 0; i < sizeof cmd_table / sizeof cmd_table[0]; i++)
+		if (ascii_ieqn(line, v, cmd_table[i].verb))
+			return &cmd_table[i];
+	return NULL;
+}
+
+/*
+ * RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with its CRLF,
+ * and "may be extended by the use of SMTP Service Extensions". MAIL and
+ * RCPT get the room of the parameters of the extensions this session
+ * offers (none after HELO; params_mail_room()), so that, with DSN, an ORCPT
+ * of the 500 octets RFC 3461 allows fits; every other command keeps 512.
+ * c is the line's verb (NULL: unknown), len its text without the line end.
+ */
+static bool
+line_too_long(const struct smtp_server *s, const struct cmd_def *c, size_t len)
+{
+	size_t limit = SMTP_CMD_LINE_MAX;
+	if (c != NULL && c->id == CMD_MAIL)
+		limit += params_mail_room(active_ext(s));
+	else if (c != NULL && c->id == CMD_RCPT)
+		limit += params_rcpt_room(active_ext(s));
+	return len > limit - 2;
+}
+
+/* Runs one command line whose verb (v octets) is c (NULL: unknown);
+ * returns its table flags (CF_ENDS_GROUP for an unknown verb, which cannot
+ * be part of a valid pipelined group). */
+static unsigned
+dispatch(struct smtp_server *s, const struct cmd_def *c, size_t v, const char *line,
+         size_t len)
+{
 	const char *arg = v < len ? line + v + 1 : line + len;
 	size_t arglen = v < len ? len - v - 1 : 0;
 	/* Trailing spaces are not part of the argument (some clients send them). */
 	while (arglen > 0 && arg[arglen - 1] == ' ')
 		arglen--;
 
-	for (size_t i = 0; i < sizeof cmd_table / sizeof cmd_table[0]; i++) {
-		const struct cmd_def *c = &cmd_table[i];
-		if (!ascii_ieqn(line, v, c->verb))
-			continue;
+	if (c != NULL) {
 		s->pending_cmd = c->id;
 		s->cmd_total[c->id]++;
 		if ((c->flags & CF_NO_ARGS) && arglen > 0)
@@ -958,7 +995,14 @@ smtp_server_feed(struct smtp_server *s, const char *in, size_t n, size_t *used)
 			{
 				if (s->lr.bare_lf)
 					s->bare_lf_commands++;   /* normalized */
-				unsigned flags = dispatch(s, line, len);
+				size_t v = 0;
+				const struct cmd_def *c = find_cmd(line, len, &v);
+				if (line_too_long(s, c, len)) {
+					/* As LR_TOO_LONG: consumed whole, not a command. */
+					reply(s, 500, "5.5.2", "Error: line too long");
+					break;
+				}
+				unsigned flags = dispatch(s, c, v, line, len);
 				/* RFC 2920 §3.1: a group-ending command followed by more
 				 * input in the same read is improper pipelining. Counted,
 				 * not refused: many clients send DATA and content together. */
@@ -972,7 +1016,9 @@ smtp_server_feed(struct smtp_server *s, const char *in, size_t n, size_t *used)
 				break;
 			}
 			case LR_TOO_LONG:
-				/* RFC 5321 §4.5.3.1.4 / §4.2.4: 500 line too long. */
+				/* RFC 5321 §4.5.3.1.4 / §4.2.4: 500 line too long
+				 * (longer than any command may be: line_too_long()
+				 * judges the rest once the verb is known). */
 				reply(s, 500, "5.5.2", "Error: line too long");
 				break;
 			case LR_NUL:

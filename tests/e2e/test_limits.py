@@ -31,10 +31,22 @@ def test_command_line_length():
     c.send(b"NOOP " + b"QUIT\r\n".replace(b"\r\n", b" ") * (100 * 1024 // 5) + b"\r\n")
     c.expect(500, "5.5.2")
     c.cmd("NOOP", 250)
-    # A long MAIL line is refused and leaves no transaction behind.
-    c.send(b"MAIL FROM:<" + b"a" * 600 + b"@sender.test>\r\n")
+    # A long MAIL line is refused and leaves no transaction behind (MAIL
+    # may have 664 octets here: 512 and the room of SIZE, SMTPUTF8, DSN).
+    c.send(b"MAIL FROM:<" + b"a" * 700 + b"@sender.test>\r\n")
     c.expect(500, "5.5.2")
     c.cmd("RCPT TO:<bob@%s>" % DOMAIN, 503)
+    # RFC 3461 §4 lengthens RCPT for ORCPT (up to 500 octets): 522 octets
+    # is a good line with DSN offered; it got 500 "line too long".
+    c.cmd("MAIL FROM:<a@sender.test>", 250)
+    line = b"RCPT TO:<bob@%s> ORCPT=rfc822;" % DOMAIN.encode()
+    line += b"a" * (522 - 2 - len(line)) + b"\r\n"
+    eq(len(line), 522, "RCPT line length")
+    c.send(line)
+    c.expect(250)
+    c.send(b"RCPT TO:<bob@%s> " % DOMAIN.encode() + b"x" * 1100 + b"\r\n")
+    c.expect(500, "5.5.2")
+    c.cmd("RSET", 250)
     c.cmd("QUIT", 221)
 
 

@@ -313,6 +313,22 @@ test_lengths(void **state)
 	assert_int_equal(params_parse_rcpt(in, 7 + 501, ALL, false, &rp, NULL, NULL), PARAM_ERR_VALUE);
 }
 
+/* What the extensions add to MAIL and RCPT lines (RFC 5321 §4.5.3.1.4). */
+static void
+test_line_room(void **state)
+{
+	(void)state;
+	assert_int_equal(params_mail_room(0), 0);
+	assert_int_equal(params_rcpt_room(0), 0);
+	assert_int_equal(params_mail_room(EXT_SIZE), 26);              /* RFC 1870 §3 */
+	assert_int_equal(params_mail_room(EXT_SMTPUTF8), 10);          /* RFC 6531 §3.1 */
+	assert_int_equal(params_mail_room(EXT_DSN), 9 + 7 + ENVID_MAX);
+	assert_int_equal(params_rcpt_room(EXT_DSN), 29 + 7 + ORCPT_MAX);
+	assert_int_equal(params_rcpt_room(ALL & ~EXT_DSN), 0);
+	assert_int_equal(params_mail_room(ALL), PARAMS_ROOM_MAX);
+	assert_true(params_rcpt_room(ALL) <= PARAMS_ROOM_MAX);
+}
+
 static void
 test_xtext(void **state)
 {
@@ -339,6 +355,7 @@ main(void)
 		cmocka_unit_test(test_mail),
 		cmocka_unit_test(test_rcpt),
 		cmocka_unit_test(test_lengths),
+		cmocka_unit_test(test_line_room),
 		cmocka_unit_test(test_xtext),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

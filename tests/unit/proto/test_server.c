@@ -609,6 +609,98 @@ test_size_boundary(void **state)
 	check(t, &ov, "12345678\n<END>\n");
 }
 
+/* prefix, padded with spaces (trailing spaces are allowed after
+ * parameters and arguments) to total octets with the CRLF. Static. */
+static const char *
+padded(char *out, const char *prefix, size_t total)
+{
+	size_t n = strlen(prefix);
+	assert_true(n + 2 <= total);
+	memcpy(out, prefix, n);
+	memset(out + n, ' ', total - 2 - n);
+	memcpy(out + total - 2, "\r\n", 3);
+	return out;
+}
+
+/*
+ * RFC 5321 §4.5.3.1.4 lets extensions lengthen command lines: MAIL gets
+ * 512 + SIZE 26 + SMTPUTF8 10 + DSN 116 (" RET=HDRS ENVID=" and 100) = 664
+ * here, RCPT 512 + DSN 536 (" NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=" and
+ * 500) = 1048, the reader's cap; any other command, and MAIL/RCPT after
+ * HELO or without the extension, stays at 512.
+ */
+static void
+test_line_limits_extensions(void **state)
+{
+	static char noop513[600], mail664[700], mail665[700], rcpt1048[1100], rcpt1049[1100];
+	static char orcpt522[700], orcpt_max[1200], helo_mail513[600], ehlo_rcpt513[600];
+	char v[600];
+
+	padded(noop513, "NOOP", 513);
+	memset(v, 'e', 100);
+	v[100] = '\0';
+	char mail[700];
+	snprintf(mail, sizeof mail, "MAIL FROM:<a@x.test> SIZE=1 SMTPUTF8 RET=HDRS ENVID=%s", v);
+	padded(mail664, mail, 664);
+	padded(mail665, mail, 665);
+	padded(rcpt1048, "RCPT TO:<b@y.test>", 1048);
+	padded(rcpt1049, "RCPT TO:<b@y.test>", 1049);
+	/* The audit's case: 522 octets, an ORCPT value of 489. */
+	memset(v, 'a', 482);
+	v[482] = '\0';
+	snprintf(orcpt522, sizeof orcpt522, "RCPT TO:<x@example.test> ORCPT=rfc822;%s\r\n", v);
+	assert_int_equal(strlen(orcpt522), 522);
+	/* ORCPT's longest value (500) after NOTIFY, with a 252-octet address. */
+	char path[300], rcpt[1200];
+	char label[61];
+	memset(label, 'd', 60);
+	label[60] = '\0';
+	memset(path, 'p', 64);
+	snprintf(path + 64, sizeof path - 64, "@%s.%s.%s.test", label, label, label);
+	assert_int_equal(strlen(path), 252);
+	memset(v, 'o', 493);
+	v[493] = '\0';
+	snprintf(rcpt, sizeof rcpt, "RCPT TO:<%s> NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=rfc822;%s\r\n",
+	    path, v);
+	snprintf(orcpt_max, sizeof orcpt_max, "%s", rcpt);
+	padded(helo_mail513, "MAIL FROM:<a@x.test>", 513);
+	padded(ehlo_rcpt513, "RCPT TO:<b@y.test>", 513);
+
+	struct step t[] = {
+		{ "EHLO c.test\r\n", EHLO_REPLY },
+		{ noop513, "500 5.5.2 Error: line too long\r\n" },
+		{ mail665, "500 5.5.2 Error: line too long\r\n" },
+		{ mail664, "250 2.1.0 Ok\r\n" },
+		{ orcpt522, "250 2.1.5 Ok\r\n" },
+		{ orcpt_max, "250 2.1.5 Ok\r\n" },
+		{ rcpt1048, "250 2.1.5 Ok\r\n" },
+		{ rcpt1049, "500 5.5.2 Error: line too long\r\n" },
+		{ "RCPT TO:<b@y.test>\r\n", "250 2.1.5 Ok\r\n" },
+		{ NULL, NULL },
+	};
+	check(t, NULL, "");
+	/* No extensions after HELO. */
+	struct step t2[] = {
+		{ "HELO c.test\r\n", "250 mx.test\r\n" },
+		{ helo_mail513, "500 Error: line too long\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\n", "250 Ok\r\n" },
+		{ ehlo_rcpt513, "500 Error: line too long\r\n" },
+		{ NULL, NULL },
+	};
+	check(t2, NULL, "");
+	/* Without DSN, RCPT keeps 512 after EHLO too. */
+	struct opts_override off = { .ext_off = EXT_DSN };
+	struct step t3[] = {
+		{ "EHLO c.test\r\n", "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
+		  "250-STARTTLS\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n"
+		  "250-SMTPUTF8\r\n250 CHUNKING\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\n", "250 2.1.0 Ok\r\n" },
+		{ ehlo_rcpt513, "500 5.5.2 Error: line too long\r\n" },
+		{ NULL, NULL },
+	};
+	check(t3, &off, "");
+}
+
 /* SIZE= is 1*20DIGIT (RFC 1870 §3): twenty digits past 2^64-1 are a size
  * over the limit (552 5.3.4, §6.1), as 2^64-1 itself is, not bad syntax. */
 static void
@@ -1039,6 +1131,7 @@ main(void)
 		cmocka_unit_test(test_storage_full),
 		cmocka_unit_test(test_storage_full_then_too_big),
 		cmocka_unit_test(test_line_limits),
+		cmocka_unit_test(test_line_limits_extensions),
 		cmocka_unit_test(test_size_overflow),
 		cmocka_unit_test(test_nul),
 		cmocka_unit_test(test_error_limit),
