@@ -379,7 +379,10 @@ static const struct cfg_setting settings[] = {
 	TM(smtpd_timeout, "300s", 1, 7 * DAY, true,
 	  "How long to wait for a client command (RFC 5321 §4.5.3.2.7 asks for at least 5 minutes)."),
 	TM(smtpd_data_timeout, "180s", 1, 7 * DAY, true,
-	  "How long to wait for the next block of message data (RFC 5321 §4.5.3.2.6)."),
+	  "How long to wait for the next block of message data. RFC 5321 gives the server "
+	  "one timeout, §4.5.3.2.7 (at least 5 minutes awaiting the next command); its "
+	  "data-block (§4.5.3.2.5, 3 minutes, the default here) and DATA-termination "
+	  "(§4.5.3.2.6) timeouts are the client's."),
 	B(smtpd_per_request_deadline, "yes", true,
 	  "Turn smtpd_timeout and smtpd_data_timeout from limits on each read into deadlines "
 	  "for a whole request, as Postfix 3.7's setting of this name does, but on by default: "

@@ -201,8 +201,8 @@ def test_command_timeout():
 
 def test_data_timeout_apart_from_command_timeout():
     """smtpd_data_timeout, not smtpd_timeout, bounds a read inside DATA
-    (RFC 5321 §4.5.3.2.6: 3 minutes per data block, against 5 for a
-    command): a transfer that pauses longer than the command timeout but
+    (3 minutes per data block, RFC 5321 §4.5.3.2.5's client value, against
+    the 5 minutes §4.5.3.2.7 asks of a server awaiting a command): a transfer that pauses longer than the command timeout but
     less than the data timeout is delivered, and the other way round a
     stall is cut at the data timeout."""
     srv = Server({"smtpd_timeout": "1s", "smtpd_data_timeout": "4s"})
