@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lib/util.h"
+#include "proto/path.h"
 
 static bool
 is_ldh(unsigned char c)
@@ -159,7 +160,10 @@ id_literal_parse(const char *s, size_t n, struct id_addr *out)
 	struct id_addr a;
 	memset(&a, 0, sizeof(a));
 	if (ascii_iprefix(in, len, "IPv6:")) {
-		if (!parse_v6(in + 5, len - 5, &a))
+		/* The syntax is RFC 5321's (§4.1.3, as the path parser checks
+		 * it); inet_pton only converts, as it also takes forms §4.1.3
+		 * does not ("1:2:3:4:5:6:7::"). */
+		if (!smtp_ipv6_addr_valid(in + 5, len - 5) || !parse_v6(in + 5, len - 5, &a))
 			return IDL_BAD;
 		*out = a;
 		return IDL_VALID;

@@ -74,8 +74,9 @@ enum id_literal {
 /*
  * Parses an RFC 5321 §4.1.3 address literal in s[0..n).
  * IPv4: four Snum of 1..3 digits each at most 255 (leading zeros are
- * allowed by the grammar). IPv6: "IPv6:" (any case) then an address that
- * inet_pton(3) accepts. An IPv4-mapped IPv6 literal is folded to IPv4.
+ * allowed by the grammar). IPv6: "IPv6:" (any case) then an IPv6-addr of
+ * §4.1.3 (smtp_ipv6_addr_valid(): stricter than inet_pton(3) about "::").
+ * An IPv4-mapped IPv6 literal is folded to IPv4.
  */
 enum id_literal id_literal_parse(const char *s, size_t n, struct id_addr *out);
 

@@ -290,6 +290,12 @@ ipv6_valid(const unsigned char *s, size_t n)
 }
 
 bool
+smtp_ipv6_addr_valid(const char *s, size_t n)
+{
+	return ipv6_valid((const unsigned char *)s, n);
+}
+
+bool
 smtp_address_literal_valid(const char *str, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)str;

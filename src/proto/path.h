@@ -83,6 +83,14 @@ bool smtp_domain_valid(const char *s, size_t n, bool allow_utf8);
 /* An address literal per §4.1.3: "[1.2.3.4]", "[IPv6:...]" (general literals rejected). */
 bool smtp_address_literal_valid(const char *s, size_t n);
 /*
+ * IPv6-addr of §4.1.3 (what follows "IPv6:"), exactly s[0..n): 8 groups, or
+ * "::" with at most 6 groups around it; with a final IPv4 address, 6 groups,
+ * or "::" with at most 4. Stricter than RFC 4291 and inet_pton(3), which let
+ * "::" stand for one group ("1:2:3:4:5:6:7::"). Shared with the EHLO check
+ * (identity/hostname.c), so that an EHLO literal and a path's are judged alike.
+ */
+bool smtp_ipv6_addr_valid(const char *s, size_t n);
+/*
  * True if s[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, no
  * surrogates, nothing above U+10FFFF). Pure ASCII is well-formed.
  */

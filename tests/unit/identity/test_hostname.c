@@ -171,6 +171,9 @@ static const struct lit_case lit_cases[] = {
 	{ "[IPv6:::ffff:192.0.2.1]", IDL_VALID, "192.0.2.1" },
 	{ "[IPv6:2001:db8:0:0:0:0:2:1]", IDL_VALID, "2001:db8::2:1" },
 	{ "[IPv6:1:2:3:4:5:6:1.2.3.4]", IDL_VALID, "1:2:3:4:5:6:102:304" },
+	{ "[IPv6:1:2:3:4:5:6::]", IDL_VALID, "1:2:3:4:5:6::" },
+	{ "[IPv6:1:2:3::4:5:6]", IDL_VALID, "1:2:3::4:5:6" },
+	{ "[IPv6:1:2:3:4::1.2.3.4]", IDL_VALID, "1:2:3:4::102:304" },
 	{ "mail.example.com", IDL_NOT_LITERAL, NULL },
 	{ "", IDL_NOT_LITERAL, NULL },
 	{ "[", IDL_BAD, NULL },
@@ -183,6 +186,13 @@ static const struct lit_case lit_cases[] = {
 	{ "[2001:db8::1]", IDL_BAD, NULL },      /* no IPv6: tag */
 	{ "[IPv6:2001:db8::g]", IDL_BAD, NULL },
 	{ "[IPv6:1:2:3:4:5:6:7:8:9]", IDL_BAD, NULL },
+	/* RFC 5321 §4.1.3, as the path parser: "::" with at most 6 groups
+	 * (IPv6v4-comp: 4); inet_pton takes these. */
+	{ "[IPv6:1:2:3:4:5:6:7::]", IDL_BAD, NULL },
+	{ "[IPv6:::1:2:3:4:5:6:7]", IDL_BAD, NULL },
+	{ "[IPv6:1:2:3::4:5:6:7]", IDL_BAD, NULL },
+	{ "[IPv6:1:2:3:4:5::1.2.3.4]", IDL_BAD, NULL },
+	{ "[IPv6:::1:2:3:4:5:1.2.3.4]", IDL_BAD, NULL },
 	{ "[IPv6:]", IDL_BAD, NULL },
 	{ "[192.0.2.1] ", IDL_BAD, NULL },
 	{ "[1.2.3.4]\r\n", IDL_BAD, NULL },
