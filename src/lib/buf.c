@@ -118,3 +118,12 @@ buf_steal(struct buf *b)
 	buf_init(b);
 	return p;
 }
+
+void
+buf_truncate(struct buf *b, size_t len)
+{
+	if (len >= b->len)
+		return;
+	b->len = len;
+	b->data[len] = '\0';
+}

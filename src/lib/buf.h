@@ -28,6 +28,7 @@ void  buf_append_char(struct buf *b, char c);
 void  buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void  buf_vappendf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void  buf_consume(struct buf *b, size_t n);    /* drop n bytes from the front */
+void  buf_truncate(struct buf *b, size_t len); /* keep the first len bytes (if shorter) */
 const char *buf_cstr(const struct buf *b);     /* "" when empty */
 char *buf_steal(struct buf *b);                /* caller owns; b is reset to empty */
 

@@ -270,6 +270,49 @@ log_fatal(int code, const char *fmt, ...)
 	exit(code);
 }
 
+/* Octets in the character at s[0..n): a UTF-8 lead octet with all its
+ * continuation octets, else 1. */
+static size_t
+char_len(const unsigned char *s, size_t n)
+{
+	size_t k = s[0] >= 0xf0 && s[0] <= 0xf7 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 1;
+	if (k > n)
+		return 1;
+	for (size_t i = 1; i < k; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 1;
+	return k;
+}
+
+/* What log_sanitize() appends for the octet c. */
+static size_t
+rendered_len(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7f && c != '\\' ? 1 : 4;
+}
+
+const char *
+sanitize_fit(struct buf *out, const void *p, size_t n, size_t width)
+{
+	const unsigned char *s = p;
+	size_t total = 0, keep = 0;
+	/* keep: the input octets whose rendering fits with room for "...". */
+	for (size_t i = 0; i < n;) {
+		size_t k = char_len(s + i, n - i), w = 0;
+		for (size_t j = 0; j < k; j++)
+			w += rendered_len(s[i + j]);
+		total += w;
+		if (total + 3 <= width)
+			keep = i + k;
+		i += k;
+	}
+	if (total <= width)
+		return log_sanitize(out, s, n, n);
+	log_sanitize(out, s, keep, keep);
+	buf_append_str(out, "...");
+	return buf_cstr(out);
+}
+
 const char *
 log_sanitize(struct buf *out, const void *p, size_t n, size_t max)
 {

@@ -59,4 +59,16 @@ void log_fatal(int code, const char *fmt, ...) __attribute__((format(printf, 2, 
  */
 const char *log_sanitize(struct buf *out, const void *p, size_t n, size_t max);
 
+/*
+ * The same rendering, limited to what it appends rather than to what it
+ * reads: at most width octets (width >= 3). If the whole rendering is
+ * longer, the longest run of whole characters that leaves room for "..."
+ * is kept and "..." follows; a character is one octet, or a UTF-8 sequence
+ * (a lead octet and its continuation octets), whose escapes are kept or
+ * dropped together, so no escape and no UTF-8 character is ever cut (for
+ * text quoted in a reply, whose line has a fixed length, RFC 5321
+ * §4.5.3.1.5). Returns buf_cstr(out).
+ */
+const char *sanitize_fit(struct buf *out, const void *p, size_t n, size_t width);
+
 #endif

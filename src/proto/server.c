@@ -142,15 +142,33 @@ account(struct smtp_server *s, unsigned code)
 static void vreply(struct smtp_server *s, unsigned code, const char *enh, const char *fmt,
     va_list ap) __attribute__((format(printf, 4, 0)));
 
+/*
+ * One reply line. RFC 5321 §4.5.3.1.5: at most 512 octets with the CRLF.
+ * Text that quotes peer data is shortened by its caller so that it fits
+ * (the session's reply_path()); this cut is the last resort that keeps the
+ * limit whatever a caller passes. It backs off so as not to end inside a
+ * UTF-8 character or a "\xNN" escape of sanitised text.
+ */
 static void
 vreply(struct smtp_server *s, unsigned code, const char *enh, const char *fmt, va_list ap)
 {
+	size_t start = s->out.len;
 	buf_appendf(&s->out, "%03u ", code);
 	if (enh == NULL)
 		enh = default_enh(code);
 	if (enh != NULL && use_enh(s) && code / 100 != 3)
 		buf_appendf(&s->out, "%s ", enh);
 	buf_vappendf(&s->out, fmt, ap);
+	if (s->out.len - start > SMTP_REPLY_LINE_MAX - 2) {
+		const char *d = s->out.data;
+		size_t cut = start + SMTP_REPLY_LINE_MAX - 2;
+		while (cut > start + 4 && ((unsigned char)d[cut] & 0xc0) == 0x80)
+			cut--;                      /* d[cut] is the first octet dropped */
+		for (size_t j = cut - 3; j < cut; j++)
+			if (d[j] == '\\' && d[j + 1] == 'x')
+				cut = j;            /* an escape that would lose its end */
+		buf_truncate(&s->out, cut);
+	}
 	buf_append(&s->out, "\r\n", 2);
 }
 

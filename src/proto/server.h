@@ -108,6 +108,10 @@ struct smtp_tx {
 	bool               bdat_cr_pending;
 };
 
+/* RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets, CRLF included.
+ * The machine cuts a longer one (see smtp_server_resolve()). */
+#define SMTP_REPLY_LINE_MAX 512
+
 /* Longest HELO/EHLO argument accepted, plus one (RFC 5321 §4.5.3.1.2:
  * domains up to 255 octets). */
 #define SMTP_HELO_MAX 256
@@ -185,7 +189,9 @@ enum smtp_event smtp_server_feed(struct smtp_server *s, const char *in, size_t n
  * when NULL), anything else refuses it and the state stays as it was
  * (RFC 5321 §4.1.4). A 421 reply also closes (the next feed is not allowed;
  * the session flushes and closes). enh may be NULL for "derive from code".
- * Text is our own, never peer data (callers sanitise).
+ * Text is our own, never peer data (callers sanitise, and shorten what
+ * they quote so that the line fits SMTP_REPLY_LINE_MAX: a longer line is
+ * cut there as a last resort, not at a UTF-8 character's middle).
  */
 void smtp_server_resolve(struct smtp_server *s, unsigned code, const char *enh,
                          const char *fmt, ...) __attribute__((format(printf, 4, 5)));

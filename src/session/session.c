@@ -548,6 +548,30 @@ fmt_path(const struct smtp_path *p, char *out, size_t outlen, struct buf *tmp)
 	return out;
 }
 
+/*
+ * Octets an address may take when quoted in a reply. The longest reply
+ * that quotes one, "550 5.1.1 <" ADDRESS ">: Recipient address rejected:
+ * User unknown in virtual mailbox table" CRLF, has 82 of its own; a reply
+ * line has 512 (RFC 5321 §4.5.3.1.5).
+ */
+#define REPLY_ADDR_MAX 400
+
+/*
+ * The address of p as a reply quotes it: sanitised as for the log, and
+ * shortened with "..." to REPLY_ADDR_MAX octets without cutting an escape
+ * or a UTF-8 character (an address of 250 octets of "ü" is 1000 escaped).
+ * Log lines keep fmt_path().
+ */
+static const char *
+reply_path(const struct smtp_path *p, struct buf *out)
+{
+	char a[PATH_LOCAL_MAX * 2 + PATH_DOMAIN_MAX + 8];
+	buf_reset(out);
+	if (path_format(p, a, sizeof a) < 0)
+		a[0] = '\0';
+	return sanitize_fit(out, a, strlen(a), REPLY_ADDR_MAX);
+}
+
 static void
 on_delivered(struct spool_job *job, int status, void *arg)
 {
@@ -735,23 +759,26 @@ static void
 decide_rcpt(struct session *s)
 {
 	const struct smtp_path *p = &s->srv->rcpt_pending->path;
-	struct buf tmp = BUF_INIT;
+	struct buf tmp = BUF_INIT, rtmp = BUF_INIT;
 	char addr[600];
-	fmt_path(p, addr, sizeof addr, &tmp);
+	fmt_path(p, addr, sizeof addr, &tmp);   /* for the log */
 	buf_free(&tmp);
+	const char *raddr = reply_path(p, &rtmp);   /* for the reply */
 
 	if (p->domain[0] != '\0' && !domain_is_local(s->cfg, p->domain)) {
 		/* Relaying arrives with AUTH (a later issue). */
-		smtp_server_resolve(s->srv, 554, "5.7.1", "<%s>: Relay access denied", addr);
+		smtp_server_resolve(s->srv, 554, "5.7.1", "<%s>: Relay access denied", raddr);
 		log_reject(s, "RCPT", "554 5.7.1 <%s>: Relay access denied; to=<%s>", addr, addr);
+		buf_free(&rtmp);
 		return;
 	}
 	struct buf box = BUF_INIT;
 	if (!mailbox_for(s, p, &box)) {
 		buf_free(&box);
 		smtp_server_resolve(s->srv, 550, "5.1.3",
-		    "<%s>: Recipient address rejected: not a deliverable mailbox name", addr);
+		    "<%s>: Recipient address rejected: not a deliverable mailbox name", raddr);
 		log_reject(s, "RCPT", "550 5.1.3 <%s>: bad mailbox name; to=<%s>", addr, addr);
+		buf_free(&rtmp);
 		return;
 	}
 	buf_free(&box);
@@ -763,11 +790,14 @@ decide_rcpt(struct session *s)
 		snprintf(key, sizeof key, "%s@%s", p->local, p->domain);
 		if (!addrmap_contains(s->g->vmaps, key)) {
 			smtp_server_resolve(s->srv, 550, "5.1.1",
-			    "<%s>: Recipient address rejected: User unknown in virtual mailbox table", addr);
+			    "<%s>: Recipient address rejected: User unknown in virtual mailbox table",
+			    raddr);
 			log_reject(s, "RCPT", "550 5.1.1 <%s>: User unknown; to=<%s>", addr, addr);
+			buf_free(&rtmp);
 			return;
 		}
 	}
+	buf_free(&rtmp);
 	smtp_server_resolve(s->srv, 250, "2.1.5", "Ok");
 }
 

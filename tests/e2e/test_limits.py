@@ -327,6 +327,35 @@ def test_peer_stops_mid_command_and_mid_data():
     eq(srv.messages("stall@" + DOMAIN), [], "messages from the stalled transfer")
 
 
+def test_long_address_in_reply():
+    """RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets with its
+    CRLF. An address quoted in a reply is escaped (each octet of "\u00fc"
+    becomes \\xNN, four times its size), so a 251-octet one made a
+    634-octet "554 5.7.1 <...>: Relay access denied" line, cut inside an
+    escape. It is now shortened, between whole characters, with "..."."""
+    srv = Server()
+    c = Client(srv.port)
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@sender.test> SMTPUTF8", 250)
+    label = "\u00fc" * 31                       # 62 octets
+    addr = "\u00fc" * 32 + "@" + ".".join([label, label]) + "." + "\u00fc" * 27 + "a.test"
+    eq(len(addr.encode()), 251, "address length")
+    c.send(b"RCPT TO:<" + addr.encode() + b">\r\n")
+    raw = c._readline() + b"\n"
+    check(len(raw) <= 512, "reply line of %d octets: %r" % (len(raw), raw[:80]))
+    check(raw.startswith(b"554 5.7.1 <") and raw.endswith(b"...>: Relay access denied\r\n"),
+          "reply: %r" % raw)
+    quoted = raw[len(b"554 5.7.1 <"):-len(b"...>: Relay access denied\r\n")]
+    local, _, domain = quoted.partition(b"@")
+    u = b"\\xc3\\xbc"
+    check(local == u * 32 and len(domain) > 64 and domain == u * (len(domain) // 8),
+          "quoted address not whole escaped characters: %r" % quoted[-20:])
+    # The log line keeps its own rendering (not the reply's).
+    line = srv.wait_log("NOQUEUE: reject: RCPT from")
+    check("Relay access denied; to=<" in line, "reject line: %r" % line[:200])
+    c.cmd("QUIT", 221)
+
+
 def test_peer_text_escaped():
     """What the client chose never reaches a header or the log raw: in
     Received: the EHLO name's parentheses, backslash, semicolon and

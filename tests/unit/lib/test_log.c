@@ -150,6 +150,44 @@ test_sanitize(void **state)
 	}
 }
 
+/* The same rendering in at most width octets, cut only between whole
+ * characters (a UTF-8 sequence's escapes stay together) and marked "...". */
+static void
+test_sanitize_fit(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in;
+		size_t width;
+		const char *want;
+	} t[] = {
+		{ "0123456789", 10, "0123456789" },
+		{ "0123456789", 9, "012345..." },
+		{ "", 3, "" },
+		{ "abcd", 3, "..." },
+		/* U+00FC is two octets, eight escaped: all of it or none. */
+		{ "a\xc3\xbc", 9, "a\\xc3\\xbc" },
+		{ "a\xc3\xbc" "bc", 10, "a..." },
+		{ "a\xc3\xbc" "bcde", 12, "a\\xc3\\xbc..." },
+		/* A lone lead octet or continuation is one character of its own. */
+		{ "\xc3" "abcdef", 8, "\\xc3a..." },
+		{ "\xbc\xbc" "abc", 9, "\\xbc..." },
+		{ "a\\b", 6, "a\\x5cb" },
+		{ "a\\bc", 6, "a..." },
+		/* Four-octet character: 16 octets escaped. */
+		{ "\xf0\x9f\x98\x80" "x", 16, "..." },
+		{ "\xf0\x9f\x98\x80" "xyzw", 19, "\\xf0\\x9f\\x98\\x80..." },
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		struct buf b = BUF_INIT;
+		const char *got = sanitize_fit(&b, t[i].in, strlen(t[i].in), t[i].width);
+		if (strcmp(got, t[i].want) != 0)
+			fail_msg("case %zu: got <%s>, want <%s>", i, got, t[i].want);
+		assert_true(strlen(got) <= t[i].width);
+		buf_free(&b);
+	}
+}
+
 /*
  * The batch buffer is 16 KiB and a line is never split between writes: 64
  * lines of exactly 256 bytes fill it to the byte and go out together when
@@ -214,6 +252,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_sanitize),
+		cmocka_unit_test(test_sanitize_fit),
 		cmocka_unit_test(test_batch_boundary),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -701,6 +701,58 @@ test_line_limits_extensions(void **state)
 	check(t3, &off, "");
 }
 
+/* Feeds a whole command that stops for an event; returns the event. */
+static enum smtp_event
+feed_event(struct smtp_server *s, const char *in)
+{
+	size_t used = 0;
+	enum smtp_event ev = smtp_server_feed(s, in, strlen(in), &used);
+	assert_int_equal(used, strlen(in));
+	return ev;
+}
+
+/*
+ * RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets with its CRLF.
+ * A resolve() text that would pass it is cut there, not inside a UTF-8
+ * character nor inside a "\xNN" escape (the session shortens what it
+ * quotes; this is the last resort).
+ */
+static void
+test_reply_line_cap(void **state)
+{
+	static const char *const units[] = { "\xc3\xbc", "\\xc3\\xbc", "a" };
+	static const size_t gran[] = { 2, 4, 1 };   /* UTF-8 character, escape, octet */
+	for (size_t u = 0; u < 3; u++) {
+		for (size_t shift = 0; shift < 4; shift++) {
+			struct smtp_server *s = mk(NULL);
+			assert_int_equal(feed_event(s, "EHLO c.test\r\n"), SRV_EV_HELO);
+			smtp_server_resolve(s, 250, NULL, NULL);
+			assert_int_equal(feed_event(s, "MAIL FROM:<a@x.test>\r\n"), SRV_EV_MAIL);
+			smtp_server_resolve(s, 250, NULL, NULL);
+			assert_int_equal(feed_event(s, "RCPT TO:<b@y.test>\r\n"), SRV_EV_RCPT);
+			struct buf t = BUF_INIT;
+			buf_append(&t, "xxx", shift);   /* move the cut through a unit */
+			for (int i = 0; i < 600; i++)
+				buf_append_str(&t, units[u]);
+			buf_reset(&s->out);
+			smtp_server_resolve(s, 554, "5.7.1", "<%s>: Relay access denied", buf_cstr(&t));
+			const char *o = buf_cstr(&s->out);
+			size_t n = strlen(o);
+			if (n > SMTP_REPLY_LINE_MAX || n + 4 < SMTP_REPLY_LINE_MAX)
+				fail_msg("unit %zu shift %zu: %zu octets", u, shift, n);
+			assert_memory_equal(o + n - 2, "\r\n", 2);
+			assert_memory_equal(o, "554 5.7.1 <", 11);
+			/* After the prefix and the shift, only whole characters / escapes. */
+			size_t body = n - 2 - 11 - shift, k = gran[u];
+			assert_int_equal(body % k, 0);
+			for (size_t i = 0; i < body; i += k)
+				assert_memory_equal(o + 11 + shift + i, units[u] + i % strlen(units[u]), k);
+			buf_free(&t);
+			smtp_server_free(&s);
+		}
+	}
+}
+
 /* SIZE= is 1*20DIGIT (RFC 1870 §3): twenty digits past 2^64-1 are a size
  * over the limit (552 5.3.4, §6.1), as 2^64-1 itself is, not bad syntax. */
 static void
@@ -1133,6 +1185,7 @@ main(void)
 		cmocka_unit_test(test_line_limits),
 		cmocka_unit_test(test_line_limits_extensions),
 		cmocka_unit_test(test_size_overflow),
+		cmocka_unit_test(test_reply_line_cap),
 		cmocka_unit_test(test_nul),
 		cmocka_unit_test(test_error_limit),
 		cmocka_unit_test(test_starttls),
