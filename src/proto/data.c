@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/util.h"
+
 enum {
 	S_BOL_HARD = 0,
 	S_BOL_SOFT,
@@ -277,4 +279,45 @@ data_decoder_feed(struct data_decoder *d, const char *in, size_t n,
 	d->wire_octets = sat_add(d->wire_octets, n);
 	*used = n;
 	return false;
+}
+
+/* Does the field at p[0..n) have the name name (RFC 5322 §2.2, §4.5)? */
+static bool
+field_named(const char *p, size_t n, const char *name)
+{
+	size_t nl = strlen(name);
+	if (n <= nl || !ascii_iprefix(p, n, name))
+		return false;
+	size_t i = nl;
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	return i < n && p[i] == ':';
+}
+
+size_t
+data_strip_header_field(char *msg, size_t *len, const char *name)
+{
+	size_t n = *len, r = 0, w = 0, removed = 0;
+	while (r < n && msg[r] != '\n') {
+		/* One field: this line and its continuation lines. */
+		size_t end = r;
+		for (;;) {
+			const char *lf = memchr(msg + end, '\n', n - end);
+			end = lf ? (size_t)(lf - msg) + 1 : n;
+			if (end >= n || (msg[end] != ' ' && msg[end] != '\t'))
+				break;
+		}
+		if (field_named(msg + r, end - r, name)) {
+			removed++;
+		} else {
+			if (w != r)
+				memmove(msg + w, msg + r, end - r);
+			w += end - r;
+		}
+		r = end;
+	}
+	if (w != r)
+		memmove(msg + w, msg + r, n - r);
+	*len = w + (n - r);
+	return removed;
 }

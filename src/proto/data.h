@@ -97,4 +97,16 @@ void data_decoder_discard(struct data_decoder *d);
 /* True if the message must be refused under the bare-CR/LF policy. */
 bool data_decoder_bare_violation(const struct data_decoder *d);
 
+/*
+ * Removes from the header section of msg[0..*len) (LF line ends; the
+ * section ends at the first empty line) every field named name, compared
+ * case-insensitively, white space before the colon allowed (RFC 5322 §4.5
+ * obsolete syntax, which a reader may still honour), each with its
+ * continuation lines, in place. Returns how many were removed and updates
+ * *len. For fields only the receiving server may write: Return-Path, which
+ * RFC 5321 §4.4 has the final delivery insert, so one from the client
+ * would be taken for ours.
+ */
+size_t data_strip_header_field(char *msg, size_t *len, const char *name);
+
 #endif

@@ -536,6 +536,20 @@ build_received(struct session *s, struct buf *h)
 	buf_appendf(h, ";\n\t%s\n", date);
 }
 
+/* "Return-Path: <reverse-path>" (RFC 5321 §4.4; "<>" for the null
+ * sender), the first line of every stored message. The path as the parser
+ * validated it, UTF-8 under SMTPUTF8 included (RFC 6532 §3). */
+static void
+build_return_path(struct session *s, struct buf *h)
+{
+	char a[PATH_LOCAL_MAX * 2 + PATH_DOMAIN_MAX + 8];
+	if (path_format(&s->srv->tx->mail, a, sizeof a) < 0)
+		a[0] = '\0';   /* cannot happen: the buffer takes the longest path */
+	buf_append_str(h, "Return-Path: <");
+	path_safe(h, a);
+	buf_append_str(h, ">\n");
+}
+
 static const char *
 fmt_path(const struct smtp_path *p, char *out, size_t outlen, struct buf *tmp)
 {
@@ -661,6 +675,14 @@ deliver(struct session *s)
 	size_t blen = 0;
 	char *body = smtp_server_take_message(m, &blen);
 	log_identity(s, NULL);
+	/* RFC 5321 §4.4: the final delivery inserts the return path at the
+	 * beginning of the mail data; a Return-Path the client wrote would be
+	 * taken for ours (or contradict it), so every one of them goes. */
+	size_t nrp = data_strip_header_field(body, &blen, "Return-Path");
+	if (nrp > 0)
+		log_info("%s removed %zu Return-Path field%s from %s", s->sid, nrp,
+		    nrp == 1 ? "" : "s", s->client);
+	build_return_path(s, &hdr);
 	/* RFC 8601: identity results for "tag" checks, above the trace field.
 	 * And §5: a field that claims our authserv-id and comes from outside
 	 * (any client helo_checks_exempt does not trust) is forged, whether or

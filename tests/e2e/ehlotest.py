@@ -135,10 +135,27 @@ def to_lf(b):
     return b.replace(b"\r\n", b"\n")
 
 
+def return_path(msg):
+    """The reverse-path of the Return-Path: line ehlod puts first (RFC 5321
+    §4.4), as bytes between the angle brackets; the line must be there,
+    first, one line, and the only Return-Path field of the header."""
+    check(msg.startswith(b"Return-Path: <"), "message does not start with Return-Path: %r" % msg[:80])
+    end = msg.index(b"\n") + 1
+    line = msg[:end]
+    check(line.endswith(b">\n"), "Return-Path: line not <path>: %r" % line)
+    head = msg[end:].split(b"\n\n", 1)[0]
+    check(not re.search(rb"(?im)^return-path[ \t]*:", head),
+          "a second Return-Path field in the header: %r" % head[:300])
+    return line[len(b"Return-Path: <"):-2]
+
+
 def strip_received(msg):
-    """The message without the Received: header ehlod prepends (which must
-    be there, first, and end where the client's first header starts)."""
-    check(msg.startswith(b"Received: "), "message does not start with Received: %r" % msg[:80])
+    """The message without the trace fields ehlod prepends: its Return-Path:
+    line (see return_path) and the Received: header right after it, which
+    must end where the client's first header starts."""
+    return_path(msg)
+    msg = msg[msg.index(b"\n") + 1:]
+    check(msg.startswith(b"Received: "), "Received: does not follow Return-Path: %r" % msg[:80])
     pos = msg.index(b"\n") + 1
     while pos < len(msg) and msg[pos:pos + 1] in (b" ", b"\t"):
         pos = msg.index(b"\n", pos) + 1
@@ -146,8 +163,9 @@ def strip_received(msg):
 
 
 def received_header(msg):
+    """The Received: header ehlod adds (after its Return-Path: line)."""
     rest = strip_received(msg)
-    return msg[:len(msg) - len(rest)]
+    return msg[msg.index(b"\n") + 1:len(msg) - len(rest)]
 
 
 class Server:

@@ -11,7 +11,7 @@ that is a lone dot), an empty body, and an 8-bit body sent with BODY=8BITMIME.
 import os
 import smtplib
 
-from ehlotest import (Server, Client, check, eq, fail, main, need_tool, run_tool, strip_received,
+from ehlotest import (Server, Client, check, eq, fail, main, need_tool, run_tool, received_header, strip_received,
                       to_lf, stuff, DOMAIN)
 
 HEADERS = (b"From: <alice@sender.test>\r\n"
@@ -56,7 +56,7 @@ def assert_delivered(srv, rcpt, expected_crlf, helo=None, proto=None, single=Tru
     body = strip_received(got)
     if body != to_lf(expected_crlf):
         fail("delivered message differs:\n expected %r\n got      %r" % (to_lf(expected_crlf), body))
-    rec = got[:len(got) - len(body)].decode()
+    rec = received_header(got).decode()
     if helo:
         check(rec.startswith("Received: from %s (" % helo), "Received: lacks EHLO name %s: %r" % (helo, rec))
     if proto:

@@ -135,7 +135,7 @@ def verify(srv, acked, label):
             nfiles += 1
             with open(path, "rb") as fh:
                 data = fh.read()
-            if not data.startswith(b"Received: "):
+            if not data.startswith(b"Return-Path: <"):
                 fail("%s: partial or foreign file in new/: %s (%d bytes)" % (label, path, len(data)))
             body = strip_received(data)
             tok_line = body.split(b"\n")[1]

@@ -13,7 +13,7 @@ import time
 import urllib.request
 
 from ehlotest import (Server, Client, asan_build, check, eq, fail, free_port, main,
-                      proc_status_kib, strip_received, wait_until, DOMAIN)
+                      proc_status_kib, return_path, strip_received, wait_until, DOMAIN)
 
 
 def test_drop_mid_data():
@@ -89,6 +89,43 @@ def test_accepted_message_log_line():
     check(want in line, "log line %r lacks %r" % (line, want))
     # The queue id is in the Received: header too.
     check(("id %s" % qid).encode() in srv.messages("two@" + DOMAIN)[0], "queue id not in Received:")
+
+
+
+def test_return_path():
+    """RFC 5321 §4.4: the final delivery inserts "Return-Path: <reverse-path>"
+    at the beginning of the mail data ("<>" for the null sender, UTF-8 as
+    sent under SMTPUTF8, RFC 6532), before ehlod's Received:. Return-Path
+    fields the client wrote are removed, folded or not, in any case, so
+    that ours is the only one; the rest of the message is kept byte for
+    byte, a Return-Path line in the body included. (Before, no
+    Return-Path was written and a forged one was delivered as it came.)"""
+    srv = Server()
+    c = Client(srv.port)
+    c.ehlo()
+    forged = (b"Return-Path: <forged@evil.test>\r\nSubject: rp\r\n"
+              b"return-path :\r\n <folded@evil.test>\r\nX-Kept: 1\r\n\r\n"
+              b"Return-Path: <in-body@ok.test>\r\nbody")
+    c.send_message("alice@sender.test", ["rp1@" + DOMAIN], forged)
+    c.send_message("", ["rp2@" + DOMAIN], b"Subject: bounce\r\n\r\nnull sender")
+    c.cmd("MAIL FROM:<\u00e9l\u00e8ve@sender.test> SMTPUTF8", 250)
+    c.cmd("RCPT TO:<rp3@%s>" % DOMAIN, 250)
+    c.cmd("DATA", 354)
+    c.send(b"Subject: u\r\n\r\nhi\r\n.\r\n")
+    c.expect(250)
+    c.cmd("QUIT", 221)
+    m1, = srv.messages("rp1@" + DOMAIN)
+    eq(return_path(m1), b"alice@sender.test", "Return-Path of an ordinary sender")
+    check(m1.startswith(b"Return-Path: <alice@sender.test>\nReceived: from client.example.test "),
+          "message does not begin with Return-Path then Received: %r" % m1[:120])
+    eq(strip_received(m1), b"Subject: rp\nX-Kept: 1\n\nReturn-Path: <in-body@ok.test>\nbody\n",
+       "message after the trace fields")
+    m2, = srv.messages("rp2@" + DOMAIN)
+    eq(return_path(m2), b"", "Return-Path of the null sender")
+    m3, = srv.messages("rp3@" + DOMAIN)
+    eq(return_path(m3), "\u00e9l\u00e8ve@sender.test".encode(), "Return-Path of a UTF-8 sender")
+    check(srv.wait_log("removed 2 Return-Path fields from unknown[127.0.0.1]"),
+          "removal not logged")
 
 
 

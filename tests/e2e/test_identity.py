@@ -35,10 +35,11 @@ def deliver(srv, src, helo, rcpt, settle=0.0):
 
 def auth_results(msg):
     h = headers(msg)
-    check(h[0][0] == "Authentication-Results",
-          "first header is %r, expected Authentication-Results above Received" % h[0][0])
-    check(h[1][0] == "Received", "second header is %r, expected Received" % h[1][0])
-    return h[0][1]
+    check(h[0][0] == "Return-Path", "first header is %r, expected Return-Path" % h[0][0])
+    check(h[1][0] == "Authentication-Results",
+          "second header is %r, expected Authentication-Results above Received" % h[1][0])
+    check(h[2][0] == "Received", "third header is %r, expected Received" % h[2][0])
+    return h[1][1]
 
 
 # (source, EHLO name, expected results in the identity line, iprev, name in Received)

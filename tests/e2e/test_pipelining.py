@@ -6,8 +6,8 @@ message lands in the Maildir exactly as sent.
 """
 import os
 
-from ehlotest import (Server, Client, asan_build, check, eq, free_port, main, strip_received,
-                      to_lf, stuff, DOMAIN)
+from ehlotest import (Server, Client, asan_build, check, eq, free_port, main, received_header,
+                      strip_received, to_lf, stuff, DOMAIN)
 
 
 def codes(c, n):
@@ -157,7 +157,7 @@ def test_bdat():
     eq([strip_received(m) for m in srv.messages("b1@" + DOMAIN)], [to_lf(part1 + part2)], "b1")
     eq([strip_received(m) for m in srv.messages("b2@" + DOMAIN)], [to_lf(part)], "b2")
     eq([strip_received(m) for m in srv.messages("b3@" + DOMAIN)], [b"ab\ncd\n"], "b3")
-    rec = srv.messages("b1@" + DOMAIN)[0].split(b"\n")[1]
+    rec = received_header(srv.messages("b1@" + DOMAIN)[0])
     check(b" with ESMTP id " in rec, "Received: %r" % rec)
 
 

@@ -15,7 +15,7 @@ import shutil
 import signal
 import ssl
 
-from ehlotest import (Client, check, eq, fail, main, strip_received, DOMAIN, HOSTNAME)
+from ehlotest import (Client, check, eq, fail, main, received_header, strip_received, DOMAIN, HOSTNAME)
 from tlscommon import (pki, cert_settings, TlsServer, client_context, starttls, check_tls_delivery,
                        s_client_cert, peer_der, write_file, dirty_close, tcp_connect)
 import tlspki
@@ -86,7 +86,7 @@ def test_encrypt_level():
     c.cmd("QUIT", 221)
     c.close()
     check_tls_delivery(srv, rcpt, mark, msg)
-    rec = srv.messages(rcpt)[0].decode()
+    rec = received_header(srv.messages(rcpt)[0]).decode()
     check(rec.startswith("Received: from enc.client.test "),
           "Received: does not name the EHLO given inside TLS: %r" % rec[:100])
 

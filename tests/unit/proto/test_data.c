@@ -435,11 +435,48 @@ test_random_content(void **state)
 	}
 }
 
+/* data_strip_header_field: every Return-Path field of the header section
+ * goes (RFC 5321 §4.4: the final delivery writes the only one), with its
+ * continuation lines; the body and other fields stay byte for byte. */
+static void
+test_strip_header_field(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in, *out;
+		size_t removed;
+	} t[] = {
+		{ "Subject: a\n\nbody\n", "Subject: a\n\nbody\n", 0 },
+		{ "Return-Path: <x@y>\nSubject: a\n\nb\n", "Subject: a\n\nb\n", 1 },
+		{ "return-path:<x@y>\n\nb\n", "\nb\n", 1 },
+		{ "RETURN-PATH \t: <x@y>\nA: 1\n", "A: 1\n", 1 },
+		{ "A: 1\nReturn-Path: <x@y>\n\t<folded>\n B\nC: 2\n\nReturn-Path: <body>\n",
+		  "A: 1\nC: 2\n\nReturn-Path: <body>\n", 1 },
+		{ "Return-Path: <a>\nReturn-Path: <b>\nX: 1\nReturn-Path: <c>", "X: 1\n", 3 },
+		{ "Return-Paths: <a>\nReturn-Path-X: 1\nReturn-Pat: h\n",
+		  "Return-Paths: <a>\nReturn-Path-X: 1\nReturn-Pat: h\n", 0 },
+		{ "Return-Path\n\n", "Return-Path\n\n", 0 },
+		{ "", "", 0 },
+		{ "\nReturn-Path: <body>\n", "\nReturn-Path: <body>\n", 0 },
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		size_t len = strlen(t[i].in);
+		char *m = malloc(len + 1);
+		memcpy(m, t[i].in, len + 1);
+		size_t n = data_strip_header_field(m, &len, "Return-Path");
+		assert_int_equal(n, t[i].removed);
+		assert_int_equal(len, strlen(t[i].out));
+		assert_memory_equal(m, t[i].out, len);
+		free(m);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_strip_header_field),
 		cmocka_unit_test(test_after_end),
 		cmocka_unit_test(test_size_limit),
 		cmocka_unit_test(test_discard),
