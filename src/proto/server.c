@@ -629,6 +629,7 @@ static struct bdat_discard discard_reply[] = {
 #define DISCARD_STORAGE 6   /* discard_reply[] entry of smtp_server_storage_full */
 
 static void count_junk(struct smtp_server *s);
+static bool stop_if_idle(struct smtp_server *s);
 
 static void
 do_bdat(struct smtp_server *s, const char *arg, size_t n)
@@ -1060,6 +1061,8 @@ smtp_server_feed(struct smtp_server *s, const char *in, size_t n, size_t *used)
 			s->pending = ev;
 			break;
 		}
+		if (ev == SRV_EV_NONE && stop_if_idle(s))
+			ev = SRV_EV_CLOSE;
 	}
 	*used = off;
 	return ev;
@@ -1086,6 +1089,7 @@ smtp_server_resolve(struct smtp_server *s, unsigned code, const char *enh, const
 		else
 			buf_appendf(&s->out, "250 %s\r\n", s->o.hostname);
 		account(s, 250);
+		(void)stop_if_idle(s);
 		return;
 	}
 	if (fmt == NULL) {
@@ -1138,6 +1142,35 @@ smtp_server_resolve(struct smtp_server *s, unsigned code, const char *enh, const
 	}
 	if (!ok)
 		check_error_limit(s, &s->pending);
+	(void)stop_if_idle(s);
+}
+
+/*
+ * After each reply: once stopping, a session with no transaction open is
+ * told 421 4.3.2 and closed. Not while an event awaits its reply (RFC 5321
+ * §4.2: one reply per command, in order), nor between STARTTLS and the
+ * handshake's end. A BDAT chunk being read and discarded after its
+ * transaction failed is still read to its end (RFC 3030 §2), so the 421
+ * follows its reply. Returns true if it closed.
+ */
+static bool
+stop_if_idle(struct smtp_server *s)
+{
+	if (!s->stopping || s->pending != SRV_EV_NONE || s->tx != NULL ||
+	    (s->state != SS_INIT && s->state != SS_READY))
+		return false;
+	smtp_server_shutdown(s, "4.3.2", "Service shutting down");
+	s->pending = SRV_EV_CLOSE;
+	return true;
+}
+
+bool
+smtp_server_stop(struct smtp_server *s)
+{
+	if (s->state == SS_CLOSED)
+		return false;
+	s->stopping = true;
+	return stop_if_idle(s);
 }
 
 void
@@ -1153,6 +1186,7 @@ smtp_server_tls_started(struct smtp_server *s)
 	s->esmtp = false;
 	line_reader_reset(&s->lr);
 	set_state(s, SS_INIT);
+	(void)stop_if_idle(s);
 }
 
 bool

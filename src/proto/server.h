@@ -144,6 +144,9 @@ struct smtp_server {
 	bool              bdat_last;
 	const struct bdat_discard *bdat_discard;
 
+	/* smtp_server_stop() was called: the session ends once no transaction
+	 * is open. */
+	bool              stopping;
 	unsigned          errors;         /* peer errors this session */
 	unsigned          junk;           /* NOOP/RSET/VRFY/EXPN/HELP since the last message */
 	uint64_t          messages;       /* messages accepted */
@@ -225,6 +228,21 @@ const char *smtp_server_with_protocol(const struct smtp_server *s);
 /* Emits an unsolicited 421 with text (timeouts, shutdown) and moves to
  * SS_CLOSED. */
 void smtp_server_shutdown(struct smtp_server *s, const char *enh, const char *text);
+
+/*
+ * The server is shutting down (smtpd_shutdown_timeout). A transaction in
+ * progress (MAIL accepted, its message not yet finished) may finish: its
+ * commands and its content are served as usual. As soon as no transaction
+ * is open and no event is pending, the machine emits
+ * "421 4.3.2 <host> Service shutting down" (RFC 5321 §3.8) and closes:
+ * right after the reply that ended the transaction (the message's 250, a
+ * refusal, a RSET), in the same output, never in place of a reply owed.
+ * Returns true if it closed now (no transaction was open): the session
+ * flushes and closes. Otherwise the close comes later, from feed() (which
+ * then returns SRV_EV_CLOSE), resolve() (which leaves SRV_EV_CLOSE
+ * pending) or smtp_server_tls_started() (likewise).
+ */
+bool smtp_server_stop(struct smtp_server *s);
 
 /* Appends the Postfix-style per-command counts ("ehlo=1 mail=1 rcpt=1/2
  * data=1 quit=1 commands=5/6") to b. */

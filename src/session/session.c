@@ -605,12 +605,8 @@ on_delivered(struct spool_job *job, int status, void *arg)
 		log_warn("%s %s: delivery failed: %s", s->sid, s->qid, strerror(status));
 		smtp_server_resolve(s->srv, 451, "4.3.0", "Error: local delivery failed, try again later");
 	}
+	/* At shutdown the machine follows the reply with its 421 (smtp_server_stop). */
 	if (s->srv->pending == SRV_EV_CLOSE) {
-		close_after_flush(s);
-		return;
-	}
-	if (s->w->stopping) {
-		smtp_server_shutdown(s->srv, "4.3.2", "Service shutting down");
 		close_after_flush(s);
 		return;
 	}
@@ -1409,9 +1405,18 @@ on_event(struct bufferevent *bev, short what, void *arg)
 			/* RFC 3207 §4.2: the EHLO name from before TLS is gone. */
 			if (s->id != NULL)
 				ident_tls_reset(s->id);
-			process_input(s);
+			if (s->srv->pending == SRV_EV_CLOSE)
+				close_after_flush(s);   /* shutting down: no transaction */
+			else
+				process_input(s);
 		} else if (!s->greeted) {
-			send_greeting(s);
+			/* Implicit TLS: shutting down, the greeting is the 421. */
+			if (s->w->stopping && smtp_server_stop(s->srv)) {
+				s->greeted = true;
+				close_after_flush(s);
+			} else {
+				send_greeting(s);
+			}
 		}
 		return;
 	}
@@ -1779,17 +1784,27 @@ session_start(struct session *s)
 	send_greeting(s);
 }
 
+/*
+ * SIGTERM: a session with no transaction open gets 421 4.3.2 now (RFC 5321
+ * §3.8); one with a transaction open (MAIL accepted, the message not yet
+ * finished) may finish it, however far it is (RCPT, DATA or BDAT content,
+ * or waiting for the spool or DNS), and gets the 421 right after the
+ * reply that ends it (smtp_server_stop). Before, only sessions inside
+ * DATA or BDAT content were spared: a client between RCPT and DATA, or
+ * between two BDAT chunks, lost its transaction. A session in a TLS
+ * handshake is told once it is over (on_event). What is left at
+ * smtpd_shutdown_timeout is cut (session_cut_all).
+ */
 void
 session_stop_all(struct worker *w)
 {
 	struct session *s = w->sessions;
 	while (s != NULL) {
 		struct session *next = s->next;
-		if (!s->closing && !s->busy && !s->in_handshake &&
-		    s->srv->state != SS_DATA && s->srv->state != SS_BDAT) {
-			smtp_server_shutdown(s->srv, "4.3.2", "Service shutting down");
+		/* An implicit-TLS handshake has no machine state to mark yet: its
+		 * greeting, after the handshake, is the 421. */
+		if (!s->closing && !(s->in_handshake && !s->greeted) && smtp_server_stop(s->srv))
 			close_after_flush(s);
-		}
 		s = next;
 	}
 }

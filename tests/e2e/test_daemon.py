@@ -282,6 +282,58 @@ def test_sigterm_lets_data_finish():
           "a session was cut at the shutdown deadline")
 
 
+def test_sigterm_lets_any_open_transaction_finish():
+    """A transaction open at SIGTERM (MAIL accepted, message not finished)
+    may finish wherever it is, not only inside DATA content: between RCPT
+    and DATA, between two BDAT chunks, with a refused recipient and a RSET.
+    Its 421 4.3.2 comes right after the reply that ends the transaction,
+    in place of the reply to what was pipelined after it. Before, all
+    of these got 421 at SIGTERM and lost their message; sessions without a
+    transaction still get the 421 at once."""
+    srv = Server()
+    idle = Client(srv.port)
+    idle.ehlo()
+    data = Client(srv.port)
+    data.ehlo()
+    data.cmd("MAIL FROM:<alice@sender.test>", 250)
+    data.cmd("RCPT TO:<data@%s>" % DOMAIN, 250)
+    bdat = Client(srv.port)
+    bdat.ehlo()
+    bdat.cmd("MAIL FROM:<alice@sender.test>", 250)
+    bdat.cmd("RCPT TO:<bdat@%s>" % DOMAIN, 250)
+    bdat.send(b"BDAT 5\r\nhello")
+    bdat.expect(250)
+    rset = Client(srv.port)
+    rset.ehlo()
+    rset.cmd("MAIL FROM:<alice@sender.test>", 250)
+    mark = len(srv.maillog())
+    srv.signal(signal.SIGTERM)
+    idle.expect(421, "4.3.2")
+    check(idle.closed(), "idle session not closed at shutdown")
+    rset.cmd("RCPT TO:<someone@elsewhere.test>", 554)
+    rset.cmd("RSET", 250)
+    rset.expect(421, "4.3.2")
+    check(rset.closed(), "session not closed after its RSET at shutdown")
+    data.cmd("RCPT TO:<data2@%s>" % DOMAIN, 250)
+    data.cmd("DATA", 354)
+    data.send(b"Subject: after sigterm\r\n\r\nbody\r\n.\r\nMAIL FROM:<again@sender.test>\r\n")
+    data.expect(250)
+    data.expect(421, "4.3.2")
+    check(data.closed(), "session not closed after its message at shutdown")
+    bdat.send(b"BDAT 8 LAST\r\n world\r\n")
+    bdat.expect(250)
+    bdat.expect(421, "4.3.2")
+    check(bdat.closed(), "session not closed after its last chunk at shutdown")
+    eq(srv.wait_exit(20), 0, "ehlod exit status after SIGTERM")
+    for box in ("data", "data2"):
+        eq([strip_received(m) for m in srv.messages("%s@%s" % (box, DOMAIN))],
+           [b"Subject: after sigterm\n\nbody\n"], "message for %s finished after SIGTERM" % box)
+    eq([strip_received(m) for m in srv.messages("bdat@" + DOMAIN)], [b"hello world\n"],
+       "BDAT message finished after SIGTERM")
+    check("closing at shutdown deadline" not in srv.maillog()[mark:],
+          "a session was cut at the shutdown deadline")
+
+
 def test_sigterm_deadline_says_421():
     """A transaction that does not finish within smtpd_shutdown_timeout
     of SIGTERM is cut with 421 4.3.2 (RFC 5321 §3.8), not a bare close

@@ -102,6 +102,9 @@ answer(struct run *r, enum smtp_event ev)
 	case SRV_EV_NONE:
 		break;
 	}
+	/* As the session does: a resolve() may leave the close pending. */
+	if (s->pending == SRV_EV_CLOSE)
+		r->closed = true;
 }
 
 static void
@@ -126,6 +129,10 @@ feed(struct run *r, const char *in, size_t n)
  * must return true (FULL_TAKEN) or false (FULL_IGNORED); out is then "". */
 static const char FULL_TAKEN[] = "<storage full: taken>";
 static const char FULL_IGNORED[] = "<storage full: ignored>";
+/* Likewise smtp_server_stop(), which must return true (STOP_CLOSED: the
+ * session closes; out is its 421) or false (STOP_OPEN: out is ""). */
+static const char STOP_CLOSED[] = "<stop: closed>";
+static const char STOP_OPEN[] = "<stop: open>";
 
 static void
 run_transcript(const struct step *steps, const struct opts_override *ov, bool bytewise,
@@ -145,6 +152,14 @@ run_transcript(const struct step *steps, const struct opts_override *ov, bool by
 				    (size_t)(st - steps), taken);
 				fail();
 			}
+		} else if (st->in == STOP_CLOSED || st->in == STOP_OPEN) {
+			bool closed = smtp_server_stop(r->s);
+			if (closed != (st->in == STOP_CLOSED)) {
+				print_error("step %zu: smtp_server_stop returned %d\n",
+				    (size_t)(st - steps), closed);
+				fail();
+			}
+			r->closed = closed;
 		} else if (bytewise) {
 			for (size_t i = 0; i < n && !r->closed && !r->drop_rest; i++)
 				feed(r, st->in + i, 1);
@@ -488,6 +503,142 @@ test_storage_full(void **state)
 		{ NULL, NULL },
 	};
 	check(t, NULL, "ok\n<END>\n");
+}
+
+#define STOP_421 "421 4.3.2 mx.test Service shutting down\r\n"
+
+/*
+ * Shutdown (smtp_server_stop): a session without a transaction is told 421
+ * at once; an open transaction, however far it is, may finish, and the
+ * 421 follows the reply that ends it (250, a refusal, RSET) in the same
+ * output, in place of the answer to whatever was pipelined after it.
+ * Before, the session layer sent 421 to any session not inside DATA or
+ * BDAT content, so a client between RCPT and DATA or between two BDAT
+ * chunks lost its message.
+ */
+static void
+test_stop(void **state)
+{
+	static const struct step idle[] = {
+		{ "EHLO c.test\r\n", EHLO_REPLY },
+		{ STOP_CLOSED, STOP_421 },
+		{ NULL, NULL },
+	};
+	check(idle, NULL, "");
+	static const struct step greeted[] = {
+		{ STOP_CLOSED, "421 mx.test Service shutting down\r\n" },
+		{ NULL, NULL },
+	};
+	check(greeted, NULL, "");
+	static const struct step data[] = {
+		{ "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n",
+		  EHLO_REPLY "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n" },
+		{ STOP_OPEN, "" },
+		{ "RCPT TO:<c@y.test>\r\n", "250 2.1.5 Ok\r\n" },
+		{ "DATA\r\n", "354 End data with <CR><LF>.<CR><LF>\r\n" },
+		{ "one\r\n", "" },
+		{ STOP_OPEN, "" },
+		{ "two\r\n.\r\nQUIT\r\n", "250 2.0.0 Ok: queued as Q1\r\n" STOP_421 },
+		{ NULL, NULL },
+	};
+	check(data, NULL, "one\ntwo\n<END>\n");
+	static const struct step bdat[] = {
+		{ "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nBDAT 5\r\nhello",
+		  EHLO_REPLY "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: 5 octets received\r\n" },
+		{ STOP_OPEN, "" },
+		{ "BDAT 8 LAST\r\n world\r\n", "250 2.0.0 Ok: queued as Q1\r\n" STOP_421 },
+		{ NULL, NULL },
+	};
+	check(bdat, NULL, "hello world\n<END>\n");
+	static const struct step refused[] = {
+		{ "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\n", EHLO_REPLY "250 2.1.0 Ok\r\n" },
+		{ STOP_OPEN, "" },
+		/* A refused recipient leaves the transaction open. */
+		{ "RCPT TO:<b@bad.test>\r\n", "554 5.7.1 Relay access denied\r\n" },
+		{ "RSET\r\nNOOP\r\n", "250 2.0.0 Ok\r\n" STOP_421 },
+		{ NULL, NULL },
+	};
+	check(refused, NULL, "");
+	static const struct step bare[] = {
+		{ "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n",
+		  EHLO_REPLY "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n" },
+		{ STOP_OPEN, "" },
+		{ "a\nb\r\n.\r\n", "554 5.5.2 Error: bare <CR> or <LF> in message content\r\n" STOP_421 },
+		{ NULL, NULL },
+	};
+	check(bare, NULL, "");
+	/* A chunk too big fails the transaction, but is still read to its
+	 * end (RFC 3030 §2) before its 552 and the 421. */
+	struct opts_override ov = { .max_size = 10 };
+	static const struct step big[] = {
+		{ "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n",
+		  EHLO_REPLY_SIZE_10 "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n" },
+		{ STOP_OPEN, "" },
+		{ "BDAT 12 LAST\r\n0123456789", "" },
+		{ "ab", "552 5.3.4 Error: message file too big\r\n" STOP_421 },
+		{ NULL, NULL },
+	};
+	check(big, &ov, "");
+}
+
+/* Shutdown while the session decides (an event pending: spool, DNS) or
+ * performs a TLS handshake: nothing is said before the pending reply; a
+ * transaction it ends, or one that never began, then closes. */
+static void
+test_stop_pending(void **state)
+{
+	struct smtp_server *s = mk(NULL);
+	size_t used;
+	static const char in[] = "EHLO c.test\r\n";
+	assert_int_equal(smtp_server_feed(s, in, sizeof in - 1, &used), SRV_EV_HELO);
+	assert_false(smtp_server_stop(s));
+	assert_int_equal(s->pending, SRV_EV_HELO);
+	buf_reset(&s->out);
+	smtp_server_resolve(s, 250, NULL, NULL);
+	assert_int_equal(s->pending, SRV_EV_CLOSE);
+	assert_non_null(strstr(buf_cstr(&s->out), "250 CHUNKING\r\n" STOP_421));
+	smtp_server_free(&s);
+
+	s = mk(NULL);
+	static const char tx[] = "EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n"
+	    "DATA\r\nhi\r\n.\r\n";
+	size_t off = 0;
+	for (;;) {
+		enum smtp_event ev = smtp_server_feed(s, tx + off, sizeof tx - 1 - off, &used);
+		off += used;
+		if (ev == SRV_EV_MESSAGE)
+			break;
+		assert_true(ev == SRV_EV_HELO || ev == SRV_EV_MAIL || ev == SRV_EV_RCPT);
+		if (ev == SRV_EV_RCPT) {
+			/* Stopped while deciding a recipient: the transaction
+			 * (MAIL accepted) goes on. */
+			assert_false(smtp_server_stop(s));
+			smtp_server_resolve(s, 250, "2.1.5", "Ok");
+			assert_int_equal(s->pending, SRV_EV_NONE);
+		} else {
+			smtp_server_resolve(s, 250, NULL, NULL);
+		}
+	}
+	assert_false(smtp_server_stop(s));
+	size_t len;
+	free(smtp_server_take_message(s, &len));
+	buf_reset(&s->out);
+	smtp_server_resolve(s, 451, "4.3.0", "Error: local delivery failed");
+	assert_string_equal(buf_cstr(&s->out), "451 4.3.0 Error: local delivery failed\r\n" STOP_421);
+	assert_int_equal(s->pending, SRV_EV_CLOSE);
+	smtp_server_free(&s);
+
+	s = mk(NULL);
+	static const char tls[] = "STARTTLS\r\n";
+	assert_int_equal(smtp_server_feed(s, in, sizeof in - 1, &used), SRV_EV_HELO);
+	smtp_server_resolve(s, 250, NULL, NULL);
+	assert_int_equal(smtp_server_feed(s, tls, sizeof tls - 1, &used), SRV_EV_STARTTLS);
+	assert_false(smtp_server_stop(s));
+	buf_reset(&s->out);
+	smtp_server_tls_started(s);
+	assert_int_equal(s->pending, SRV_EV_CLOSE);
+	assert_string_equal(buf_cstr(&s->out), "421 mx.test Service shutting down\r\n");
+	smtp_server_free(&s);
 }
 
 /* Content dropped for want of room that then also exceeds message_size_limit:
@@ -1181,6 +1332,8 @@ main(void)
 		cmocka_unit_test(test_bdat),
 		cmocka_unit_test(test_bdat_too_big),
 		cmocka_unit_test(test_storage_full),
+		cmocka_unit_test(test_stop),
+		cmocka_unit_test(test_stop_pending),
 		cmocka_unit_test(test_storage_full_then_too_big),
 		cmocka_unit_test(test_line_limits),
 		cmocka_unit_test(test_line_limits_extensions),
