@@ -735,32 +735,72 @@ deliver(struct session *s)
 
 /* ---- decisions ---- */
 
-static void log_reject(struct session *s, const char *what, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void reject(struct session *s, const char *what, const char *extra, unsigned code,
+    const char *enh, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
-/* Postfix-style reject line: "NOQUEUE: reject: RCPT from name[ip]: 554 ...;
- * from=<...> proto=ESMTP helo=<...>" (log parsers and fail2ban expect it). */
+/* The reply line that starts at out[off] as it went to the client, without
+ * its CRLF; bytes outside printable ASCII (none are expected: reply text
+ * is ours, peer data in it sanitised) as \xHH; at most a reply line's
+ * 512 octets (RFC 5321 §4.5.3.1.5), then "...". */
 static void
-log_reject(struct session *s, const char *what, const char *fmt, ...)
+reply_line(const struct buf *out, size_t off, struct buf *b)
 {
-	char detail[1400];
+	size_t n = 0;
+	for (size_t i = off; i < out->len && out->data[i] != '\r' && out->data[i] != '\n'; i++) {
+		if (n++ == 512) {
+			buf_append_str(b, "...");
+			return;
+		}
+		unsigned char c = (unsigned char)out->data[i];
+		if (c >= 0x20 && c < 0x7f)
+			buf_append_char(b, (char)c);
+		else
+			buf_appendf(b, "\\x%02x", c);
+	}
+}
+
+/*
+ * Refuses the pending command (what: "HELO", "MAIL", "RCPT") with one
+ * reply and writes the Postfix-style line for it (smtpd_check.c's
+ * log_whatsup, which log tools and fail2ban filters parse):
+ *
+ *   NOQUEUE: reject: RCPT from name[ip]: <reply>; from=<s> to=<r> proto=ESMTP helo=<h>
+ *
+ * <reply> is the reply line exactly as it went into the output (taken from
+ * there, so the two cannot differ); from= only once MAIL named a sender,
+ * to= only for RCPT, as Postfix; extra (NULL: none) are ehlod's own
+ * key=value fields after helo=<>. The context is read before the reply:
+ * a refused MAIL frees the transaction.
+ */
+static void
+reject(struct session *s, const char *what, const char *extra, unsigned code,
+    const char *enh, const char *fmt, ...)
+{
+	struct smtp_server *m = s->srv;
+	struct buf ctx = BUF_INIT, tmp = BUF_INIT;
+	char a[600];
+	if (m->tx != NULL)
+		buf_appendf(&ctx, " from=<%s>", fmt_path(&m->tx->mail, a, sizeof a, &tmp));
+	if (strcmp(what, "RCPT") == 0 && m->rcpt_pending != NULL)
+		buf_appendf(&ctx, " to=<%s>", fmt_path(&m->rcpt_pending->path, a, sizeof a, &tmp));
+	const char *hn = m->helo_pending ? m->helo_pending : m->helo;
+	bool esmtp = m->helo_pending ? m->helo_pending_ehlo : m->esmtp;
+	buf_appendf(&ctx, " proto=%s helo=<", esmtp ? "ESMTP" : "SMTP");
+	log_sanitize(&ctx, hn, strlen(hn), 255);
+	buf_append_char(&ctx, '>');
+
+	char text[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(detail, sizeof detail, fmt, ap);
+	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
-	struct buf tmp = BUF_INIT;
-	char from[600] = "";
-	if (s->srv->tx)
-		fmt_path(&s->srv->tx->mail, from, sizeof from, &tmp);
+	size_t off = m->out.len;
+	smtp_server_resolve(m, code, enh, "%s", text);
 	buf_reset(&tmp);
-	struct buf helo = BUF_INIT;
-	const char *hn = s->srv->helo_pending ? s->srv->helo_pending : s->srv->helo;
-	bool esmtp = s->srv->helo_pending ? s->srv->helo_pending_ehlo : s->srv->esmtp;
-	log_sanitize(&helo, hn, strlen(hn), 255);
-	log_info("%s NOQUEUE: reject: %s from %s: %s; from=<%s> proto=%s helo=<%s>",
-	    s->sid, what, s->client, detail, from, esmtp ? "ESMTP" : "SMTP",
-	    buf_cstr(&helo));
-	buf_free(&helo);
+	reply_line(&m->out, off, &tmp);
+	log_info("%s NOQUEUE: reject: %s from %s: %s;%s%s%s", s->sid, what, s->client,
+	    buf_cstr(&tmp), buf_cstr(&ctx), extra ? " " : "", extra ? extra : "");
+	buf_free(&ctx);
 	buf_free(&tmp);
 }
 
@@ -777,25 +817,22 @@ static void
 decide_rcpt(struct session *s)
 {
 	const struct smtp_path *p = &s->srv->rcpt_pending->path;
-	struct buf tmp = BUF_INIT, rtmp = BUF_INIT;
-	char addr[600];
-	fmt_path(p, addr, sizeof addr, &tmp);   /* for the log */
-	buf_free(&tmp);
-	const char *raddr = reply_path(p, &rtmp);   /* for the reply */
+	struct buf rtmp = BUF_INIT;
+	/* The reply's form (shortened to fit, RFC 5321 §4.5.3.1.5); reject()
+	 * logs the reply as sent, with the full address in to=. */
+	const char *raddr = reply_path(p, &rtmp);
 
 	if (p->domain[0] != '\0' && !domain_is_local(s->cfg, p->domain)) {
 		/* Relaying arrives with AUTH (a later issue). */
-		smtp_server_resolve(s->srv, 554, "5.7.1", "<%s>: Relay access denied", raddr);
-		log_reject(s, "RCPT", "554 5.7.1 <%s>: Relay access denied; to=<%s>", addr, addr);
+		reject(s, "RCPT", NULL, 554, "5.7.1", "<%s>: Relay access denied", raddr);
 		buf_free(&rtmp);
 		return;
 	}
 	struct buf box = BUF_INIT;
 	if (!mailbox_for(s, p, &box)) {
 		buf_free(&box);
-		smtp_server_resolve(s->srv, 550, "5.1.3",
+		reject(s, "RCPT", NULL, 550, "5.1.3",
 		    "<%s>: Recipient address rejected: not a deliverable mailbox name", raddr);
-		log_reject(s, "RCPT", "550 5.1.3 <%s>: bad mailbox name; to=<%s>", addr, addr);
 		buf_free(&rtmp);
 		return;
 	}
@@ -807,10 +844,8 @@ decide_rcpt(struct session *s)
 		char key[sizeof p->local + sizeof p->domain + 2];
 		snprintf(key, sizeof key, "%s@%s", p->local, p->domain);
 		if (!addrmap_contains(s->g->vmaps, key)) {
-			smtp_server_resolve(s->srv, 550, "5.1.1",
-			    "<%s>: Recipient address rejected: User unknown in virtual mailbox table",
-			    raddr);
-			log_reject(s, "RCPT", "550 5.1.1 <%s>: User unknown; to=<%s>", addr, addr);
+			reject(s, "RCPT", NULL, 550, "5.1.1",
+			    "<%s>: Recipient address rejected: User unknown in virtual mailbox table", raddr);
 			buf_free(&rtmp);
 			return;
 		}
@@ -866,10 +901,9 @@ apply_identity(struct session *s, const struct policy_decision *d, const char *w
 	}
 	atomic_fetch_add(d->outcome == POL_REJECT ? &dm->stats.helo_rejects :
 	    &dm->stats.helo_tempfails, 1);
-	/* Logged first: at HELO the refused name is only known until the reply. */
-	log_reject(s, what, "%u %s %s (check=%s)", d->code, d->enh, d->text,
-	    id_check_name(d->check));
-	smtp_server_resolve(s->srv, d->code, d->enh, "%s", d->text);
+	char extra[64];
+	snprintf(extra, sizeof extra, "check=%s", id_check_name(d->check));
+	reject(s, what, extra, d->code, d->enh, "%s", d->text);
 	return true;
 }
 
@@ -1045,11 +1079,10 @@ budget_allows_mail(struct session *s)
 	if (used < lim && want <= lim - used)
 		return true;
 	atomic_fetch_add(&s->w->d->stats.memory_rejects_mail, 1);
-	/* Logged first: the refusal frees the transaction the line reads from=. */
-	log_reject(s, "MAIL", "452 4.3.1 Insufficient system storage: %zu bytes of message "
-	    "content held, smtpd_message_memory_limit = %llu, declared SIZE=%llu",
+	char extra[128];
+	snprintf(extra, sizeof extra, "held=%zu smtpd_message_memory_limit=%llu size=%llu",
 	    used, lim, (unsigned long long)want);
-	smtp_server_resolve(s->srv, 452, "4.3.1", "Error: insufficient system storage");
+	reject(s, "MAIL", extra, 452, "4.3.1", "Error: insufficient system storage");
 	return false;
 }
 
@@ -1490,9 +1523,14 @@ static void
 refuse_connection(struct daemon *d, const char *myhostname, const char *client,
     const char *why, struct buf *line)
 {
+	size_t off = line->len;
 	buf_appendf(line, "421 4.7.0 %s Error: %s\r\n", myhostname, why);
 	atomic_fetch_add(&d->stats.rejected_connections, 1);
-	log_info("NOQUEUE: reject: CONNECT from %s: 421 4.7.0 %s", client, why);
+	/* The reply as sent, as the other reject lines (reject()). */
+	struct buf b = BUF_INIT;
+	reply_line(line, off, &b);
+	log_info("NOQUEUE: reject: CONNECT from %s: %s", client, buf_cstr(&b));
+	buf_free(&b);
 }
 
 /*

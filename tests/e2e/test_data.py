@@ -190,8 +190,10 @@ def test_message_memory_limit():
     eq(metric(mport, 'ehlo_smtpd_memory_limit_rejects_total{stage="mail"}'), 1, "MAIL refusals")
     eq(metric(mport, 'ehlo_smtpd_memory_limit_rejects_total{stage="data"}'), 1, "DATA refusals")
     log = srv.maillog()
-    check(re.search(r"NOQUEUE: reject: MAIL from \S+: 452 4\.3\.1 .*declared SIZE=600000; "
-                    r"from=<c@sender\.test>", log), "no reject line for the MAIL:\n" + log)
+    check(re.search(r"NOQUEUE: reject: MAIL from \S+: 452 4\.3\.1 Error: insufficient system "
+                    r"storage; from=<c@sender\.test> proto=ESMTP helo=<client\.example\.test> "
+                    r"held=\d+ smtpd_message_memory_limit=%d size=600000$" % limit, log, re.M),
+          "no reject line for the MAIL:\n" + log)
     check("refused (452 4.3.1)" in log, "no log line for the refused message")
     # A peer that stops in the middle of DATA and goes away: its body is
     # given back when the session ends, not kept counted for ever.

@@ -53,7 +53,7 @@ def test_syntax_reject():
         eq((code, lines[-1][4:9]), (501, "5.5.2"), "RCPT after EHLO %s (%r)" % (name, lines))
         # The reply names the refused name (sanitised), as Postfix does.
         check(lines[-1][10:].startswith("<%s>: " % name), "RCPT reply names %s: %r" % (name, lines))
-    check(len(log_lines(srv, "(check=syntax)")) == len(BAD_SYNTAX), "one reject line per name")
+    check(len(log_lines(srv, " check=syntax")) == len(BAD_SYNTAX), "one reject line per name")
     # Bytes that could break the reply line are not echoed.
     c = connect(srv, "127.0.0.2")
     c.cmd("EHLO bad_<name>\tx\x7f.good.test", 250)
@@ -117,10 +117,11 @@ def test_fqdn_reject():
     srv.stop()
     srv = Server(identity_settings({"fqdn": "reject"}, smtpd_delay_reject="no"))
     c = connect(srv, "127.0.0.2")
-    c.cmd("EHLO localhost", 504)
+    helo_reply = c.cmd("EHLO localhost", 504)[-1]
     c.cmd("QUIT", 221)
     line = log_lines(srv, "NOQUEUE: reject: HELO from ")
-    check(line and "504 5.5.2" in line[0] and "(check=fqdn)" in line[0],
+    # The reply as sent; no from= or to= before MAIL and RCPT (as Postfix).
+    check(line and line[0].endswith(": %s; proto=ESMTP helo=<localhost> check=fqdn" % helo_reply),
           "HELO reject line: %r" % line)
 
 
@@ -148,7 +149,7 @@ def test_self_claim():
         eq(code, 550, "EHLO %s from the remote client fd00::5 (%r)" % (name, lines))
         c.cmd("QUIT", 221)
         c.close()
-    check(len(log_lines(srv, "(check=self_claim)")) == 5, "five self_claim reject lines")
+    check(len(log_lines(srv, " check=self_claim")) == 5, "five self_claim reject lines")
     c = proxied(srv, "fd00::5")
     c.cmd("EHLO mx.good.test", 250)
     c.cmd("QUIT", 221)
@@ -181,8 +182,9 @@ def test_consistency():
         # Enhanced codes only after EHLO (RFC 2034 §3): the log has them.
         c.cmd("RCPT TO:<%s>" % RCPT, 550, "5.7.1" if cmd == "EHLO" else "name changed")
         c.cmd("QUIT", 221)
-    check(len(log_lines(srv, "550 5.7.1 <other.good.test>: Helo command rejected: name changed "
-                             "within the session (check=consistency)")) == 2, "two consistency reject lines")
+    ls = [l for l in log_lines(srv, "<other.good.test>: Helo command rejected: name changed "
+                                     "within the session; ") if l.endswith(" check=consistency")]
+    check(len(ls) == 2, "two consistency reject lines")
     d = identity_line(srv, "127.0.0.2")
     expect_results(d, {"consistency": "fail"})
     c = connect(srv, "127.0.0.10")
@@ -228,8 +230,10 @@ def test_no_delay_reject_at_ehlo():
     c.cmd("MAIL FROM:<sender@sender.test>", 503)
     c.cmd("NOOP", 250)
     c.cmd("QUIT", 221)
-    ls = log_lines(srv, "NOQUEUE: reject: HELO from unknown[127.0.0.3]: 550 5.7.25 ")
-    check(len(ls) == 1 and "(check=fcrdns)" in ls[0], "HELO reject line: %r" % ls)
+    # The reply as sent: no enhanced code before an EHLO succeeded (RFC
+    # 2034 §3); the line said 550 5.7.25 all the same.
+    ls = log_lines(srv, "NOQUEUE: reject: HELO from unknown[127.0.0.3]: %s; " % lines[-1])
+    check(len(ls) == 1 and ls[0].endswith(" check=fcrdns"), "HELO reject line: %r" % ls)
     # Postfix names the refused name in helo=<> (log tools key on it).
     check("helo=<liar.bad.test>" in ls[0], "HELO reject line lacks helo=<liar.bad.test>: %r"
           % ls[0])
@@ -500,7 +504,7 @@ def test_guard_reload_and_override():
     code, lines = rcpt_reply(srv, "127.0.0.3", "mx.good.test")
     eq((code, lines[-1][4:9]), (550, "5.7.1"), "RCPT with forward_match = reject + override")
     eq(rcpt_reply(srv, "127.0.0.2", "mx.good.test")[0], 250, "RCPT from the name's own address")
-    check(log_lines(srv, "(check=forward_match)"), "no forward_match reject line")
+    check(log_lines(srv, " check=forward_match"), "no forward_match reject line")
 
 
 def test_start_many_workers():

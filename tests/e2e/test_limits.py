@@ -560,7 +560,7 @@ def test_recipients():
     c = Client(srv.port)
     c.ehlo()
     c.cmd("MAIL FROM:<>", 250)
-    c.cmd("RCPT TO:<someone@elsewhere.test>", 554, "5.7.1")
+    relay = c.cmd("RCPT TO:<someone@elsewhere.test>", 554, "5.7.1")[-1]
     c.cmd("RCPT TO:<postmaster>", 250)
     c.cmd("RCPT TO:<anyone@%s>" % DOMAIN, 250)
     c.cmd("DATA", 354)
@@ -570,7 +570,12 @@ def test_recipients():
     eq(len(srv.messages("postmaster@" + DOMAIN)), 1, "messages for <postmaster>")
     eq(len(srv.messages("anyone@" + DOMAIN)), 1, "messages for anyone@")
     eq(os.listdir(os.path.join(srv.mailbase)), [DOMAIN], "domains in the Maildir base")
-    srv.wait_log("NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 554 5.7.1 <someone@elsewhere.test>")
+    # Postfix's form (fail2ban and log tools parse it): the reply exactly
+    # as sent, then the sender (here the null one), recipient, protocol, HELO.
+    line = srv.wait_log("NOQUEUE: reject: RCPT from")
+    want = ("NOQUEUE: reject: RCPT from unknown[127.0.0.1]: %s; from=<> "
+            "to=<someone@elsewhere.test> proto=ESMTP helo=<client.example.test>" % relay)
+    check(line.endswith(want), "reject line %r, expected it to end with %r" % (line, want))
 
 
 def test_virtual_mailbox_maps():
@@ -586,7 +591,15 @@ def test_virtual_mailbox_maps():
     c = Client(srv.port)
     c.ehlo()
     c.cmd("MAIL FROM:<a@sender.test>", 250)
-    c.cmd("RCPT TO:<unknown@%s>" % DOMAIN, 550, "5.1.1")
+    unknown = c.cmd("RCPT TO:<unknown@%s>" % DOMAIN, 550, "5.1.1")[-1]
+    # The log line carries the reply as sent (it said "User unknown; to=<...>"
+    # in place of the reply's "Recipient address rejected: ... table").
+    eq(unknown, "550 5.1.1 <unknown@example.test>: Recipient address rejected: "
+       "User unknown in virtual mailbox table", "reply to an unknown recipient")
+    line = srv.wait_log("NOQUEUE: reject: RCPT from")
+    want = ("NOQUEUE: reject: RCPT from unknown[127.0.0.1]: %s; from=<a@sender.test> "
+            "to=<unknown@example.test> proto=ESMTP helo=<client.example.test>" % unknown)
+    check(line.endswith(want), "reject line %r, expected it to end with %r" % (line, want))
     c.cmd("RCPT TO:<known@%s>" % DOMAIN, 250)
     c.cmd("RCPT TO:<Other@Example.TEST>", 250)
     c.cmd("DATA", 354)
