@@ -347,8 +347,10 @@ static const struct cfg_setting settings[] = {
 	  "gets 452 4.3.1, as does a MAIL whose SIZE= would not fit (RFC 1870 §6.1), and a "
 	  "message whose content would go over it is read to its end, thrown away and "
 	  "refused with 452 4.3.1: no number of clients can make ehlod run out of memory. "
-	  "At least twice message_size_limit (a message buffer grows by doubling); 0 means "
-	  "no limit."),
+	  "A message larger than the limit could ever hold (a message buffer grows by "
+	  "doubling: over the largest power of two not above it, less 2) gets 552 5.3.4, "
+	  "and with message_size_limit = 0 that size is announced as SIZE. "
+	  "At least twice message_size_limit; 0 means no limit."),
 	I(smtpd_recipient_limit, "1000", 1, INT_MAX, true,
 	  "Most recipients accepted per message (RFC 5321 §4.5.3.1.8 requires at least 100)."),
 	I(smtpd_hard_error_limit, "20", 1, INT_MAX, true,

@@ -1066,6 +1066,37 @@ check_budget(struct session *s)
 	    daemon_message_memory(s->w->d) + had, lim, had);
 }
 
+/*
+ * The largest message the budget can ever hold, as the protocol engine's
+ * message size limit (0: none). A body buffer grows by doubling from a
+ * power of two (buf_reserve), so its capacity, which is what the budget
+ * counts, is a power of two; and it reserves at most two octets beyond
+ * the content counted in CRLF form, which is how the engine measures
+ * against its limit (BDAT reserves each piece plus one, buf_reserve one
+ * more for the NUL). A message of up to P - 2 octets, P the largest
+ * power of two not above the budget, therefore fits when nothing else is
+ * held; a larger one can never fit, and answering it 452 4.3.1 ("try
+ * later") had the client try for ever. It gets 552 5.3.4 instead (RFC
+ * 1870 §6.1/§6.2: over the fixed maximum is permanent; 452 is for
+ * storage that is short now), at MAIL when SIZE= declares it, else at
+ * the end of its content; EHLO announces it as SIZE. message_size_limit
+ * stays when it is lower, as it is whenever set (config.c wants the
+ * budget at least twice it) but for odd budgets such as 2^30 - 1.
+ */
+static uint64_t
+effective_size_limit(const struct ehlo_config *cfg)
+{
+	uint64_t msl = (uint64_t)cfg->message_size_limit;
+	uint64_t lim = (uint64_t)cfg->smtpd_message_memory_limit;
+	if (lim < 4)
+		return msl;   /* 0: no budget (and 1..3 can hold nothing anyway) */
+	uint64_t p = 1;
+	while (p <= lim / 2)
+		p *= 2;
+	uint64_t most = p - 2;
+	return msl == 0 || msl > most ? most : msl;
+}
+
 /* MAIL: is there room for a message (of the size SIZE= declares)? */
 static bool
 budget_allows_mail(struct session *s)
@@ -1709,7 +1740,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 		.hostname = cfg->myhostname,
 		.greeting = g->greeting,
 		.ext = g->ext,
-		.max_size = cfg->message_size_limit,
+		.max_size = effective_size_limit(cfg),
 		.max_rcpt = (unsigned)cfg->smtpd_recipient_limit,
 		.hard_error_limit = (unsigned)cfg->smtpd_hard_error_limit,
 		.junk_command_limit = (unsigned)cfg->smtpd_junk_command_limit,

@@ -256,5 +256,43 @@ def test_memory_returned_after_big_messages():
     check(kept < 10 * 1024, "ehlod kept %d KiB with no message held" % kept)
 
 
+def test_message_memory_limit_never_fits():
+    """With message_size_limit = 0 (no limit), a message larger than the
+    message memory budget could ever hold is refused for good, 552 5.3.4
+    (RFC 1870 §6.1/§6.2: over the fixed maximum), and the largest that can
+    fit is announced as SIZE: before, a MAIL with SIZE=999999999999 and a
+    DATA too big for the budget got the temporary 452 4.3.1, so the client
+    tried again for ever. A buffer's capacity, which the budget counts, is
+    a power of two: with a budget of 1 MiB + 1000 the largest message is
+    1 MiB - 2 octets; one of that size is accepted."""
+    limit = 1048576 + 1000
+    most = 1048576 - 2
+    srv = Server({"smtpd_message_memory_limit": str(limit), "message_size_limit": "0"})
+    c = Client(srv.port)
+    lines = c.cmd("EHLO client.example.test", 250)
+    check(any(l[4:] == "SIZE %d" % most for l in lines),
+          "EHLO does not announce SIZE %d: %r" % (most, lines))
+    c.cmd("MAIL FROM:<a@sender.test> SIZE=999999999999", 552, "5.3.4")
+    c.cmd("MAIL FROM:<a@sender.test> SIZE=%d" % (most + 1), 552, "5.3.4")
+    c.cmd("MAIL FROM:<a@sender.test>", 250)
+    c.cmd("RCPT TO:<big@%s>" % DOMAIN, 250)
+    c.cmd("DATA", 354)
+    c.send((b"x" * 998 + b"\r\n") * 1100 + b".\r\n")      # 1.1 MB
+    c.expect(552, "5.3.4")
+    # The largest that fits, exactly (CRLF form, as SIZE counts it).
+    line = b"y" * 1022 + b"\r\n"
+    fit = line * (most // len(line))
+    fit += b"z" * (most - len(fit) - 2) + b"\r\n"
+    eq(len(fit), most, "test message size")
+    c.cmd("MAIL FROM:<a@sender.test> SIZE=%d" % most, 250)
+    c.cmd("RCPT TO:<fits@%s>" % DOMAIN, 250)
+    c.cmd("DATA", 354)
+    c.send(fit + b".\r\n")
+    c.expect(250)
+    c.cmd("QUIT", 221)
+    eq(srv.messages("big@" + DOMAIN), [], "messages too big for the budget")
+    eq([strip_received(m) for m in srv.messages("fits@" + DOMAIN)], [fit.replace(b"\r\n", b"\n")],
+       "the largest message that fits")
+
 if __name__ == "__main__":
     main(globals())
