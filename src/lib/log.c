@@ -193,7 +193,7 @@ static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 static void
 log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 {
-	char line[8192];
+	char line[LOG_LINE_MAX];
 	size_t off = 0;
 	if (!use_syslog)
 		off = stamp(line);
@@ -202,9 +202,25 @@ log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 	int n = vsnprintf(line + off, sizeof line - off, fmt, ap);
 	if (n < 0)
 		n = 0;
-	off += (size_t)n;
-	if (off > sizeof line - 2)
-		off = sizeof line - 2;
+	if ((size_t)n > sizeof line - 2 - off) {
+		/* Too long for one line (with its newline): cut, and say so. It
+		 * was cut silently, possibly in the middle of an escape, so that
+		 * the end of the line could not be told from the end of the data.
+		 * A backslash in a line always begins an escape (log_sanitize
+		 * escapes the backslash itself), so one in the last three octets
+		 * before the cut begins an escape the cut would split. */
+		static const char mark[] = LOG_CUT_MARK;
+		size_t end = sizeof line - 2 - (sizeof mark - 1);
+		for (size_t k = end - 3; k < end; k++)
+			if (line[k] == '\\') {
+				end = k;
+				break;
+			}
+		memcpy(line + end, mark, sizeof mark - 1);
+		off = end + sizeof mark - 1;
+	} else {
+		off += (size_t)n;
+	}
 	if (use_syslog) {
 		line[off] = '\0';
 		int pri = lvl == LOG_LVL_ERR ? LOG_ERR : lvl == LOG_LVL_WARN ? LOG_WARNING :
@@ -328,4 +344,10 @@ log_sanitize(struct buf *out, const void *p, size_t n, size_t max)
 	if (n > max)
 		buf_append_str(out, "...");
 	return buf_cstr(out);
+}
+
+const char *
+log_sanitize_to(struct buf *out, const void *p, size_t n, size_t max_out)
+{
+	return sanitize_fit(out, p, n, max_out + 3);
 }

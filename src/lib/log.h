@@ -71,4 +71,19 @@ const char *log_sanitize(struct buf *out, const void *p, size_t n, size_t max);
  */
 const char *sanitize_fit(struct buf *out, const void *p, size_t n, size_t width);
 
+/*
+ * sanitize_fit for a fixed buffer of max_out octets plus the "...": at most
+ * max_out + 3 octets are appended.
+ */
+const char *log_sanitize_to(struct buf *out, const void *p, size_t n, size_t max_out);
+
+/*
+ * A line (prefix included) is at most LOG_LINE_MAX octets. A longer one is
+ * cut, never inside a \xHH escape, and ends in LOG_CUT_MARK. Callers bound
+ * peer data so that their lines fit; the cut is the last resort, and a
+ * message with many recipients is logged one line per recipient.
+ */
+#define LOG_LINE_MAX 8192
+#define LOG_CUT_MARK "...[line truncated]"
+
 #endif

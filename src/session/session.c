@@ -550,15 +550,26 @@ build_return_path(struct session *s, struct buf *h)
 	buf_append_str(h, ">\n");
 }
 
+/*
+ * A path as shown in a log line or a reply (sanitised: \xHH for what is not
+ * printable ASCII), at most PATH_SHOWN octets of it, escapes whole, then
+ * "...": with its text a reply line stays under RFC 5321 §4.5.3.1.5's 512
+ * octets, and a log line well under LOG_LINE_MAX. (It rendered 300 octets
+ * of input, up to 1,203 of output, into 600-octet buffers: cut silently,
+ * possibly inside an escape.) out must have PATH_SHOWN_SIZE octets.
+ */
+#define PATH_SHOWN      300
+#define PATH_SHOWN_SIZE (PATH_SHOWN + 4)
+
 static const char *
-fmt_path(const struct smtp_path *p, char *out, size_t outlen, struct buf *tmp)
+fmt_path(const struct smtp_path *p, char out[static PATH_SHOWN_SIZE], struct buf *tmp)
 {
 	char a[PATH_LOCAL_MAX * 2 + PATH_DOMAIN_MAX + 8];
 	buf_reset(tmp);
 	if (path_format(p, a, sizeof a) < 0)
 		a[0] = '\0';
-	log_sanitize(tmp, a, strlen(a), 300);
-	snprintf(out, outlen, "%s", buf_cstr(tmp));
+	log_sanitize_to(tmp, a, strlen(a), PATH_SHOWN);
+	snprintf(out, PATH_SHOWN_SIZE, "%s", buf_cstr(tmp));
 	return out;
 }
 
@@ -630,11 +641,18 @@ mailbox_for(struct session *s, const struct smtp_path *p, struct buf *out)
 }
 
 /*
- * The line for an accepted message (queue id, client, sender, recipients,
- * size as stored), written when the 250 goes out: before the commit it
- * was also written for messages that then got 451 or 452, and log tools
- * counting these lines counted mail that was never accepted. The
- * transaction is still there (the machine frees it at resolve()).
+ * The lines for an accepted message, written when the 250 goes out (before
+ * the commit they were also written for messages that then got 451 or
+ * 452, and log tools counted mail that was never accepted):
+ *
+ *   <sid> <qid>: client=..., from=<...>, size=N, nrcpt=N, proto=..., long_lines=N
+ *   <sid> <qid>: to=<...>        (one per recipient, in RCPT order)
+ *
+ * One line per recipient, as Postfix logs them: the recipients went in the
+ * one line before, which a message with many long recipients took past
+ * the 8 KiB a line may have, losing the rest of its recipients and the
+ * size=, nrcpt= and proto= after them. Each line is now bounded whatever
+ * the recipients. The transaction is still there (resolve() frees it).
  */
 static void
 log_accepted(struct session *s)
@@ -643,19 +661,15 @@ log_accepted(struct session *s)
 	struct smtp_tx *tx = m->tx;
 	if (tx == NULL)
 		return;
-	struct buf tmp = BUF_INIT, to = BUF_INIT;
-	for (size_t i = 0; i < tx->nrcpt; i++) {
-		char a[600];
-		buf_appendf(&to, "%s<%s>", i ? "," : "", fmt_path(&tx->rcpt[i].path, a, sizeof a, &tmp));
-	}
-	char from[600];
-	log_info("%s %s: client=%s, from=<%s>, to=%s, size=%llu, nrcpt=%zu, proto=%s%s%s, "
-	    "long_lines=%llu", s->sid, s->qid, s->client,
-	    fmt_path(&tx->mail, from, sizeof from, &tmp), buf_cstr(&to),
+	struct buf tmp = BUF_INIT;
+	char a[PATH_SHOWN_SIZE];
+	log_info("%s %s: client=%s, from=<%s>, size=%llu, nrcpt=%zu, proto=%s%s%s, "
+	    "long_lines=%llu", s->sid, s->qid, s->client, fmt_path(&tx->mail, a, &tmp),
 	    (unsigned long long)s->msg_size, tx->nrcpt, smtp_server_with_protocol(m),
 	    s->tls_active ? ", tls=" : "", s->tls_active ? s->tlsinfo->version : "",
 	    (unsigned long long)tx->dd.long_lines);
-	buf_free(&to);
+	for (size_t i = 0; i < tx->nrcpt; i++)
+		log_info("%s %s: to=<%s>", s->sid, s->qid, fmt_path(&tx->rcpt[i].path, a, &tmp));
 	buf_free(&tmp);
 }
 
@@ -778,11 +792,11 @@ reject(struct session *s, const char *what, const char *extra, unsigned code,
 {
 	struct smtp_server *m = s->srv;
 	struct buf ctx = BUF_INIT, tmp = BUF_INIT;
-	char a[600];
+	char a[PATH_SHOWN_SIZE];
 	if (m->tx != NULL)
-		buf_appendf(&ctx, " from=<%s>", fmt_path(&m->tx->mail, a, sizeof a, &tmp));
+		buf_appendf(&ctx, " from=<%s>", fmt_path(&m->tx->mail, a, &tmp));
 	if (strcmp(what, "RCPT") == 0 && m->rcpt_pending != NULL)
-		buf_appendf(&ctx, " to=<%s>", fmt_path(&m->rcpt_pending->path, a, sizeof a, &tmp));
+		buf_appendf(&ctx, " to=<%s>", fmt_path(&m->rcpt_pending->path, a, &tmp));
 	const char *hn = m->helo_pending ? m->helo_pending : m->helo;
 	bool esmtp = m->helo_pending ? m->helo_pending_ehlo : m->esmtp;
 	buf_appendf(&ctx, " proto=%s helo=<", esmtp ? "ESMTP" : "SMTP");

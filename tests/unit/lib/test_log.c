@@ -188,6 +188,105 @@ test_sanitize_fit(void **state)
 	}
 }
 
+/* log_sanitize_to bounds the output (max + 3 with the "..."), escapes and
+ * UTF-8 characters whole: what does not fit is left out, and "..." says so. */
+static void
+test_sanitize_to(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in;
+		size_t n, max;
+		const char *want;
+	} t[] = {
+		{ "plain", 5, 5, "plain" },
+		{ "plain", 5, 2, "plain" },             /* fits in max + 3 */
+		{ "plainly", 7, 3, "pla..." },
+		{ "ab\xc3\xa9", 4, 10, "ab\\xc3\\xa9" },
+		{ "ab\xc3\xa9", 4, 7, "ab\\xc3\\xa9" },
+		{ "ab\xc3\xa9", 4, 6, "ab..." },        /* never half a character */
+		{ "ab\xc3\xa9", 4, 5, "ab..." },
+		{ "\\", 1, 0, "..." },
+		{ "", 0, 0, "" },
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		struct buf b = BUF_INIT;
+		const char *got = log_sanitize_to(&b, t[i].in, t[i].n, t[i].max);
+		if (strcmp(got, t[i].want) != 0)
+			fail_msg("case %zu: got <%s>, want <%s>", i, got, t[i].want);
+		buf_free(&b);
+	}
+}
+
+/*
+ * A line longer than LOG_LINE_MAX is cut to fit, ends in LOG_CUT_MARK, and
+ * never splits a \xHH escape, at any alignment of the escapes to the cut;
+ * a line that just fits is written whole. (It was cut silently at 8 KiB,
+ * wherever that fell.)
+ */
+static void
+test_long_line(void **state)
+{
+	(void)state;
+	snprintf(path, sizeof path, "/tmp/ehlo-test-log.%ld", (long)getpid());
+	unlink(path);
+	assert_int_equal(log_open(path, "test-log"), 0);
+	nwrites = 0;
+	log_msg(LOG_LVL_INFO, "x");
+	size_t prefix = writes[0] - 2;
+	static char msg[LOG_LINE_MAX * 2];
+	/* Fits: prefix + text + "\n" = LOG_LINE_MAX - 1. */
+	size_t fit = LOG_LINE_MAX - 2 - prefix;
+	memset(msg, 'f', fit);
+	msg[fit] = '\0';
+	nwrites = 0;
+	log_msg(LOG_LVL_INFO, "%s", msg);
+	assert_int_equal(writes[0], prefix + fit + 1);
+	msg[fit] = 'f';
+	msg[fit + 1] = '\0';
+	nwrites = 0;
+	log_msg(LOG_LVL_INFO, "%s", msg);
+	assert_true(writes[0] <= LOG_LINE_MAX - 1);
+	for (size_t shift = 0; shift < 4; shift++) {
+		memset(msg, 'x', shift);
+		size_t k = shift;
+		while (k + 4 < sizeof msg) {
+			memcpy(msg + k, "\\x41", 4);
+			k += 4;
+		}
+		msg[k] = '\0';
+		nwrites = 0;
+		log_msg(LOG_LVL_INFO, "%s", msg);
+		assert_int_equal(nwrites, 1);
+		assert_true(writes[0] <= LOG_LINE_MAX - 1);
+		assert_true(writes[0] > LOG_LINE_MAX - 1 - 4);
+	}
+	log_close();
+	char *data = slurp();
+	char *line = strchr(data, '\n') + 1;           /* after "x" */
+	char *nl = strchr(line, '\n');
+	assert_int_equal(nl[-1], 'f');                   /* whole, no mark */
+	line = nl + 1;
+	nl = strchr(line, '\n');
+	static const char mark[] = LOG_CUT_MARK "\n";
+	assert_memory_equal(nl + 1 - (sizeof mark - 1), mark, sizeof mark - 1);
+	for (size_t shift = 0; shift < 4; shift++) {
+		line = nl + 1;
+		nl = strchr(line, '\n');
+		assert_non_null(nl);
+		assert_memory_equal(nl + 1 - (sizeof mark - 1), mark, sizeof mark - 1);
+		const char *text = line + prefix;
+		size_t tlen = (size_t)(nl + 1 - (sizeof mark - 1) - text);
+		assert_true(tlen >= shift);
+		/* The text before the mark is the shift, then whole escapes. */
+		assert_int_equal((tlen - shift) % 4, 0);
+		for (size_t i = shift; i < tlen; i += 4)
+			assert_memory_equal(text + i, "\\x41", 4);
+	}
+	assert_null(strchr(nl + 1, '\n'));
+	unlink(path);
+}
+
 /*
  * The batch buffer is 16 KiB and a line is never split between writes: 64
  * lines of exactly 256 bytes fill it to the byte and go out together when
@@ -253,6 +352,8 @@ main(void)
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_sanitize),
 		cmocka_unit_test(test_sanitize_fit),
+		cmocka_unit_test(test_sanitize_to),
+		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_batch_boundary),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
