@@ -574,13 +574,15 @@ tls_server_start(struct tls_server *t, struct event_base *base, struct buffereve
 	return bev;
 }
 
-/* Copies a peer-supplied name so that it is safe in logs and headers. */
+/* Copies a peer-supplied name so that it is safe in logs and headers, cut
+ * to fit dst with a "..." mark, escapes whole. (It rendered 253 octets, up
+ * to 1,012 escaped, into 256: cut silently, inside an escape.) */
 static void
 copy_printable(char *dst, size_t dstlen, const char *src)
 {
 	struct buf b = BUF_INIT;
 
-	log_sanitize(&b, src, strlen(src), 253);
+	log_sanitize_to(&b, src, strlen(src), dstlen - 4);
 	snprintf(dst, dstlen, "%s", buf_cstr(&b));
 	buf_free(&b);
 }

@@ -227,6 +227,20 @@ def test_ecdsa_and_rsa_pair():
     eq(der, tlspki.der(p.ec), "certificate for a default client, RSA configured first")
 
 
+def test_sni_logged_bounded():
+    """A client's SNI is logged sanitised and bounded: one of 100 DEL
+    octets (400 octets escaped) is cut before it fills the 256-octet
+    field, after a whole escape, with "..." (it was cut silently in the
+    middle of an escape: "\\x7f...\\x7")."""
+    srv = server(("ec",))
+    mark = srv.log_size()
+    code, out, _ = s_client_cert(srv.port, servername=b"\x7f" * 100)
+    line = srv.wait_log(" sni=", since=mark)
+    m = re.search(r" sni=(\S*)", line)
+    check(m and re.fullmatch(r"(\\x7f){1,63}\.\.\.", m.group(1)),
+          "SNI not cut after a whole escape with a mark: %r" % line)
+
+
 def test_sni_map():
     p = pki()
     d = os.path.join(pki().dir)
