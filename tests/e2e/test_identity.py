@@ -9,6 +9,7 @@ truncated answer that forces TCP).  The tests read the replies, the
 the delivered message.
 """
 import re
+import signal
 import time
 
 from ehlotest import Server, check, eq, main
@@ -276,6 +277,33 @@ def test_half_close_while_parked():
     eq(c.reply()[0], 221, "QUIT reply")
     check(time.monotonic() - t0 < 3, "replies took %.2fs" % (time.monotonic() - t0))
     check(c.closed(), "ehlod did not close after QUIT")
+
+
+def test_sigterm_while_parked():
+    """SIGTERM while a RCPT waits for a dropped PTR query: the session is
+    in a transaction (MAIL accepted), so it gets the RCPT's verdict at the
+    DNS deadline and goes on; the reply that ends the transaction (RSET)
+    is followed by 421 4.3.2 at once, not at smtpd_shutdown_timeout (30 s;
+    before, a session busy at SIGTERM was never told afterwards), and an
+    idle session is told at SIGTERM."""
+    srv = Server(identity_settings({"fcrdns": "reject"}, dns_timeout="1s"))
+    idle = connect(srv, "127.0.0.2")
+    idle.ehlo("mx.good.test")
+    c = connect(srv, "127.0.0.7")
+    c.ehlo("mx.good.test")
+    c.cmd("MAIL FROM:<sender@sender.test>", 250)
+    c.send(b"RCPT TO:<bob@example.test>\r\n")
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    srv.signal(signal.SIGTERM)
+    idle.expect(421, "4.3.2")
+    code, lines = c.reply()
+    eq((code, lines[-1][4:10]), (450, "4.7.25"), "RCPT reply at the DNS deadline")
+    c.cmd("RSET", 250)
+    c.expect(421, "4.3.2")
+    check(time.monotonic() - t0 < 5, "421 after %.2fs" % (time.monotonic() - t0))
+    check(c.closed(), "session not closed after its transaction at shutdown")
+    eq(srv.wait_exit(10), 0, "ehlod exit status after SIGTERM")
 
 
 def test_wait_for_dns_is_not_a_client_timeout():
