@@ -350,9 +350,11 @@ def test_long_address_in_reply():
     u = b"\\xc3\\xbc"
     check(local == u * 32 and len(domain) > 64 and domain == u * (len(domain) // 8),
           "quoted address not whole escaped characters: %r" % quoted[-20:])
-    # The log line keeps its own rendering (not the reply's).
+    # The log line carries the reply as sent, then the address in to=
+    # in the log's own rendering (not the reply's).
     line = srv.wait_log("NOQUEUE: reject: RCPT from")
-    check("Relay access denied; to=<" in line, "reject line: %r" % line[:200])
+    check("...>: Relay access denied; from=<a@sender.test> to=<" + (u * 32).decode() in line,
+          "reject line: %r" % line[:300])
     c.cmd("QUIT", 221)
 
 
