@@ -397,6 +397,11 @@ static const struct cfg_setting settings[] = {
 	  "Octets per second of message content that earn one more second of "
 	  "smtpd_data_timeout under smtpd_per_request_deadline (Postfix's default, 500: "
 	  "a 10 MB message may take 180 s plus 20,000 s)."),
+	I(smtpd_recipient_overshoot_limit, "1000", 0, INT_MAX, true,
+	  "Recipients past smtpd_recipient_limit (each refused with 452 4.5.3, to be sent "
+	  "again in a later transaction, RFC 5321 §4.5.3.1.10) a client may give in a session "
+	  "before each further one counts as an error towards smtpd_hard_error_limit, as in "
+	  "Postfix: a client that pipelines its whole list keeps the recipients accepted."),
 	I(smtpd_junk_command_limit, "100", 0, INT_MAX, true,
 	  "NOOP, RSET, VRFY, EXPN and HELP commands a client may send before each further one "
 	  "counts as an error towards smtpd_hard_error_limit, as in Postfix (which counts "

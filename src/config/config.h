@@ -72,6 +72,7 @@ struct ehlo_config {
 	bool     smtpd_per_request_deadline;
 	long long smtpd_min_data_rate;          /* octets per second */
 	long long smtpd_junk_command_limit;
+	long long smtpd_recipient_overshoot_limit;
 	long long smtpd_shutdown_timeout;       /* ms */
 	long long smtpd_greet_pause;            /* ms */
 	int      smtpd_pregreet_action;         /* enum pregreet_action */

@@ -200,6 +200,20 @@ reply_failed(struct smtp_server *s, unsigned code, const char *enh, const char *
 	s->errors++;
 }
 
+static void reply_uncounted(struct smtp_server *s, unsigned code, const char *enh,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* A final 4xx/5xx reply that is not the client's error (it still counts
+ * as a command, not as a successful one). */
+static void
+reply_uncounted(struct smtp_server *s, unsigned code, const char *enh, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vreply(s, code, enh, fmt, ap);
+	va_end(ap);
+}
+
 /* After a 4xx/5xx: enforce smtpd_hard_error_limit (421 and close). */
 static bool
 check_error_limit(struct smtp_server *s, enum smtp_event *ev)
@@ -537,7 +551,20 @@ do_rcpt(struct smtp_server *s, const char *arg, size_t n)
 		return;
 	}
 	if (s->tx->nrcpt >= s->o.max_rcpt) {
-		reply(s, 452, "4.5.3", "Error: too many recipients");
+		/*
+		 * RFC 5321 §4.5.3.1.10: the client sends these recipients in
+		 * a later transaction. One that pipelined its whole list is
+		 * not in error: without this, 150 recipients under a limit of
+		 * 100 took 20 of the 452s to reach smtpd_hard_error_limit, and
+		 * the 421 lost the 100 accepted ones. As Postfix's
+		 * smtpd_recipient_overshoot_limit, only refusals past that
+		 * many in a session count as errors.
+		 */
+		if (++s->rcpt_overshoot > s->o.recipient_overshoot_limit) {
+			reply(s, 452, "4.5.3", "Error: too many recipients");
+		} else {
+			reply_uncounted(s, 452, "4.5.3", "Error: too many recipients");
+		}
 		return;
 	}
 	long p = path_start(arg, n, "TO:");

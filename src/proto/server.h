@@ -72,6 +72,7 @@ struct smtp_server_opts {
 	                                 is dropped automatically once TLS is active */
 	uint64_t    max_size;         /* message_size_limit, 0 = none */
 	unsigned    max_rcpt;         /* smtpd_recipient_limit */
+	unsigned    recipient_overshoot_limit; /* smtpd_recipient_overshoot_limit */
 	unsigned    hard_error_limit; /* smtpd_hard_error_limit */
 	unsigned    junk_command_limit; /* smtpd_junk_command_limit */
 	enum data_bare_policy bare;   /* smtpd_forbid_bare_newline */
@@ -149,6 +150,7 @@ struct smtp_server {
 	bool              stopping;
 	unsigned          errors;         /* peer errors this session */
 	unsigned          junk;           /* NOOP/RSET/VRFY/EXPN/HELP since the last message */
+	unsigned          rcpt_overshoot; /* 452 4.5.3 "too many recipients" this session */
 	uint64_t          messages;       /* messages accepted */
 	unsigned          cmd_total[CMD_COUNT], cmd_ok[CMD_COUNT];
 	uint64_t          plaintext_discarded; /* set by the session at STARTTLS */

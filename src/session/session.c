@@ -1758,6 +1758,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 		.max_rcpt = (unsigned)cfg->smtpd_recipient_limit,
 		.hard_error_limit = (unsigned)cfg->smtpd_hard_error_limit,
 		.junk_command_limit = (unsigned)cfg->smtpd_junk_command_limit,
+		.recipient_overshoot_limit = (unsigned)cfg->smtpd_recipient_overshoot_limit,
 		.bare = cfg->smtpd_forbid_bare_newline == BARE_NL_NORMALIZE ?
 		    DATA_BARE_NORMALIZE : DATA_BARE_REJECT,
 		.reject_long_lines = cfg->smtpd_reject_long_lines,

@@ -137,5 +137,26 @@ def test_recipient_limit():
     eq(len(srv.messages("r100@" + DOMAIN)), 0, "messages for the refused 101st recipient")
 
 
+def test_recipient_overshoot_is_not_an_error():
+    """150 recipients pipelined with DATA under a limit of 100: 50 x 452
+    (RFC 5321 §4.5.3.1.10: the client sends them later), then 354 and the
+    message for the 100. The 452s counted as errors: the 20th reached
+    smtpd_hard_error_limit, and the 421 lost the accepted recipients.
+    smtpd_recipient_overshoot_limit (Postfix's, 1000) bounds them."""
+    srv = Server({"smtpd_recipient_limit": "100"})
+    c = Client(srv.port)
+    c.ehlo()
+    c.send(b"MAIL FROM:<a@sender.test>\r\n" +
+           b"".join(b"RCPT TO:<o%d@%s>\r\n" % (i, DOMAIN.encode()) for i in range(150)) +
+           b"DATA\r\n")
+    codes = [c.reply()[0] for _ in range(152)]
+    eq((codes[0], codes[1:101].count(250), codes[101:151].count(452), codes[151]),
+       (250, 100, 50, 354), "MAIL, 100 x 250, 50 x 452, DATA")
+    c.send(b"Subject: overshoot\r\n\r\nhi\r\n.\r\n")
+    c.expect(250)
+    c.cmd("QUIT", 221)
+    eq(len(srv.messages("o99@" + DOMAIN)), 1, "messages for the 100th recipient")
+
+
 if __name__ == "__main__":
     main(globals())

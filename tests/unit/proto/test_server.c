@@ -33,6 +33,7 @@ struct opts_override {
 	enum data_bare_policy bare;
 	bool reject_long_lines;
 	unsigned junk;       /* smtpd_junk_command_limit + 1; 0: the default, 100 */
+	unsigned overshoot;  /* smtpd_recipient_overshoot_limit */
 };
 
 struct run {
@@ -58,6 +59,7 @@ mk(const struct opts_override *ov)
 		.max_rcpt = ov && ov->max_rcpt ? ov->max_rcpt : 1000,
 		.hard_error_limit = ov && ov->errors ? ov->errors : 20,
 		.junk_command_limit = ov && ov->junk ? ov->junk - 1 : 100,
+		.recipient_overshoot_limit = ov ? ov->overshoot : 0,
 		.bare = ov ? ov->bare : DATA_BARE_REJECT,
 		.reject_long_lines = ov && ov->reject_long_lines,
 		.tls_available = !(ov && ov->no_tls),
@@ -1317,6 +1319,28 @@ test_recipient_limit(void **state)
 		{ NULL, NULL },
 	};
 	check(t, &ov, "");
+
+	/* The 452s for recipients past the limit are not errors, up to the
+	 * overshoot limit (here 3, with a hard error limit of 2): the message
+	 * to the accepted recipient goes through. Past it, each counts, and
+	 * the second such one ends the session. */
+	struct opts_override ov2 = { .max_rcpt = 1, .errors = 2, .overshoot = 3 };
+	static const struct step t2[] = {
+		{ "EHLO c.test\r\n", EHLO_REPLY },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nRCPT TO:<c@y.test>\r\n"
+		  "RCPT TO:<d@y.test>\r\nRCPT TO:<e@y.test>\r\nDATA\r\n",
+		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n452 4.5.3 Error: too many recipients\r\n"
+		  "452 4.5.3 Error: too many recipients\r\n452 4.5.3 Error: too many recipients\r\n"
+		  "354 End data with <CR><LF>.<CR><LF>\r\n" },
+		{ "x\r\n.\r\n", "250 2.0.0 Ok: queued as Q1\r\n" },
+		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nRCPT TO:<c@y.test>\r\n"
+		  "RCPT TO:<d@y.test>\r\n",
+		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n452 4.5.3 Error: too many recipients\r\n"
+		  "452 4.5.3 Error: too many recipients\r\n"
+		  "421 4.7.0 mx.test Error: too many errors\r\n" },
+		{ NULL, NULL },
+	};
+	check(t2, &ov2, "x\n<END>\n");
 }
 
 int
