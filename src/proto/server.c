@@ -224,6 +224,7 @@ check_error_limit(struct smtp_server *s, enum smtp_event *ev)
 	if (use_enh(s))
 		buf_appendf(&s->out, "4.7.0 ");
 	buf_appendf(&s->out, "%s Error: too many errors\r\n", s->o.hostname);
+	s->error_limit_hit = true;
 	tx_free(&s->tx);
 	set_state(s, SS_CLOSED);
 	*ev = SRV_EV_CLOSE;

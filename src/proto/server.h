@@ -151,6 +151,9 @@ struct smtp_server {
 	unsigned          errors;         /* peer errors this session */
 	unsigned          junk;           /* NOOP/RSET/VRFY/EXPN/HELP since the last message */
 	unsigned          rcpt_overshoot; /* 452 4.5.3 "too many recipients" this session */
+	/* The 421 for smtpd_hard_error_limit went out (the session logs and
+	 * counts it, then clears this). */
+	bool              error_limit_hit;
 	uint64_t          messages;       /* messages accepted */
 	unsigned          cmd_total[CMD_COUNT], cmd_ok[CMD_COUNT];
 	uint64_t          plaintext_discarded; /* set by the session at STARTTLS */

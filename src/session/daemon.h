@@ -79,6 +79,7 @@ struct daemon_stats {
 	atomic_ullong tls_handshakes, tls_failures, starttls_injection;
 	atomic_ullong timeouts, lost_connections, pregreet;
 	atomic_ullong deadline_timeouts;   /* of timeouts: smtpd_per_request_deadline */
+	atomic_ullong error_limit_closes;  /* sessions ended by smtpd_hard_error_limit */
 	atomic_ullong accept_errors;       /* accept(2) failures (EMFILE, ...) */
 	atomic_ullong improper_pipelining;  /* sessions (RFC 2920 §3.1) */
 	atomic_ullong smuggling_rejects;

@@ -76,6 +76,9 @@ on_metrics(struct evhttp_request *req, void *arg)
 	counter(b, "ehlo_smtpd_deadline_timeouts_total",
 	    "Of those, sessions whose request or TLS handshake was still incomplete at its "
 	    "deadline (smtpd_per_request_deadline).", atomic_load(&st->deadline_timeouts));
+	counter(b, "ehlo_smtpd_error_limit_disconnects_total", "Sessions ended with 421 by "
+	    "smtpd_hard_error_limit (junk commands past smtpd_junk_command_limit included).",
+	    atomic_load(&st->error_limit_closes));
 	counter(b, "ehlo_smtpd_messages_processed_total", "Messages accepted (250 after DATA/BDAT).",
 	    atomic_load(&st->messages_accepted));
 	counter(b, "ehlo_smtpd_messages_processed_bytes_total", "Bytes of the accepted messages.",

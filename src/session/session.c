@@ -1132,6 +1132,8 @@ budget_allows_mail(struct session *s)
 }
 
 /* Performs one machine event. */
+static void log_error_limit(struct session *s);
+
 static void
 handle_event(struct session *s, enum smtp_event ev)
 {
@@ -1180,13 +1182,16 @@ handle_event(struct session *s, enum smtp_event ev)
 		start_tls(s);
 		break;
 	case SRV_EV_CLOSE:
+		log_error_limit(s);
 		close_after_flush(s);
 		break;
 	case SRV_EV_NONE:
 		break;
 	}
-	if (!s->closing && s->srv->pending == SRV_EV_CLOSE)
+	if (!s->closing && s->srv->pending == SRV_EV_CLOSE) {
+		log_error_limit(s);
 		close_after_flush(s);
+	}
 }
 
 /* The first bytes (at most n, at most 64) of what the client has sent
@@ -1400,6 +1405,21 @@ lost_after(const struct session *s)
 		"RSET", "NOOP", "VRFY", "EXPN", "HELP", "QUIT", "UNKNOWN",
 	};
 	return up[s->last_cmd];
+}
+
+/*
+ * The session's 421 for smtpd_hard_error_limit: one line, as Postfix's
+ * "too many errors after RCPT from host[ip]" (fail2ban-style filters match
+ * it), and a counter. It was the disconnect line alone, and no metric.
+ */
+static void
+log_error_limit(struct session *s)
+{
+	if (!s->srv->error_limit_hit)
+		return;
+	s->srv->error_limit_hit = false;
+	log_info("%s too many errors after %s from %s", s->sid, lost_after(s), s->client);
+	atomic_fetch_add(&s->w->d->stats.error_limit_closes, 1);
 }
 
 /* The peer went away: count and log it unless the dialogue had ended. */

@@ -195,6 +195,27 @@ def test_junk_commands_become_errors():
     c.cmd("NOOP", 250)                 # error 2: the limit
     c.expect(421, "4.7.0")
     check(c.closed(), "connection not closed after the junk commands")
+    srv.wait_log("too many errors after NOOP from")
+
+
+def test_error_limit_logged_and_counted():
+    """The 421 of smtpd_hard_error_limit has its own log line, as
+    Postfix's "too many errors after ... from ...", and a counter; there
+    was only the disconnect line."""
+    mport = free_port()
+    srv = Server({"smtpd_hard_error_limit": "5", "metrics_listen": "127.0.0.1:%d" % mport})
+    c = Client(srv.port)
+    c.ehlo()
+    for _ in range(4):
+        c.cmd("FOO", 500)
+    c.cmd("FOO", 500)
+    c.expect(421, "4.7.0")
+    line = srv.wait_log("too many errors after")
+    check(" too many errors after UNKNOWN from unknown[127.0.0.1]" in line, "line: %r" % line)
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=10) as r:
+        text = r.read().decode()
+    check("\nehlo_smtpd_error_limit_disconnects_total 1\n" in text,
+          "counter: %r" % [l for l in text.splitlines() if "error_limit" in l])
 
 
 if __name__ == "__main__":
