@@ -45,6 +45,7 @@
 #include "config/addrmap.h"
 #include "net/proxy.h"
 #include "session/ident.h"
+#include "lib/idna.h"
 #include "lib/log.h"
 #include "lib/sockaddr.h"
 #include "lib/util.h"
@@ -637,7 +638,19 @@ mailbox_for(struct session *s, const struct smtp_path *p, struct buf *out)
 			return false;
 		domain = s->cfg->virtual_mailbox_domains.v[0];
 	}
-	return spool_mailbox_path(s->cfg->virtual_mailbox_base, local, domain, out);
+	/* A U-label domain (SMTPUTF8) is stored under its A-label, as the
+	 * configuration keeps local domains: one Maildir for both forms. */
+	struct buf a = BUF_INIT;
+	if (idna_has_utf8(domain, strlen(domain))) {
+		if (!idna_to_ascii(domain, strlen(domain), &a)) {
+			buf_free(&a);
+			return false;
+		}
+		domain = buf_cstr(&a);
+	}
+	bool ok = spool_mailbox_path(s->cfg->virtual_mailbox_base, local, domain, out);
+	buf_free(&a);
+	return ok;
 }
 
 /*
@@ -818,6 +831,7 @@ reject(struct session *s, const char *what, const char *extra, unsigned code,
 	buf_free(&tmp);
 }
 
+/* domain is in A-label form (the configuration keeps local domains so). */
 static bool
 domain_is_local(const struct ehlo_config *cfg, const char *domain)
 {
@@ -835,37 +849,45 @@ decide_rcpt(struct session *s)
 	/* The reply's form (shortened to fit, RFC 5321 §4.5.3.1.5); reject()
 	 * logs the reply as sent, with the full address in to=. */
 	const char *raddr = reply_path(p, &rtmp);
+	/* RFC 6531 §3.2: with SMTPUTF8 the domain may be U-labels; it names
+	 * the same domain as its A-label form (RFC 5890 §2.3.2.1), which is
+	 * what local domains and map keys are compared in. */
+	struct buf adom = BUF_INIT;
+	const char *dom = p->domain;
+	if (idna_has_utf8(dom, strlen(dom)))
+		dom = idna_to_ascii(dom, strlen(dom), &adom) ? buf_cstr(&adom) : "";
 
-	if (p->domain[0] != '\0' && !domain_is_local(s->cfg, p->domain)) {
+	if (p->domain[0] != '\0' && (dom[0] == '\0' || !domain_is_local(s->cfg, dom))) {
 		/* Relaying arrives with AUTH (a later issue). */
 		reject(s, "RCPT", NULL, 554, "5.7.1", "<%s>: Relay access denied", raddr);
-		buf_free(&rtmp);
-		return;
+		goto out;
 	}
 	struct buf box = BUF_INIT;
-	if (!mailbox_for(s, p, &box)) {
-		buf_free(&box);
+	bool deliverable = mailbox_for(s, p, &box);
+	buf_free(&box);
+	if (!deliverable) {
 		reject(s, "RCPT", NULL, 550, "5.1.3",
 		    "<%s>: Recipient address rejected: not a deliverable mailbox name", raddr);
-		buf_free(&rtmp);
-		return;
+		goto out;
 	}
-	buf_free(&box);
 	/* RFC 5321 §4.5.1: postmaster at every local domain is accepted
 	 * (MUST), listed in the map or not, as bare <postmaster> already was;
 	 * its Maildir is <domain>/postmaster like any other address's. */
 	if (s->g->vmaps != NULL && p->domain[0] != '\0' && !ascii_ieq(p->local, "postmaster")) {
-		char key[sizeof p->local + sizeof p->domain + 2];
-		snprintf(key, sizeof key, "%s@%s", p->local, p->domain);
-		if (!addrmap_contains(s->g->vmaps, key)) {
+		struct buf key = BUF_INIT;
+		buf_appendf(&key, "%s@%s", p->local, dom);
+		bool known = addrmap_contains(s->g->vmaps, buf_cstr(&key));
+		buf_free(&key);
+		if (!known) {
 			reject(s, "RCPT", NULL, 550, "5.1.1",
 			    "<%s>: Recipient address rejected: User unknown in virtual mailbox table", raddr);
-			buf_free(&rtmp);
-			return;
+			goto out;
 		}
 	}
-	buf_free(&rtmp);
 	smtp_server_resolve(s->srv, 250, "2.1.5", "Ok");
+out:
+	buf_free(&adom);
+	buf_free(&rtmp);
 }
 
 /* One line per session with every identity result, once they are final

@@ -358,6 +358,37 @@ def test_long_address_in_reply():
     c.cmd("QUIT", 221)
 
 
+def test_idn_domain_in_either_form():
+    """A local domain given as U-labels (bücher.example) is its A-label
+    (xn--bcher-kva.example), RFC 5890 §2.3.2.1: RCPT in either form, and
+    in upper case (mapped as UTS #46 does), reaches one Maildir under the
+    A-label; virtual_mailbox_maps may list either form. The UTF-8 form
+    was refused 554 (relay), a permanent failure, and could not be
+    configured at all."""
+    srv = Server({"virtual_mailbox_domains": "example.test, b\u00fccher.example"}, start=False)
+    maps = os.path.join(srv.dir, "vmaps")
+    with open(maps, "w", encoding="utf-8") as f:
+        f.write("kim@b\u00fccher.example\nlee@xn--bcher-kva.example\n")
+    srv.settings["virtual_mailbox_maps"] = maps
+    srv.start()
+    c = Client(srv.port)
+    c.ehlo()
+    for rcpt, utf8 in (("kim@b\u00fccher.example", True), ("kim@xn--bcher-kva.example", False),
+                       ("kim@B\u00dcCHER.example", True), ("lee@b\u00fccher.example", True)):
+        c.cmd(("MAIL FROM:<a@sender.test>" + (" SMTPUTF8" if utf8 else "")).encode(), 250)
+        c.cmd(("RCPT TO:<%s>" % rcpt).encode(), 250)
+        c.cmd("DATA", 354)
+        c.send(b"Subject: idn\r\n\r\nhi\r\n.\r\n")
+        c.expect(250)
+    c.cmd("MAIL FROM:<a@sender.test> SMTPUTF8".encode(), 250)
+    c.cmd("RCPT TO:<nobody@b\u00fccher.example>".encode(), 550, "5.1.1")
+    c.cmd("RSET", 250)
+    c.cmd("QUIT", 221)
+    eq(len(srv.messages("kim@xn--bcher-kva.example")), 3, "kim's messages under the A-label")
+    eq(len(srv.messages("lee@xn--bcher-kva.example")), 1, "lee's messages under the A-label")
+    eq(sorted(os.listdir(srv.mailbase)), ["xn--bcher-kva.example"], "domain directories")
+
+
 def test_peer_text_escaped():
     """What the client chose never reaches a header or the log raw: in
     Received: the EHLO name's parentheses, backslash, semicolon and
