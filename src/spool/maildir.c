@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -214,40 +215,64 @@ sync_open(struct copy *cp, size_t n, size_t *nopen)
 }
 
 /*
- * Bulk mode, phase 2 for a whole batch at once: one syncfs() makes the data
- * and inodes of every file durable with one device flush, where an
- * fdatasync per file costs a flush each. The copies are then marked synced
- * (sync_open skips their fdatasync). syncfs reports write-back errors of
- * the file system since this descriptor was opened (Linux >= 5.8); on an
- * error every copy falls back to its own fdatasync, which reports its own.
+ * Bulk mode, phase 2 for a whole batch at once: one syncfs() per file
+ * system makes the data and inodes of every file on it durable with one
+ * device flush, where an fdatasync per file costs a flush each. The copies
+ * on a file system whose sync succeeded are then marked synced (sync_open
+ * skips their fdatasync); every other copy keeps its own fdatasync. syncfs
+ * reports write-back errors of the file system since this descriptor was
+ * opened (Linux >= 5.8); on an error the copies there fall back to their
+ * own fdatasync, which reports its own.
+ *
+ * Per file system, because syncfs writes back one file system only: the
+ * Maildirs of one batch can sit on several (a mailbox or a domain mounted
+ * or bound elsewhere). Marking every copy synced after a syncfs of the
+ * first copy's file system left the copies on the others in the page cache
+ * when their names were linked and the journal record released: a power
+ * cut then kept their names over empty files, acknowledged mail lost.
  */
 static void
 bulk_sync(struct copy *cp, size_t n)
 {
-	int fd = -1;
-	for (size_t i = 0; i < n && fd < 0; i++)
-		if (cp[i].fd >= 0 && *cp[i].st == 0)
-			fd = cp[i].fd;
-	if (fd < 0 || syncfs(fd) != 0)
-		return;
-	/*
-	 * syncfs alone does not order the batch's inodes before the links that
-	 * follow. On ext4 without a journal, sync_filesystem() issues its one
-	 * device flush (ext4_sync_fs) before its last sync_blockdev(), which
-	 * writes the inode-table and bitmap blocks that the data write-back
-	 * dirtied (block allocation, unwritten-extent conversion): those end
-	 * the call in the device's volatile cache (seen with perf's
-	 * block:block_rq_issue: WM writes after the FF, no flush after them).
-	 * The links made next could then reach the disk before those blocks,
-	 * and a crash keep a name in new/ for a file whose inode still says
-	 * it is empty: a partial message. The fdatasync issues the missing
-	 * flush (ext4 and XFS flush on every fdatasync; with nothing dirty left
-	 * it costs only that flush, once per batch).
-	 */
-	if (fdatasync(fd) != 0)
-		return;
-	for (size_t i = 0; i < n; i++)
-		cp[i].synced = true;
+	dev_t *dev = xcalloc(n, sizeof *dev);
+	bool *done = xcalloc(n, sizeof *done);
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		if (cp[i].fd < 0 || *cp[i].st != 0 || fstat(cp[i].fd, &st) != 0)
+			done[i] = true;         /* left to sync_open */
+		else
+			dev[i] = st.st_dev;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (done[i])
+			continue;
+		/*
+		 * syncfs alone does not order the batch's inodes before the
+		 * links that follow. On ext4 without a journal,
+		 * sync_filesystem() issues its one device flush (ext4_sync_fs)
+		 * before its last sync_blockdev(), which writes the inode-table
+		 * and bitmap blocks that the data write-back dirtied (block
+		 * allocation, unwritten-extent conversion): those end the call
+		 * in the device's volatile cache (seen with perf's
+		 * block:block_rq_issue: WM writes after the FF, no flush after
+		 * them). The links made next could then reach the disk before
+		 * those blocks, and a crash keep a name in new/ for a file
+		 * whose inode still says it is empty: a partial message. The
+		 * fdatasync, on a file of the same file system, issues the
+		 * missing flush (ext4 and XFS flush on every fdatasync; with
+		 * nothing dirty left it costs only that flush, once per file
+		 * system and batch).
+		 */
+		bool ok = syncfs(cp[i].fd) == 0 && fdatasync(cp[i].fd) == 0;
+		for (size_t m = i; m < n; m++) {
+			if (done[m] || dev[m] != dev[i])
+				continue;
+			done[m] = true;
+			cp[m].synced = ok;
+		}
+	}
+	free(dev);
+	free(done);
 }
 
 static int

@@ -327,5 +327,92 @@ def test_old_leftovers_in_tmp_removed_at_start():
         umount(mnt)
 
 
+def big_content(token):
+    """About 30 KB: more than a page, written back only when forced."""
+    lines = [b"Subject: two file systems " + token, b""]
+    lines += [b"line %05d of %s: %s" % (i, token, b"y" * 40) for i in range(500)]
+    return b"\r\n".join(lines)
+
+
+def test_journal_mode_maildirs_on_two_file_systems():
+    """Journal mode syncs a delivery batch with syncfs, which writes back
+    one file system. Here u2's Maildir is another file system (bound under
+    the base of the first, as a mailbox mounted elsewhere would be), both
+    ext4 with a journal. Once the copies are in new/ the journal record is
+    released, so whatever is in new/ then must be on the disk: the images
+    are copied half a second after the last 250 (the background delivery
+    lingers 20 ms; the kernel's write-back waits 5 to 30 s), repaired, and
+    ehlod's recovery runs on them. Every copy must be complete. Before the
+    fix, one syncfs of the first copy's file system marked every copy
+    durable: u2's three files were empty on the copy, recovery found their
+    names, took them for delivered and dropped the segment."""
+    dA, imgA, snapA, mntA = fresh_image(160, journal=True)   # a whole segment fits
+    mounts = [mntA]
+    try:
+        dB, imgB, snapB, mntB = fresh_image(64, journal=True)
+        mounts.append(mntB)
+        base = os.path.join(mntA, "mail")
+        u2 = os.path.join(base, DOMAIN, "u2")
+        os.makedirs(u2)
+        jdir = os.path.join(mntA, "journal")
+        os.mkdir(jdir)
+        r = subprocess.run(["mount", "--bind", mntB, u2], capture_output=True, timeout=60)
+        if r.returncode != 0:
+            raise Skip("cannot bind-mount here: %s" % r.stderr.decode(errors="replace").strip())
+        mounts.insert(0, u2)
+        run(["sync"])      # the test's own setup is not under test
+        srv = Server(start=False, settings={"spool_journal_directory": jdir})
+        srv.mailbase = base
+        srv.start()
+        c = Client(srv.port)
+        c.ehlo()
+        tokens = [b"fs%d" % i for i in range(3)]
+        for t in tokens:
+            c.send_message("sender@client.test", ["u1@" + DOMAIN, "u2@" + DOMAIN],
+                           stuff(big_content(t)))
+        c.cmd("QUIT", 221)
+        c.close()
+        time.sleep(0.5)
+        srv.kill9()
+        shutil.copyfile(imgA, snapA)
+        shutil.copyfile(imgB, snapB)
+    finally:
+        for m in mounts:
+            umount(m)
+    boot_fsck(snapA, preen=False)
+    boot_fsck(snapB, preen=False)
+    mounts = []
+    try:
+        mount_loop(snapA, mntA)
+        mounts.append(mntA)
+        mount_loop(snapB, mntB)
+        mounts.append(mntB)
+        run(["mount", "--bind", mntB, u2])
+        mounts.insert(0, u2)
+        srv = Server(start=False, settings={"spool_journal_directory": jdir})
+        srv.mailbase = base
+        srv.start()          # recovery: delivers what new/ lacks
+        srv.stop()
+        for local in ("u1", "u2"):
+            newdir = os.path.join(base, DOMAIN, local, "new")
+            found = set()
+            for name in os.listdir(newdir):
+                with open(os.path.join(newdir, name), "rb") as f:
+                    msg = f.read()
+                check(msg, "%s/%s is empty after the power cut" % (newdir, name))
+                body = strip_received(msg)
+                check(body.startswith(b"Subject: two file systems "),
+                      "%s/%s is not a whole message after the power cut (%d bytes): %r"
+                      % (newdir, name, len(body), body[:80]))
+                token = body.split(b"\n", 1)[0][len(b"Subject: two file systems "):]
+                check(body == to_lf(big_content(token)) + b"\n",
+                      "%s/%s is not the message %r" % (newdir, name, token))
+                found.add(token)
+            eq(sorted(found), sorted(tokens), "acknowledged messages in %s's new/" % local)
+    finally:
+        for m in mounts:
+            umount(m)
+
+
 if __name__ == "__main__":
     main(globals())
