@@ -351,6 +351,18 @@ link_new(struct deliverer *d, struct copy *c)
 {
 	if (link(c->tmp, c->new) == 0)
 		return 0;
+	/*
+	 * A preset name (journal mode, and recovery) is this copy's own: if
+	 * it is in new/ already, an earlier attempt linked it, over data that
+	 * attempt had synced first, and then failed later (the fsync of new/,
+	 * say) without its rollback unlink succeeding. That file is the
+	 * message: count it as linked, and phase 5's fsync of new/ makes the
+	 * name durable, as recovery's in_new() would take it. Failing here
+	 * instead retried the copy for ever, every attempt on EEXIST. A
+	 * fresh name that exists is a collision, and fails.
+	 */
+	if (errno == EEXIST && c->name != NULL)
+		return 0;
 	if (errno != ENOENT)
 		return -1;
 	dircache_forget(&d->cache, c->dir);

@@ -89,6 +89,8 @@ int __real_ftruncate64(int fd, off_t len);
 int __real_syncfs(int fd);
 int __wrap_fdatasync(int fd);
 int __wrap_syncfs(int fd);
+int __real_unlink(const char *path);
+int __wrap_unlink(const char *path);
 int __wrap_fsync(int fd);
 int __wrap_link(const char *from, const char *to);
 int __wrap_ftruncate64(int fd, off_t len);
@@ -96,6 +98,24 @@ int __wrap_ftruncate64(int fd, off_t len);
 /* While positive, fdatasync of a journal segment fails with EIO without
  * syncing anything, and the count goes down by one. */
 static atomic_int fail_journal_syncs;
+
+/* While positive, an fsync of a Maildir's new/ fails with EIO (after
+ * the real fsync), and the count goes down by one; the same for an unlink
+ * of a name in a new/, which then removes nothing. */
+static atomic_int fail_newdir_fsyncs, fail_new_unlinks;
+
+/* Whether fd's path ends in "/new" (a Maildir's new/). */
+static bool
+is_new_dir(int fd)
+{
+	char link[64], path[4096];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, path, sizeof path - 1);
+	if (n < 4)
+		return false;
+	path[n] = '\0';
+	return strcmp(path + n - 4, "/new") == 0;
+}
 
 /* Whether fd is a journal segment ("<dir>/journal.<n>"). */
 static bool
@@ -155,7 +175,24 @@ __wrap_ftruncate64(int fd, off_t len)
 int
 __wrap_fsync(int fd)
 {
+	if (atomic_load(&fail_newdir_fsyncs) > 0 && is_new_dir(fd) &&
+	    atomic_fetch_sub(&fail_newdir_fsyncs, 1) > 0) {
+		(void)__real_fsync(fd);
+		errno = EIO;
+		return -1;
+	}
 	return synced(fd, __real_fsync(fd));
+}
+
+int
+__wrap_unlink(const char *path)
+{
+	if (atomic_load(&fail_new_unlinks) > 0 && strstr(path, "/new/") != NULL &&
+	    atomic_fetch_sub(&fail_new_unlinks, 1) > 0) {
+		errno = EIO;
+		return -1;
+	}
+	return __real_unlink(path);
 }
 
 /* A syncfs counts from the moment it returns with success, for the file
@@ -296,6 +333,21 @@ rm_tree(const char *path)
 	}
 	closedir(d);
 	return rmdir(path);
+}
+
+/* Entries in dir other than "." and "..", or -1. */
+static int
+count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL)
+		n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+	closedir(d);
+	return n;
 }
 
 /* The job number in a stored message ("X-Job: N"), -1 if none. */
@@ -693,6 +745,76 @@ test_journal_sync_per_file_system(void **state)
 	rm_tree(other);
 }
 
+/*
+ * Journal mode, a copy whose fsync of new/ failed and whose rollback
+ * unlink failed too: its name stays in new/, over data synced before the
+ * link. The retry (10 s later) writes tmp/ again under the same preset
+ * name and links it: EEXIST. That name is the copy's own, so the copy is
+ * there: the retry must count it delivered (new/ fsynced again) rather
+ * than fail on EEXIST every 10 s for ever.
+ */
+static void
+test_journal_retry_after_failed_rollback(void **state)
+{
+	(void)state;
+	char root[] = "/tmp/ehlo-spool-order-XXXXXX";
+	char jdir[4096];
+	make_journal_root(root, jdir);
+	struct buf b = BUF_INIT;
+	assert_true(spool_mailbox_path(root, "ann", "example.test", &b));
+	char *box = buf_steal(&b);
+	struct spool *sp = open_spool(root, jdir);
+	struct spool_stats st;
+	/* Job 0 makes the Maildir (whose creation fsyncs new/ too). */
+	assert_int_equal(one_job(sp, box, 0), 0);
+	for (int i = 0; i < 1000; i++) {
+		spool_get_stats(sp, &st);
+		if (st.pending == 0)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(st.pending, 0);
+	atomic_store(&fail_newdir_fsyncs, 1);
+	atomic_store(&fail_new_unlinks, 1);
+	assert_int_equal(one_job(sp, box, 1), 0);       /* journaled: 250 */
+	bool delivered = false;
+	for (int i = 0; i < 1500 && !delivered; i++) {    /* 15 s: one retry */
+		spool_get_stats(sp, &st);
+		delivered = st.pending == 0;
+		if (!delivered)
+			usleep(10000);
+	}
+	int left_fsync = atomic_load(&fail_newdir_fsyncs);
+	int left_unlink = atomic_load(&fail_new_unlinks);
+	atomic_store(&fail_newdir_fsyncs, 0);
+	atomic_store(&fail_new_unlinks, 0);
+	spool_free(&sp);
+	assert_int_equal(left_fsync, 0);        /* the injections were in the path */
+	assert_int_equal(left_unlink, 0);
+	if (!delivered)
+		fail_msg("the retry did not deliver the copy whose name was left in new/");
+	char newdir[4096];
+	snprintf(newdir, sizeof newdir, "%snew", box);
+	DIR *d = opendir(newdir);
+	assert_non_null(d);
+	int files = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char p[8192];
+		snprintf(p, sizeof p, "%s/%s", newdir, e->d_name);
+		int job = job_of(p);
+		assert_in_range(job, 0, 1);
+		files |= 1 << job;
+	}
+	closedir(d);
+	assert_int_equal(files, 3);     /* each job once */
+	assert_int_equal(count_entries(jdir), 0);     /* released, and a clean stop */
+	free(box);
+	rm_tree(root);
+}
+
 int
 main(void)
 {
@@ -702,6 +824,7 @@ main(void)
 		cmocka_unit_test(test_journal_segment_name_durable),
 		cmocka_unit_test(test_journal_failed_sync_cut_back),
 		cmocka_unit_test(test_journal_sync_per_file_system),
+		cmocka_unit_test(test_journal_retry_after_failed_rollback),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
