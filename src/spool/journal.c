@@ -11,8 +11,11 @@
  *     written to and has no live message is unlinked.
  *   - journal_open() first recovers: every message found in a segment left
  *     by an earlier run is delivered (the copies whose new/ or cur/ file is
- *     missing), then the segment is removed. A segment whose messages cannot
- *     all be delivered is kept, to be retried at the next start.
+ *     missing), then the segment is removed. The messages that cannot all be
+ *     delivered go to the running spool's retry queue (kept_fn), and their
+ *     segment stays, live, until they are delivered. A segment that cannot
+ *     be read to its end, or has a damaged record followed by valid ones,
+ *     is never removed: what follows the damage may be acknowledged mail.
  *
  * Only one thread appends (the spool's journal thread); release may come
  * from any delivery thread, hence the mutex around the segment list.
@@ -99,10 +102,16 @@ cmp_uint(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Reads a whole file; NULL and errno on failure. */
+/*
+ * Reads a whole file; NULL and errno if it cannot be opened. A read error
+ * part way stops the reading: *len is what was read, and *rerr the errno
+ * value (0 when the whole file was read). The caller must not take the
+ * end of what was read for the end of the segment then.
+ */
 static unsigned char *
-slurp(int dirfd, const char *name, size_t *len)
+slurp(int dirfd, const char *name, size_t *len, int *rerr)
 {
+	*rerr = 0;
 	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return NULL;
@@ -119,8 +128,12 @@ slurp(int dirfd, const char *name, size_t *len)
 		ssize_t r = read(fd, p + n, cap - n);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
-			break;      /* a short file: parse what there is */
+		if (r < 0) {
+			*rerr = errno;
+			break;
+		}
+		if (r == 0)
+			break;      /* shorter than fstat said: parse what there is */
 		n += (size_t)r;
 	}
 	close(fd);
@@ -222,12 +235,38 @@ all_zero(const unsigned char *p, size_t n)
 	return true;
 }
 
+/*
+ * The offset of the first valid record in p[from..n) whose sequence number
+ * is above seq, or n if there is none. A bad record with such a record after
+ * it is damage in the middle of the segment, not a torn tail: the records
+ * of a segment are written in sequence order, each group after the last
+ * acknowledged one, so nothing written after a crash's torn record can
+ * carry a higher number. (Stale records that a failed group's cut-back left
+ * behind carry lower numbers than what overwrote them.)
+ */
+static size_t
+next_record(const unsigned char *p, size_t n, size_t from, uint64_t seq)
+{
+	while (from + JREC_HEADER <= n) {
+		const unsigned char *m = memmem(p + from, n - from, "EHJ1", 4);
+		if (m == NULL)
+			break;
+		size_t at = (size_t)(m - p);
+		struct jrec r;
+		if (jrec_parse(p + at, n - at, &r) > 0 && r.seq > seq)
+			return at;
+		from = at + 1;
+	}
+	return n;
+}
+
 struct rjob {
 	struct delivery d;
 	char          **dirs, **names;
 	int            *cst;        /* d.copy_status */
 	char           *content;
 	char            qid[32];
+	uint64_t        off;        /* the record's offset in its segment */
 };
 
 static void
@@ -243,10 +282,24 @@ rjob_free(struct rjob *r)
 	free(r->content);
 }
 
-/* Delivers the pending copies of up to RECOVER_BATCH records; returns the
- * number of jobs that failed. */
+/* What recovery does with the records it could not deliver. */
+struct kept {
+	journal_kept_fn *fn;        /* NULL: keep them for the next start */
+	void            *arg;
+	unsigned         segno;
+	size_t           handed;    /* taken by fn: live in the segment */
+	size_t           refused;   /* not taken: the segment must stay */
+};
+
+/*
+ * Delivers the pending copies of up to RECOVER_BATCH records; returns the
+ * number of jobs that failed. The copies that failed of each such job go
+ * to k->fn (the running spool's retry queue), each job with the record's
+ * offset and length, so that its content is read back from the segment at
+ * the retry.
+ */
 static size_t
-recover_flush(struct deliverer *dl, struct rjob *rj, size_t n)
+recover_flush(struct deliverer *dl, struct rjob *rj, size_t n, struct kept *k)
 {
 	struct delivery *v[RECOVER_BATCH];
 	size_t failed = 0;
@@ -258,51 +311,113 @@ recover_flush(struct deliverer *dl, struct rjob *rj, size_t n)
 		size_t ok = 0;
 		for (size_t m = 0; m < rj[i].d.n; m++)
 			ok += rj[i].cst[m] == 0;
-		if (rj[i].d.status != 0) {
-			failed++;
-			if (ok > 0)
-				log_info("%s: recovered from the spool journal to %zu of %zu "
-				    "mailboxes; the others stay in the journal", rj[i].qid, ok,
-				    rj[i].d.n);
-		} else
+		if (rj[i].d.status == 0) {
 			log_info("%s: recovered from the spool journal to %zu mailbox%s",
 			    rj[i].qid, rj[i].d.n, rj[i].d.n == 1 ? "" : "es");
+			rjob_free(&rj[i]);
+			continue;
+		}
+		failed++;
+		if (ok > 0)
+			log_info("%s: recovered from the spool journal to %zu of %zu "
+			    "mailboxes", rj[i].qid, ok, rj[i].d.n);
+		size_t nf = rj[i].d.n - ok, f = 0;
+		char **dirs = xcalloc(nf, sizeof *dirs), **names = xcalloc(nf, sizeof *names);
+		for (size_t m = 0; m < rj[i].d.n; m++) {
+			if (rj[i].cst[m] == 0)
+				continue;
+			dirs[f] = rj[i].dirs[m];
+			names[f] = rj[i].names[m];
+			rj[i].dirs[m] = rj[i].names[m] = NULL;
+			f++;
+		}
+		if (k->fn != NULL && k->fn(k->arg, rj[i].qid, dirs, names, nf, k->segno,
+		    rj[i].off, rj[i].d.len))
+			k->handed++;
+		else {
+			for (size_t m = 0; m < nf; m++) {
+				free(dirs[m]);
+				free(names[m]);
+			}
+			free(dirs);
+			free(names);
+			k->refused++;
+		}
 		rjob_free(&rj[i]);
 	}
 	return failed;
 }
 
-/* Recovers one segment; true if every message in it is now delivered. */
-static bool
-recover_segment(struct journal *j, struct deliverer *dl, unsigned no)
+/* What recovery leaves of a segment. */
+enum seg_fate {
+	SEG_DROP,       /* every message delivered: unlink it */
+	SEG_LIVE,       /* its undelivered messages wait in the retry queue
+	                   (kept.handed of them): drop it once they are done */
+	SEG_KEEP,       /* damaged, unreadable, or messages left for the next
+	                   start: keep it while this process runs */
+};
+
+/*
+ * Recovers one segment. Every valid record is delivered (the copies not in
+ * new/ or cur/); the copies that fail go to k->fn, for the running spool
+ * to retry. A segment is unlinked only when it was read to its end, held
+ * nothing but valid records up to its torn tail, and every message in it
+ * is delivered: a read error or a bad record in the middle keeps it, or
+ * acknowledged messages after the damage would be destroyed with it.
+ */
+static enum seg_fate
+recover_segment(struct journal *j, struct deliverer *dl, unsigned no, struct kept *k)
 {
 	char name[32];
 	snprintf(name, sizeof name, "journal.%u", no);
 	size_t len = 0;
-	unsigned char *p = slurp(j->dirfd, name, &len);
+	int rerr = 0;
+	unsigned char *p = slurp(j->dirfd, name, &len, &rerr);
 	if (p == NULL) {
-		log_warn("spool journal: cannot read %s/%s: %s", j->dir, name, strerror(errno));
-		return false;
+		log_warn("spool journal: cannot read %s/%s: %s; kept", j->dir, name,
+		    strerror(errno));
+		return SEG_KEEP;
 	}
+	if (rerr != 0)
+		log_warn("spool journal: %s/%s: read error at offset %zu: %s; delivering the "
+		    "records before it and keeping the segment", j->dir, name, len,
+		    strerror(rerr));
 	/* 1. Every whole record, and each of its copies not in new/. */
 	struct jrec *recs = NULL;
+	uint64_t *roff = NULL;
 	struct rcopy *cp = NULL;
-	size_t nrec = 0, reccap = 0, ncp = 0, cpcap = 0, off = 0;
+	size_t nrec = 0, reccap = 0, offcap = 0, ncp = 0, cpcap = 0, off = 0, damaged = 0;
+	uint64_t last = 0;
 	while (off < len) {
 		struct jrec r;
-		long long k = jrec_parse(p + off, len - off, &r);
-		if (k <= 0) {
+		long long n = jrec_parse(p + off, len - off, &r);
+		if (n <= 0) {
+			size_t next = next_record(p, len, off + 1, last);
+			if (next < len) {
+				/* Valid records after a bad one: damage, not a
+				 * torn tail. Deliver what is valid, keep the rest. */
+				log_err("spool journal: %s/%s: %zu damaged bytes at offset %zu, "
+				    "followed by valid records; delivering those and keeping the "
+				    "segment", j->dir, name, next - off, off);
+				damaged++;
+				off = next;
+				continue;
+			}
 			/* The torn tail of a crash: never acknowledged. Zeros
 			 * to the end are the unused part of the segment. */
-			if (!all_zero(p + off, len - off))
+			if (rerr == 0 && !all_zero(p + off, len - off))
 				log_info("spool journal: %s/%s: %zu bytes after the last whole "
 				    "record ignored", j->dir, name, len - off);
 			break;
 		}
-		off += (size_t)k;
+		if (r.seq > last)
+			last = r.seq;
 		if (r.seq > j->seq)
 			j->seq = r.seq;
 		recs = grow(recs, nrec, &reccap, sizeof *recs);
+		roff = grow(roff, nrec, &offcap, sizeof *roff);
+		roff[nrec] = off;
+		off += (size_t)n;
 		for (uint32_t i = 0; i < r.nbox; i++) {
 			const char *dp, *np;
 			size_t dlen, nlen;
@@ -341,6 +456,8 @@ recover_segment(struct journal *j, struct deliverer *dl, unsigned no)
 	/* 3. Deliver the copies still missing, a record at a time. */
 	struct rjob *rj = xcalloc(RECOVER_BATCH, sizeof *rj);
 	size_t nrj = 0, failed = 0, records = nrec;
+	k->segno = no;
+	k->handed = k->refused = 0;
 	for (size_t i = 0; i < ncp;) {
 		size_t e = i;
 		while (e < ncp && cp[e].rec == cp[i].rec)
@@ -349,6 +466,7 @@ recover_segment(struct journal *j, struct deliverer *dl, unsigned no)
 		struct rjob *x = &rj[nrj];
 		x->dirs = xcalloc(e - i, sizeof *x->dirs);
 		x->names = xcalloc(e - i, sizeof *x->names);
+		x->off = roff[cp[i].rec];
 		size_t n = 0;
 		for (size_t m = i; m < e; m++) {
 			if (cp[m].moved) {
@@ -382,26 +500,39 @@ recover_segment(struct journal *j, struct deliverer *dl, unsigned no)
 		x->cst = xcalloc(n, sizeof *x->cst);
 		x->d.copy_status = x->cst;
 		if (++nrj == RECOVER_BATCH) {
-			failed += recover_flush(dl, rj, nrj);
+			failed += recover_flush(dl, rj, nrj, k);
 			memset(rj, 0, RECOVER_BATCH * sizeof *rj);
 			nrj = 0;
 		}
 	}
 	free(cp);
 	free(recs);
-	failed += recover_flush(dl, rj, nrj);
+	free(roff);
+	failed += recover_flush(dl, rj, nrj, k);
 	free(rj);
 	free(p);
-	if (failed > 0) {
-		log_warn("spool journal: %s/%s: %zu of %zu messages could not be delivered; "
-		    "kept for the next start", j->dir, name, failed, records);
-		return false;
-	}
-	if (records > 0)
+	if (failed > 0)
+		log_warn("spool journal: %s/%s: %zu of %zu messages could not be delivered; %s",
+		    j->dir, name, failed, records, k->refused > 0 ? "kept for the next start" :
+		    "retrying them every 10 s");
+	else if (records > 0)
 		log_info("spool journal: %s/%s: %zu messages checked, all delivered; of %zu "
 		    "copies not in new/, %zu were in cur/ (%zu cur/ listing%s)", j->dir, name,
 		    records, missing, moved, listings, listings == 1 ? "" : "s");
-	return true;
+	if (rerr != 0 || damaged > 0) {
+		/* Not removed by any start: what cannot be read, or what the
+		 * damage hides, may be acknowledged mail. */
+		if (damaged > 0)
+			log_err("spool journal: %s/%s: kept (damaged records); remove it once "
+			    "what it holds is checked", j->dir, name);
+		else
+			log_warn("spool journal: %s/%s: kept (a read error); the next start "
+			    "reads it again", j->dir, name);
+		return SEG_KEEP;
+	}
+	if (k->refused > 0)
+		return SEG_KEEP;
+	return failed > 0 ? SEG_LIVE : SEG_DROP;
 }
 
 /*
@@ -494,7 +625,8 @@ maybe_drop(struct journal *j, struct segment *s)
 }
 
 struct journal *
-journal_open(const char *dir, size_t segmax, struct deliverer *dl, struct buf *err)
+journal_open(const char *dir, size_t segmax, struct deliverer *dl, journal_kept_fn *kept_fn,
+    void *kept_arg, struct buf *err)
 {
 	struct journal *j = xcalloc(1, sizeof *j);
 	j->dir = xstrdup(dir);
@@ -533,12 +665,21 @@ journal_open(const char *dir, size_t segmax, struct deliverer *dl, struct buf *e
 		qsort(nos, n, sizeof *nos, cmp_uint);
 	unsigned next = 1;
 	bool removed = false;
+	struct kept k = { .fn = kept_fn, .arg = kept_arg };
 	for (size_t i = 0; i < n; i++) {
-		if (recover_segment(j, dl, nos[i])) {
+		enum seg_fate f = recover_segment(j, dl, nos[i], &k);
+		if (f == SEG_DROP) {
 			char p[4096];
 			seg_path(j, nos[i], p, sizeof p);
 			if (unlink(p) == 0)
 				removed = true;
+		} else if (f == SEG_LIVE) {
+			/* Live until its messages' retries deliver them. */
+			struct segment *s = xcalloc(1, sizeof *s);
+			s->no = nos[i];
+			s->live = k.handed;
+			s->next = j->segs;
+			j->segs = s;
 		}
 		if (nos[i] >= next)
 			next = nos[i] + 1;

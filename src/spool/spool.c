@@ -254,6 +254,46 @@ schedule_retry(struct spool *sp, struct spool_job *job)
 }
 
 /*
+ * Recovery at start (journal_open, before any thread runs): a message it
+ * could not deliver to every Maildir becomes a journaled job waiting for
+ * its retry, as if its delivery had failed in this run: counted in the
+ * pending gauge, its content read back from the journal when the retry is
+ * due, and its segment live until it is delivered. Before, such a message
+ * waited for the next start, however long the daemon ran, while the gauge
+ * said nothing was owed.
+ */
+static bool
+recovered_retry(void *arg, const char *qid, char **dirs, char **names, size_t n,
+    unsigned segno, uint64_t off, size_t len)
+{
+	struct spool *sp = arg;
+	struct spool_job *job;
+	if (strlen(qid) >= sizeof job->qid)
+		return false;   /* not one of ours: could not be read back */
+	job = xcalloc(1, sizeof *job);
+	job->sp = sp;
+	snprintf(job->qid, sizeof job->qid, "%s", qid);
+	job->boxes = dirs;
+	job->names = names;
+	job->cstat = xcalloc(n, sizeof *job->cstat);
+	job->d.mailboxes = dirs;
+	job->d.names = names;
+	job->d.copy_status = job->cstat;
+	job->d.n = n;
+	job->d.len = len;
+	job->d.qid = job->qid;
+	job->journaled = true;
+	job->unloaded = true;
+	job->segno = segno;
+	job->joff = off;
+	atomic_fetch_add_explicit(&sp->pending, 1, memory_order_relaxed);
+	pthread_mutex_lock(&sp->mu);
+	schedule_retry(sp, job);
+	pthread_mutex_unlock(&sp->mu);
+	return true;
+}
+
+/*
  * Journal thread, without sp->mu: reads the content of each retry that is
  * due back from its journal record. A job whose read fails stays unloaded
  * and waits for the next retry (the record is still in the journal, and
@@ -633,7 +673,8 @@ spool_new(const struct spool_opts *o, struct buf *err)
 		/* Recovery happens here, before any thread runs. */
 		sp->dl.bulk = true;
 		sp->linger_ms = o->linger_ms ? o->linger_ms : SPOOL_LINGER_MS_DEFAULT;
-		sp->jl = journal_open(o->journal_dir, o->journal_segment_max, &sp->dl, err);
+		sp->jl = journal_open(o->journal_dir, o->journal_segment_max, &sp->dl,
+		    recovered_retry, sp, err);
 		if (sp->jl == NULL) {
 			sp->nthreads = 0;
 			spool_free(&sp);

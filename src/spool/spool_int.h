@@ -121,9 +121,23 @@ char *maildir_new_name(struct deliverer *d, size_t len);
 
 /* The write-ahead journal (journal.c). */
 struct journal;
-/* segmax: a segment's length (0: JOURNAL_SEGMENT_MAX, 64 MiB). */
+/*
+ * A message that recovery could not deliver to every Maildir: its queue id,
+ * the n copies still missing (dirs[i], names[i]; the arrays and strings
+ * pass to the callee), and where its record is (segment segno, offset off,
+ * content length len) for journal_read_content. True if the callee took it
+ * (it then calls journal_release(segno) once they are delivered); false
+ * leaves the segment for the next start, and the callee frees nothing.
+ */
+typedef bool journal_kept_fn(void *arg, const char *qid, char **dirs, char **names,
+    size_t n, unsigned segno, uint64_t off, size_t len);
+/*
+ * segmax: a segment's length (0: JOURNAL_SEGMENT_MAX, 64 MiB). Recovers the
+ * segments of an earlier run first, handing what it cannot deliver to
+ * kept_fn (NULL: keep it for the next start).
+ */
 struct journal *journal_open(const char *dir, size_t segmax, struct deliverer *dl,
-    struct buf *err);
+    journal_kept_fn *kept_fn, void *kept_arg, struct buf *err);
 uint64_t journal_next_seq(struct journal *j);
 /* *segno and *at: the segment and offset the group's first record went to. */
 int  journal_append(struct journal *j, const struct buf *records, size_t nmsg,

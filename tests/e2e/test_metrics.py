@@ -221,6 +221,41 @@ def test_journal_broken_maildir_holds_back_no_one():
     eq(len(srv.new_files("ok@" + DOMAIN)), 1, "ok@'s copies after the retry")
 
 
+def test_journal_recovery_failure_retried_while_running():
+    """Journal mode: a message that recovery at start cannot deliver (its
+    Maildir still broken) is retried while ehlod runs, every 10 s, and
+    counted as pending meanwhile. Before, recovery kept it for the next
+    start: the gauge said 0, and the repaired Maildir got nothing until a
+    restart."""
+    mport = free_port()
+    d = tempdir()
+    srv = Server({"metrics_listen": "127.0.0.1:%d" % mport,
+                  "spool_journal_directory": os.path.join(d, "journal")}, directory=d)
+    os.makedirs(os.path.join(srv.mailbase, DOMAIN), exist_ok=True)
+    blocker = os.path.join(srv.mailbase, DOMAIN, "blocked")
+    with open(blocker, "w") as f:       # a file where blocked@'s Maildir goes
+        f.write("not a directory\n")
+    c = Client(srv.port)
+    c.ehlo()
+    c.send_message("a@sender.test", ["blocked@" + DOMAIN], b"Subject: kept\r\n\r\nhi\r\n")
+    c.cmd("QUIT", 221)
+    wait_until(lambda: "delivery from the spool journal failed" in srv.maillog(), 10,
+               what="the failed delivery in the log")
+    srv.kill9()
+    srv.start()                         # recovery fails for blocked@ again
+    check("could not be delivered; retrying them every 10 s" in srv.maillog(since_start=True),
+          "recovery did not hand the message to the retry queue:\n%s"
+          % srv.maillog(since_start=True)[-2000:])
+    eq(scrape(mport)["ehlo_spool_messages_pending"], 1, "pending after the failed recovery")
+    os.unlink(blocker)
+    wait_until(lambda: len(srv.new_files("blocked@" + DOMAIN)) == 1, 15,
+               what="the recovered message's retry, without a restart")
+    wait_until(lambda: scrape(mport)["ehlo_spool_messages_pending"] == 0, 5,
+               what="pending back to 0")
+    srv.stop()
+    eq(os.listdir(os.path.join(d, "journal")), [], "journal segments after a clean stop")
+
+
 def test_oversized_request_refused():
     """A request whose headers never end (one line trickling on) is cut off
     at 8 KiB of headers, not buffered without bound; scrapes go on."""

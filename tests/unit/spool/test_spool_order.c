@@ -47,6 +47,7 @@
 
 #include "lib/buf.h"
 #include "lib/xmalloc.h"
+#include "spool/jrec.h"
 #include "spool/spool.h"
 
 #define JOBS       24
@@ -90,6 +91,8 @@ int __real_syncfs(int fd);
 int __wrap_fdatasync(int fd);
 int __wrap_syncfs(int fd);
 int __real_unlink(const char *path);
+ssize_t __real_read(int fd, void *p, size_t n);
+ssize_t __wrap_read(int fd, void *p, size_t n);
 int __wrap_unlink(const char *path);
 int __wrap_fsync(int fd);
 int __wrap_link(const char *from, const char *to);
@@ -182,6 +185,26 @@ __wrap_fsync(int fd)
 		return -1;
 	}
 	return synced(fd, __real_fsync(fd));
+}
+
+/* While positive, reading a journal segment fails with EIO from this
+ * offset on (a bad sector); reads before it stop there. */
+static atomic_long fail_segment_reads_at;
+
+ssize_t
+__wrap_read(int fd, void *p, size_t n)
+{
+	long at = atomic_load(&fail_segment_reads_at);
+	if (at > 0 && is_segment(fd)) {
+		off_t off = lseek(fd, 0, SEEK_CUR);
+		if (off >= at) {
+			errno = EIO;
+			return -1;
+		}
+		if ((off_t)n > at - off)
+			n = (size_t)(at - off);
+	}
+	return __real_read(fd, p, n);
 }
 
 int
@@ -815,6 +838,66 @@ test_journal_retry_after_failed_rollback(void **state)
 	rm_tree(root);
 }
 
+/*
+ * Recovery that cannot read a segment to its end (EIO past the third of
+ * five records, injected) delivers what it read and keeps the segment:
+ * before, a read error was taken for the end of the file, and the segment
+ * with the last three acknowledged messages was unlinked. Once the segment
+ * reads again, the next start delivers them.
+ */
+static void
+test_journal_recovery_read_error_keeps_segment(void **state)
+{
+	(void)state;
+	char root[] = "/tmp/ehlo-spool-order-XXXXXX";
+	char jdir[4096];
+	make_journal_root(root, jdir);
+	struct buf b = BUF_INIT;
+	assert_true(spool_mailbox_path(root, "ann", "example.test", &b));
+	char *box = buf_steal(&b);
+	size_t bl = strlen(box);
+	char *dir = xstrndup(box, bl - 1);
+	struct buf seg = BUF_INIT;
+	size_t third = 0;
+	for (int i = 0; i < 5; i++) {
+		char name[64], body[64];
+		snprintf(name, sizeof name, "100.M1P1Q%d.h,S=9", i + 1);
+		int len = snprintf(body, sizeof body, "X-Job: %d\n", i + 1);
+		const char *d[] = { dir }, *n[] = { name };
+		if (i == 2)
+			third = seg.len;
+		assert_int_equal(jrec_encode(&seg, (uint64_t)i + 1, "Q", 1, d, n, body,
+		    (size_t)len), 0);
+	}
+	char p[4200];
+	snprintf(p, sizeof p, "%s/journal.1", jdir);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(seg.data, 1, seg.len, f), seg.len);
+	fclose(f);
+
+	atomic_store(&fail_segment_reads_at, (long)third + 10);
+	struct spool *sp = open_lingering_spool(root, jdir, 0);
+	atomic_store(&fail_segment_reads_at, 0);
+	assert_non_null(sp);
+	spool_free(&sp);
+	char newdir[4096];
+	snprintf(newdir, sizeof newdir, "%snew", box);
+	assert_int_equal(count_entries(newdir), 2);
+	if (access(p, F_OK) != 0)
+		fail_msg("the segment that could not be read to its end was removed");
+
+	sp = open_spool(root, jdir);
+	spool_free(&sp);
+	assert_int_equal(count_entries(newdir), 5);
+	assert_int_equal(count_entries(jdir), 0);
+
+	buf_free(&seg);
+	free(dir);
+	free(box);
+	rm_tree(root);
+}
+
 int
 main(void)
 {
@@ -825,6 +908,7 @@ main(void)
 		cmocka_unit_test(test_journal_failed_sync_cut_back),
 		cmocka_unit_test(test_journal_sync_per_file_system),
 		cmocka_unit_test(test_journal_retry_after_failed_rollback),
+		cmocka_unit_test(test_journal_recovery_read_error_keeps_segment),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
