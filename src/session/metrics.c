@@ -123,7 +123,12 @@ on_metrics(struct evhttp_request *req, void *arg)
 		counter(b, "ehlo_spool_deliveries_total", "Messages made durable in every Maildir.",
 		    ss.jobs_ok);
 		counter(b, "ehlo_spool_delivery_failures_total",
-		    "Messages refused with 4xx because delivery failed.", ss.jobs_failed);
+		    "Messages refused with 4xx because delivery failed (with the journal: "
+		    "because the journal write failed).", ss.jobs_failed);
+		counter(b, "ehlo_spool_background_delivery_failures_total",
+		    "With the journal: Maildir delivery attempts after the 250 (or at "
+		    "recovery) that failed for some copy; each is retried every 10 s.",
+		    ss.background_failures);
 		counter(b, "ehlo_spool_copies_total", "Maildir copies made durable.", ss.copies);
 		counter(b, "ehlo_spool_batches_total", "Group commits performed.", ss.batches);
 		counter(b, "ehlo_spool_written_bytes_total", "Bytes written into Maildirs.", ss.bytes);

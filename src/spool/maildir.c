@@ -458,9 +458,12 @@ deliver_batch(struct deliverer *d, struct delivery **jobs, size_t njobs)
 		free(cp[i].tmp);
 		free(cp[i].new);
 	}
+	/* A failed all-or-nothing job becomes a 4xx; a failed copy_status
+	 * job was acknowledged already and is retried, once per attempt. */
 	for (size_t j = 0; j < njobs; j++)
-		atomic_fetch_add_explicit(jobs[j]->status == 0 ? &d->jobs_ok
-		    : &d->jobs_failed, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(jobs[j]->status == 0 ? &d->jobs_ok :
+		    jobs[j]->copy_status == NULL ? &d->jobs_failed : &d->bg_failed, 1,
+		    memory_order_relaxed);
 	atomic_fetch_add_explicit(&d->copies, ok_copies, memory_order_relaxed);
 	atomic_fetch_add_explicit(&d->batches, 1, memory_order_relaxed);
 	free(cp);

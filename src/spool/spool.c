@@ -584,7 +584,10 @@ journal_thread(void *arg)
 				job->joff = at + roff[i];
 				job->d.status = 0;
 			} else {
+				/* Its session answers 451/452: a refused message. */
 				job->d.status = e != 0 ? e : EINVAL;
+				atomic_fetch_add_explicit(&sp->dl.jobs_failed, 1,
+				    memory_order_relaxed);
 				x_free(&job->content);
 				job->d.content = NULL;
 			}
@@ -656,6 +659,7 @@ spool_new(const struct spool_opts *o, struct buf *err)
 	atomic_init(&sp->dl.seq, 0);
 	atomic_init(&sp->dl.jobs_ok, 0);
 	atomic_init(&sp->dl.jobs_failed, 0);
+	atomic_init(&sp->dl.bg_failed, 0);
 	atomic_init(&sp->dl.copies, 0);
 	atomic_init(&sp->dl.batches, 0);
 	atomic_init(&sp->held, 0);
@@ -910,6 +914,8 @@ spool_get_stats(struct spool *sp, struct spool_stats *out)
 	out->jobs_ok = atomic_load_explicit(&sp->dl.jobs_ok,
 	    memory_order_relaxed);
 	out->jobs_failed = atomic_load_explicit(&sp->dl.jobs_failed,
+	    memory_order_relaxed);
+	out->background_failures = atomic_load_explicit(&sp->dl.bg_failed,
 	    memory_order_relaxed);
 	out->copies = atomic_load_explicit(&sp->dl.copies,
 	    memory_order_relaxed);

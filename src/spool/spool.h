@@ -166,7 +166,11 @@ int spool_dir_made_durable(char *path);
 /* Counters for the metrics endpoint; read with relaxed atomics. */
 struct spool_stats {
 	uint64_t jobs_ok;       /* jobs delivered to every mailbox */
-	uint64_t jobs_failed;   /* jobs rolled back */
+	uint64_t jobs_failed;   /* messages refused with 4xx: a default-mode job
+	                           rolled back, or a journal append that failed */
+	uint64_t background_failures; /* journal mode: delivery attempts after
+	                           the 250 (or at recovery) that failed for some
+	                           copy, each then retried */
 	uint64_t copies;        /* mailbox copies made durable */
 	uint64_t batches;       /* group commits performed */
 	uint64_t bytes;         /* bytes written into tmp files */

@@ -102,6 +102,10 @@ struct deliverer {
 	long             pid;
 	atomic_uint_fast64_t seq;   /* Q<seq> in unique names */
 	atomic_uint_fast64_t jobs_ok, jobs_failed, copies, batches, bytes;
+	/* Attempts of jobs delivered copy by copy (journal mode, after the
+	 * 250, and recovery) that failed for some copy; retried. Not in
+	 * jobs_failed, which counts messages refused with 4xx. */
+	atomic_uint_fast64_t bg_failed;
 	bool             bulk;      /* background delivery (journal mode): one
 	                               syncfs per batch instead of a flush per file */
 };

@@ -214,6 +214,12 @@ def test_journal_broken_maildir_holds_back_no_one():
     wait_until(lambda: "delivery from the spool journal failed for 1 of 2" in srv.maillog(),
                10, what="the failed copy in the log")
     eq(scrape(mport)["ehlo_spool_messages_pending"], 1, "pending behind the broken Maildir")
+    # Acknowledged, so not a message refused with 4xx; each failed attempt
+    # counts as a background failure.
+    m = scrape(mport)
+    eq(m["ehlo_spool_delivery_failures_total"], 0, "messages refused with 4xx")
+    check(m["ehlo_spool_background_delivery_failures_total"] >= 1,
+          "background delivery failures: %r" % m["ehlo_spool_background_delivery_failures_total"])
     os.unlink(blocker)
     wait_until(lambda: scrape(mport)["ehlo_spool_messages_pending"] == 0, 30,
                what="the retry of blocked@'s copy")

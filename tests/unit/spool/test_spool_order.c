@@ -611,6 +611,11 @@ test_journal_failed_sync_cut_back(void **state)
 			_exit(4);
 		if (atomic_load(&fail_journal_syncs) != 0)
 			_exit(5);       /* the injection was not in the path */
+		/* Job 2 was refused (451): ehlo_spool_delivery_failures_total. */
+		struct spool_stats st;
+		spool_get_stats(sp, &st);
+		if (st.jobs_failed != 1)
+			_exit(8);
 		/* The truncation of the segment, then a sync of it, then the
 		 * completion. */
 		int trunc = -1, sync = -1, done = -1;
@@ -644,6 +649,9 @@ test_journal_failed_sync_cut_back(void **state)
 		break;
 	case 7:
 		fail_msg("the cut was not synced before the failed job's completion");
+		break;
+	case 8:
+		fail_msg("the refused message is not counted as a delivery failure");
 		break;
 	default:
 		fail_msg("child exit %d", WEXITSTATUS(status));
