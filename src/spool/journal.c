@@ -69,6 +69,7 @@ struct journal {
 	uint64_t         seq;       /* last sequence number used */
 	pthread_mutex_t  mu;        /* guards segs and live counts */
 	struct segment  *segs;      /* current one included */
+	const char      *base;      /* virtual_mailbox_base, during recovery */
 };
 
 static void
@@ -244,8 +245,38 @@ all_zero(const unsigned char *p, size_t n)
  * carry a higher number. (Stale records that a failed group's cut-back left
  * behind carry lower numbers than what overwrote them.)
  */
+/*
+ * Whether every mailbox of r is a Maildir under base as spool_mailbox_path
+ * makes them: base, then components that are not empty and do not start
+ * with '.'. Applied to the records found after damage (next_record): those
+ * are found by searching the bytes for a valid record, and a message's
+ * content can hold one, made up by its sender to name any path; a torn or
+ * damaged record around it would let recovery write there. Records read
+ * in sequence are not checked: their bytes are ours from the first one.
+ */
+static bool
+rec_under(const struct jrec *r, const char *base)
+{
+	if (base == NULL)
+		return true;
+	size_t bl = strlen(base);
+	while (bl > 1 && base[bl - 1] == '/')
+		bl--;
+	for (uint32_t i = 0; i < r->nbox; i++) {
+		const char *dp, *np;
+		size_t dl, nl;
+		jrec_box(r, i, &dp, &dl, &np, &nl);
+		if (dl <= bl + 1 || memcmp(dp, base, bl) != 0 || dp[bl] != '/')
+			return false;
+		for (size_t k = bl; k < dl; k++)
+			if (dp[k] == '/' && (k + 1 == dl || dp[k + 1] == '/' || dp[k + 1] == '.'))
+				return false;
+	}
+	return true;
+}
+
 static size_t
-next_record(const unsigned char *p, size_t n, size_t from, uint64_t seq)
+next_record(const unsigned char *p, size_t n, size_t from, uint64_t seq, const char *base)
 {
 	while (from + JREC_HEADER <= n) {
 		const unsigned char *m = memmem(p + from, n - from, "EHJ1", 4);
@@ -253,7 +284,7 @@ next_record(const unsigned char *p, size_t n, size_t from, uint64_t seq)
 			break;
 		size_t at = (size_t)(m - p);
 		struct jrec r;
-		if (jrec_parse(p + at, n - at, &r) > 0 && r.seq > seq)
+		if (jrec_parse(p + at, n - at, &r) > 0 && r.seq > seq && rec_under(&r, base))
 			return at;
 		from = at + 1;
 	}
@@ -392,7 +423,7 @@ recover_segment(struct journal *j, struct deliverer *dl, unsigned no, struct kep
 		struct jrec r;
 		long long n = jrec_parse(p + off, len - off, &r);
 		if (n <= 0) {
-			size_t next = next_record(p, len, off + 1, last);
+			size_t next = next_record(p, len, off + 1, last, j->base);
 			if (next < len) {
 				/* Valid records after a bad one: damage, not a
 				 * torn tail. Deliver what is valid, keep the rest. */
@@ -409,6 +440,15 @@ recover_segment(struct journal *j, struct deliverer *dl, unsigned no, struct kep
 				log_info("spool journal: %s/%s: %zu bytes after the last whole "
 				    "record ignored", j->dir, name, len - off);
 			break;
+		}
+		if (damaged > 0 && !rec_under(&r, j->base)) {
+			/* After damage every record was found by a search:
+			 * one naming a path outside the base is not ours. */
+			size_t next = next_record(p, len, off + 1, last, j->base);
+			log_err("spool journal: %s/%s: a record at offset %zu names a mailbox "
+			    "outside %s; skipped", j->dir, name, off, j->base);
+			off = next;
+			continue;
 		}
 		if (r.seq > last)
 			last = r.seq;
@@ -625,10 +665,11 @@ maybe_drop(struct journal *j, struct segment *s)
 }
 
 struct journal *
-journal_open(const char *dir, size_t segmax, struct deliverer *dl, journal_kept_fn *kept_fn,
-    void *kept_arg, struct buf *err)
+journal_open(const char *dir, size_t segmax, const char *base, struct deliverer *dl,
+    journal_kept_fn *kept_fn, void *kept_arg, struct buf *err)
 {
 	struct journal *j = xcalloc(1, sizeof *j);
+	j->base = base;
 	j->dir = xstrdup(dir);
 	j->segmax = segmax ? segmax : JOURNAL_SEGMENT_MAX;
 	j->fd = -1;
@@ -685,6 +726,7 @@ journal_open(const char *dir, size_t segmax, struct deliverer *dl, journal_kept_
 			next = nos[i] + 1;
 	}
 	free(nos);
+	j->base = NULL;         /* the caller's, valid during this call only */
 	if (removed)
 		(void)fsync(j->dirfd);
 	if (next == 0)

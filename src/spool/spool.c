@@ -677,7 +677,7 @@ spool_new(const struct spool_opts *o, struct buf *err)
 		/* Recovery happens here, before any thread runs. */
 		sp->dl.bulk = true;
 		sp->linger_ms = o->linger_ms ? o->linger_ms : SPOOL_LINGER_MS_DEFAULT;
-		sp->jl = journal_open(o->journal_dir, o->journal_segment_max, &sp->dl,
+		sp->jl = journal_open(o->journal_dir, o->journal_segment_max, o->base, &sp->dl,
 		    recovered_retry, sp, err);
 		if (sp->jl == NULL) {
 			sp->nthreads = 0;

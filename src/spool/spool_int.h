@@ -138,10 +138,11 @@ typedef bool journal_kept_fn(void *arg, const char *qid, char **dirs, char **nam
 /*
  * segmax: a segment's length (0: JOURNAL_SEGMENT_MAX, 64 MiB). Recovers the
  * segments of an earlier run first, handing what it cannot deliver to
- * kept_fn (NULL: keep it for the next start).
+ * kept_fn (NULL: keep it for the next start). base (the Maildir tree's
+ * root, or NULL) bounds the mailboxes of records found past damage.
  */
-struct journal *journal_open(const char *dir, size_t segmax, struct deliverer *dl,
-    journal_kept_fn *kept_fn, void *kept_arg, struct buf *err);
+struct journal *journal_open(const char *dir, size_t segmax, const char *base,
+    struct deliverer *dl, journal_kept_fn *kept_fn, void *kept_arg, struct buf *err);
 uint64_t journal_next_seq(struct journal *j);
 /* *segno and *at: the segment and offset the group's first record went to. */
 int  journal_append(struct journal *j, const struct buf *records, size_t nmsg,

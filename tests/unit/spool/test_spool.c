@@ -1193,10 +1193,30 @@ test_journal_recovery_damage_in_the_middle(void **state)
 	snprintf(p5, sizeof p5, "%s/journal.5", jdir);
 	write_file(p5, tail.data, tail.len);
 
+	/* journal.6: a message whose content is a record of its own (seq 99,
+	 * a Maildir outside the base), and the message's record damaged: the
+	 * search after the damage finds the inner one, which must not be
+	 * delivered (its sender chose the path). */
+	struct buf inner = BUF_INIT, outer = BUF_INIT;
+	char outside[8192];
+	snprintf(outside, sizeof outside, "%s-outside/x", root);
+	const char *od[] = { outside }, *on[] = { "100.M1P1Q99.h,S=6" };
+	assert_int_equal(jrec_encode(&inner, 99, "Q", 1, od, on, "forged", 6), 0);
+	const char *n20[] = { "100.M1P1Q20.h,S=1" };
+	assert_int_equal(jrec_encode(&outer, 20, "Q", 1, d, n20, inner.data, inner.len), 0);
+	outer.data[9] ^= 0x01;                          /* its CRC */
+	char p6[8192];
+	snprintf(p6, sizeof p6, "%s/journal.6", jdir);
+	write_file(p6, outer.data, outer.len);
+
 	struct buf err = BUF_INIT;
 	struct spool *sp = new_journal_spool(root, jdir, &err);
 	assert_non_null(sp);
 	spool_free(&sp);
+	snprintf(p, sizeof p, "%s-outside", root);
+	assert_int_equal(access(p, F_OK), -1);      /* the forged record: not delivered */
+	buf_free(&inner);
+	buf_free(&outer);
 	for (int i = 0; i < 5; i++) {
 		snprintf(p, sizeof p, "%snew/%s", a, names[i]);
 		assert_int_equal(access(p, F_OK), i == 2 ? -1 : 0);
