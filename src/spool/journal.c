@@ -384,6 +384,8 @@ enum seg_fate {
 	SEG_DROP,       /* every message delivered: unlink it */
 	SEG_LIVE,       /* its undelivered messages wait in the retry queue
 	                   (kept.handed of them): drop it once they are done */
+	SEG_ASIDE,      /* damaged, every valid message delivered: rename it
+	                   damaged.journal.<n>, for a person to look at */
 	SEG_KEEP,       /* damaged, unreadable, or messages left for the next
 	                   start: keep it while this process runs */
 };
@@ -560,8 +562,18 @@ recover_segment(struct journal *j, struct deliverer *dl, unsigned no, struct kep
 		    "copies not in new/, %zu were in cur/ (%zu cur/ listing%s)", j->dir, name,
 		    records, missing, moved, listings, listings == 1 ? "" : "s");
 	if (rerr != 0 || damaged > 0) {
-		/* Not removed by any start: what cannot be read, or what the
-		 * damage hides, may be acknowledged mail. */
+		/*
+		 * Never removed: what cannot be read, or what the damage hides,
+		 * may be acknowledged mail. A damaged segment whose valid
+		 * messages are all delivered is moved aside, as Postfix moves
+		 * a corrupt queue file to its "corrupt" queue: later starts do
+		 * not scan and log it again (a power cut that tore a group
+		 * that was never acknowledged looks the same, and is common
+		 * enough not to want a person at every start), and it stays
+		 * for someone to look at.
+		 */
+		if (damaged > 0 && rerr == 0 && failed == 0 && k->refused == 0)
+			return SEG_ASIDE;
 		if (damaged > 0)
 			log_err("spool journal: %s/%s: kept (damaged records); remove it once "
 			    "what it holds is checked", j->dir, name);
@@ -714,6 +726,19 @@ journal_open(const char *dir, size_t segmax, const char *base, struct deliverer 
 			seg_path(j, nos[i], p, sizeof p);
 			if (unlink(p) == 0)
 				removed = true;
+		} else if (f == SEG_ASIDE) {
+			char from[64], to[80];
+			snprintf(from, sizeof from, "journal.%u", nos[i]);
+			snprintf(to, sizeof to, "damaged.journal.%u", nos[i]);
+			if (renameat(j->dirfd, from, j->dirfd, to) == 0) {
+				removed = true;
+				log_err("spool journal: %s/%s: damaged records; every valid message "
+				    "in it is delivered; moved aside to %s for a person to check, "
+				    "then remove", dir, from, to);
+			} else {
+				log_err("spool journal: %s/%s: damaged records; cannot move it "
+				    "aside to %s (%s): kept", dir, from, to, strerror(errno));
+			}
 		} else if (f == SEG_LIVE) {
 			/* Live until its messages' retries deliver them. */
 			struct segment *s = xcalloc(1, sizeof *s);

@@ -1147,9 +1147,10 @@ test_journal_recovery(void **state)
 /*
  * A bad record in the middle of a segment is damage, not a torn tail: the
  * records after it were acknowledged too. Five records, the third with one
- * byte flipped: recovery delivers the other four and keeps the segment
- * (before: it stopped at the third, delivered two, and unlinked the
- * segment, destroying the fourth and fifth). A second segment ends with a
+ * byte flipped: recovery delivers the other four and moves the segment
+ * aside to damaged.journal.4, which no later start scans (before: it
+ * stopped at the third, delivered two, and unlinked the segment,
+ * destroying the fourth and fifth). A second segment ends with a
  * bad record followed by a valid record with a lower sequence number (what
  * a failed group's cut-back can leave): a torn tail, dropped as before.
  */
@@ -1222,17 +1223,19 @@ test_journal_recovery_damage_in_the_middle(void **state)
 		assert_int_equal(access(p, F_OK), i == 2 ? -1 : 0);
 	}
 	snprintf(p, sizeof p, "%s/journal.4", jdir);
-	assert_int_equal(access(p, F_OK), 0);       /* damaged: kept */
+	assert_int_equal(access(p, F_OK), -1);      /* damaged, all valid delivered: */
+	snprintf(p, sizeof p, "%s/damaged.journal.4", jdir);
+	assert_int_equal(access(p, F_OK), 0);       /* moved aside */
 	assert_int_equal(access(p5, F_OK), -1);     /* a torn tail: dropped */
 	snprintf(p, sizeof p, "%snew/%s", a, n6[0]);
 	assert_int_equal(access(p, F_OK), -1);      /* stale: not delivered */
 	assert_int_equal(count_dir(a, "new", NULL, 0), 6);
 
-	/* Kept across starts, and nothing delivered twice. */
+	/* Kept aside across starts, and nothing delivered twice. */
 	sp = new_journal_spool(root, jdir, &err);
 	assert_non_null(sp);
 	spool_free(&sp);
-	snprintf(p, sizeof p, "%s/journal.4", jdir);
+	snprintf(p, sizeof p, "%s/damaged.journal.4", jdir);
 	assert_int_equal(access(p, F_OK), 0);
 	assert_int_equal(count_dir(a, "new", NULL, 0), 6);
 
