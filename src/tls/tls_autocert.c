@@ -31,6 +31,7 @@
 #include "tls/tls_int.h"
 
 #define AUTOCERT_DAYS 3650      /* nobody validates it; do not let it expire */
+#define AUTOCERT_CN_MAX 64      /* RFC 5280 Appendix A, ub-common-name */
 
 void
 tls_append_ssl_errors(struct buf *err)
@@ -122,9 +123,21 @@ make_cert(EVP_PKEY *key, const char *name)
 	if (X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
 	    X509_gmtime_adj(X509_getm_notAfter(x), (long)AUTOCERT_DAYS * 86400) == NULL)
 		goto fail;
+	/*
+	 * RFC 5280 (Appendix A, ub-common-name) caps a CN at 64 characters, and
+	 * OpenSSL refuses a longer one ("string too long"): a myhostname of 65
+	 * or more silently left ehlod without TLS. The name is in the
+	 * subjectAltName, which is what clients check (RFC 6125 §6.4.4); a
+	 * longer name gets its first label (at most 63) as CN, since a
+	 * self-signed certificate's issuer, its subject, must not be empty
+	 * (RFC 5280 §4.1.2.4).
+	 */
+	size_t cnlen = strlen(name);
+	if (cnlen > AUTOCERT_CN_MAX)
+		cnlen = strcspn(name, ".");
 	subj = X509_get_subject_name(x);
 	if (X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC,
-	    (const unsigned char *)name, -1, -1, 0) != 1 ||
+	    (const unsigned char *)name, (int)cnlen, -1, 0) != 1 ||
 	    X509_set_issuer_name(x, subj) != 1 || X509_set_pubkey(x, key) != 1)
 		goto fail;
 	if (ascii_ieq(name, "localhost"))
