@@ -110,7 +110,8 @@ struct bufferevent *tls_server_start(struct tls_server *t, struct event_base *ba
 /* Facts about an established TLS session, for logs, Received: and metrics. */
 struct tls_info {
 	char version[16];           /* "TLSv1.3" */
-	char cipher[64];            /* "TLS_AES_256_GCM_SHA384" */
+	char cipher[64];            /* IANA name: "TLS_AES_256_GCM_SHA384",
+	                               "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" */
 	int  bits, alg_bits;
 	char sni[256];              /* client's server_name, printable ASCII
 	                               (other bytes as \xHH), "" when none */

@@ -598,7 +598,13 @@ tls_info_get(struct bufferevent *tlsbev, struct tls_info *out)
 	if (ssl == NULL)
 		return;
 	snprintf(out->version, sizeof(out->version), "%s", SSL_get_version(ssl));
-	snprintf(out->cipher, sizeof(out->cipher), "%s", SSL_get_cipher_name(ssl));
+	/* The IANA registry's name (RFC 8314 §4.3 wants it in Received:);
+	 * for TLS <= 1.2 OpenSSL's own differs ("ECDHE-ECDSA-AES256-GCM-SHA384"
+	 * for TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384). */
+	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+	const char *iana = c != NULL ? SSL_CIPHER_standard_name(c) : NULL;
+	snprintf(out->cipher, sizeof(out->cipher), "%s",
+	    iana != NULL ? iana : SSL_get_cipher_name(ssl));
 	out->bits = SSL_get_cipher_bits(ssl, &out->alg_bits);
 	if ((s = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) != NULL)
 		copy_printable(out->sni, sizeof(out->sni), s);

@@ -8,7 +8,9 @@ the Maildir file, the Received: header (with ESMTPS and the tls clause) and
 the "TLS established" log line.  Postfix's smtp client is in
 test_tls_postfix.py; policy and attacks in test_tls_policy.py.
 """
+import re
 import smtplib
+import ssl
 
 from ehlotest import (main, need_tool, run_tool, eq, check, strip_received, to_lf, DOMAIN,
                       HOSTNAME)
@@ -123,6 +125,25 @@ def test_smtplib_starttls():
         check(not c.has_extn("starttls"), "EHLO after TLS still advertises STARTTLS")
         eq(c.sendmail("alice@sender.test", [rcpt], msg), {}, "refused recipients")
     check_tls_delivery(srv, rcpt, mark, msg)
+
+
+def test_received_cipher_iana_name_tls12():
+    """Over TLS 1.2 the Received: tls clause (and the log line) names the
+    cipher suite as the IANA registry does (RFC 8314 §4.3), not OpenSSL's
+    "ECDHE-ECDSA-AES256-GCM-SHA384"; TLS 1.3 names are the same in both."""
+    srv = server()
+    rcpt = "tls12@" + DOMAIN
+    msg = message(rcpt, "tls12")
+    mark = srv.log_size()
+    ctx = client_context()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    with smtplib.SMTP("localhost", srv.port, local_hostname="py.test", timeout=30) as c:
+        c.starttls(context=ctx)
+        eq(c.sendmail("alice@sender.test", [rcpt], msg), {}, "refused recipients")
+    cipher, version = check_tls_delivery(srv, rcpt, mark, msg)
+    eq(version, "TLSv1.2", "protocol")
+    check(re.fullmatch(r"TLS_ECDHE_(ECDSA|RSA)_WITH_[A-Z0-9_]+", cipher),
+          "Received: tls clause does not use the IANA name: %r" % cipher)
 
 
 def test_msmtp_starttls():
