@@ -75,6 +75,20 @@
 #define SESSION_OUTPUT_HIGHWATER (64 * 1024)
 #define SESSION_OUTPUT_LOWWATER  (16 * 1024)
 #define SESSION_OUTPUT_CHUNK     (16 * 1024)
+/*
+ * Over TLS both bounds hold on the whole chain. libevent's filter hands
+ * its output to the socket bufferevent at once and clears that one's read
+ * watermark, so without more the replies a client does not read, and what
+ * it sends while the session is busy, grew without limit (hundreds of MB
+ * for one client). So the input mark is on the filter as well; output is
+ * measured over the chain (bev_chain_output_length), resumed by a drain
+ * waiter (on_drained); and the socket bufferevent gets both marks again:
+ * its write mark stops OpenSSL from queueing what reading makes it send
+ * (TLS 1.3 KeyUpdate responses, RFC 8446 §4.6.3) once that much waits,
+ * which stops the filter reading, and its read mark then stops the socket
+ * reading. A record is at most about 18 KiB (RFC 8446 §5.2), under the
+ * read mark, so the filter can always complete one.
+ */
 
 /*
  * A TCP endpoint: IPv4 or IPv6. 28 bytes where a sockaddr_storage takes
@@ -136,6 +150,7 @@ struct session {
 	 * hold 160 KB less. */
 	int64_t             req_ms;
 	bool                out_blocked;    /* output above the high mark */
+	bool                rd_parked;      /* TLS: reading off while input waits (process_input) */
 	bool                out_blocked_seen; /* counted in stats.output_blocked */
 	union inet_addr     local;          /* our end (after PROXY); family 0: unknown */
 	enum smtp_cmd       last_cmd;
@@ -162,6 +177,7 @@ static void log_identity(struct session *s, const struct policy_decision *d);
 static void helo_identity(struct session *s);
 static void identity_gate(struct session *s, enum smtp_event ev);
 static void on_flushed(void *arg);
+static void on_drained(void *arg);
 static void note_lost(struct session *s);
 static void log_accepted(struct session *s);
 static void on_hs_deadline(evutil_socket_t fd, short what, void *arg);
@@ -212,6 +228,7 @@ static void
 set_callbacks(struct session *s)
 {
 	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGHWATER);
 	bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_OUTPUT_LOWWATER, 0);
 }
 
@@ -239,6 +256,11 @@ begin_handshake(struct session *s)
 	s->bev = tls_server_start(s->g->tls, s->w->base, s->bev);
 	s->in_handshake = true;
 	set_callbacks(s);
+	/* The socket bufferevent's marks again (see SESSION_OUTPUT_HIGHWATER). */
+	struct bufferevent *sock = bufferevent_get_underlying(s->bev);
+	bufferevent_setwatermark(sock, EV_READ, 0, SESSION_INPUT_HIGHWATER);
+	bufferevent_setwatermark(sock, EV_WRITE, SESSION_OUTPUT_LOWWATER,
+	    SESSION_OUTPUT_HIGHWATER);
 	struct timeval hs = timeval_ms(s->cfg->smtpd_tls_handshake_timeout);
 	bufferevent_set_timeouts(s->bev, &hs, &hs);
 	s->rd_cut = false;
@@ -1299,16 +1321,24 @@ static void
 process_input(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
+	if (s->rd_parked && !s->busy && !s->out_blocked && !s->closing) {
+		s->rd_parked = false;
+		bufferevent_enable(s->bev, EV_READ);
+	}
 	while (!s->busy && !s->closing && !s->in_handshake) {
 		if (s->srv->out.len >= SESSION_OUTPUT_CHUNK)
 			flush_out(s);
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
-		    SESSION_OUTPUT_HIGHWATER) {
+		if (bev_chain_output_length(s->bev) > SESSION_OUTPUT_HIGHWATER) {
 			if (!s->out_blocked_seen) {
 				s->out_blocked_seen = true;
 				atomic_fetch_add(&s->w->d->stats.output_blocked, 1);
 			}
-			s->out_blocked = true;   /* on_write resumes */
+			/* Plain: on_write resumes. TLS: on_drained (the filter's
+			 * write callback says nothing about the socket's output). */
+			if (s->tls_active && !s->out_blocked)
+				bev_when_drained(&s->flush, s->bev, SESSION_OUTPUT_LOWWATER,
+				    on_drained, s);
+			s->out_blocked = true;
 			break;
 		}
 		struct evbuffer_iovec v;
@@ -1331,6 +1361,19 @@ process_input(struct session *s)
 	}
 	if (s->closing || s->in_handshake)
 		return;
+	/*
+	 * libevent 2.1.12 runs a deferred read callback (the TLS filter's)
+	 * again and again for as long as the input stays at the high mark with
+	 * reading enabled (bufferevent_inbuf_wm_check): a TLS session waiting
+	 * for DNS or for its client to read, with a full input, spun a core.
+	 * So it turns reading off until it can go on; a plain socket
+	 * bufferevent, without deferred callbacks, just stops reading.
+	 */
+	if (s->tls_active && !s->rd_parked && (s->busy || s->out_blocked) &&
+	    evbuffer_get_length(in) >= SESSION_INPUT_HIGHWATER) {
+		s->rd_parked = true;
+		bufferevent_disable(s->bev, EV_READ);
+	}
 	/* RFC 2920 §3.2: the input is drained (or we wait): send what we have. */
 	flush_out(s);
 	arm_read_deadline(s);
@@ -1405,8 +1448,17 @@ on_write(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 	(void)bev;
-	if (!s->out_blocked || s->closing)
+	if (!s->out_blocked || s->closing || s->tls_active)
 		return;
+	s->out_blocked = false;
+	process_input(s);
+}
+
+/* TLS: the output of the whole chain drained to the low mark. */
+static void
+on_drained(void *arg)
+{
+	struct session *s = arg;
 	s->out_blocked = false;
 	process_input(s);
 }
@@ -1832,7 +1884,6 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 
 	/* evconnlistener accepted it with SOCK_NONBLOCK (accept4). */
 	s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGHWATER);
 	set_callbacks(s);
 	set_timeouts(s, false);
 

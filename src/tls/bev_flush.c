@@ -1,6 +1,6 @@
 /*
- * "Tell me when everything I wrote has reached the kernel" for a possibly
- * layered bufferevent (STACK.md 2.1, trap #1).
+ * "Tell me when everything I wrote has reached the kernel" (or all but a
+ * given amount) for a possibly layered bufferevent (STACK.md 2.1, trap #1).
  *
  * A TLS filter's write callback fires when ciphertext moves into the
  * underlying bufferevent, not when it leaves the socket, so closing from a
@@ -13,6 +13,12 @@
  * usual reason to wait) would free the buffer being drained. We activate an
  * event instead, so the callback runs from the loop like any other, and we
  * recheck the chain there in case more was written meanwhile.
+ *
+ * bev_when_drained() is the same wait with a threshold: output flow control
+ * over TLS. A filter's output moves to the socket bufferevent as soon as it
+ * is written, so the replies a client does not read pile up there, below
+ * the bufferevent the session writes to; only the sum over the chain says
+ * how much waits.
  */
 #include <stdlib.h>
 
@@ -22,15 +28,21 @@
 
 #include "tls/tls.h"
 
-static bool
-chain_empty(struct bufferevent *top)
+size_t
+bev_chain_output_length(struct bufferevent *top)
 {
 	struct bufferevent *b;
+	size_t n = 0;
 
 	for (b = top; b != NULL; b = bufferevent_get_underlying(b))
-		if (evbuffer_get_length(bufferevent_get_output(b)) != 0)
-			return false;
-	return true;
+		n += evbuffer_get_length(bufferevent_get_output(b));
+	return n;
+}
+
+static bool
+chain_drained(const struct bev_flush *w)
+{
+	return bev_chain_output_length(w->top) <= w->limit;
 }
 
 static struct bufferevent *
@@ -57,7 +69,8 @@ out_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg
 {
 	struct bev_flush *w = arg;
 
-	if (evbuffer_get_length(buf) != 0 || !chain_empty(w->top))
+	(void)buf;
+	if (!chain_drained(w))
 		return;
 	remove_watch(w);
 	event_active(w->now, EV_TIMEOUT, 1);
@@ -70,7 +83,7 @@ now_cb(int fd, short what, void *arg)
 	void (*cb)(void *) = w->cb;
 	void *cbarg = w->arg;
 
-	if (!chain_empty(w->top)) {
+	if (!chain_drained(w)) {
 		w->entry = evbuffer_add_cb(w->sock_out, out_changed, w);
 		if (w->entry == NULL)
 			abort();
@@ -83,8 +96,16 @@ now_cb(int fd, short what, void *arg)
 void
 bev_when_flushed(struct bev_flush *w, struct bufferevent *top, void (*cb)(void *), void *arg)
 {
+	bev_when_drained(w, top, 0, cb, arg);
+}
+
+void
+bev_when_drained(struct bev_flush *w, struct bufferevent *top, size_t limit,
+    void (*cb)(void *), void *arg)
+{
 	if (w->now != NULL)
 		bev_flush_cancel(w);
+	w->limit = limit;
 	w->cb = cb;
 	w->arg = arg;
 	w->top = top;
@@ -93,7 +114,7 @@ bev_when_flushed(struct bev_flush *w, struct bufferevent *top, void (*cb)(void *
 	w->now = event_new(bufferevent_get_base(top), -1, 0, now_cb, w);
 	if (w->now == NULL)
 		abort();
-	if (chain_empty(top)) {
+	if (chain_drained(w)) {
 		event_active(w->now, EV_TIMEOUT, 1);
 		return;
 	}

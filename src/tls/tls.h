@@ -169,10 +169,20 @@ struct bev_flush {
 	struct evbuffer *sock_out;
 	struct evbuffer_cb_entry *entry;
 	struct event *now;
+	size_t limit;
 };
 
 void bev_when_flushed(struct bev_flush *w, struct bufferevent *top,
     void (*cb)(void *), void *arg);
+/*
+ * The same wait, ending as soon as at most limit octets are left in top's
+ * chain (bev_when_flushed is limit 0); same rules. For output flow control
+ * on a TLS filter, whose own output is always nearly empty.
+ */
+void bev_when_drained(struct bev_flush *w, struct bufferevent *top, size_t limit,
+    void (*cb)(void *), void *arg);
+/* Octets waiting in the output buffers of top and every bufferevent under it. */
+size_t bev_chain_output_length(struct bufferevent *top);
 void bev_flush_cancel(struct bev_flush *w);
 
 #endif

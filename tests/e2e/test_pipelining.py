@@ -292,6 +292,144 @@ def test_many_flooding_clients_stay_small():
         s.close()
 
 
+def _tls_flooders(srv, n, implicit):
+    """n clients with small receive buffers, each through a TLS handshake
+    (on the submissions listener, or STARTTLS on the smtp one), then
+    non-blocking. Returns the TLS sockets."""
+    import socket as _socket
+    from tlscommon import client_context
+    from ehlotest import HOSTNAME
+    ctx = client_context(verify=False)
+    socks = []
+    for _ in range(n):
+        s = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+        s.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, 4096)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", srv.sub_port if implicit else srv.port))
+        if not implicit:
+            c = Client.__new__(Client)
+            c.sock, c.buf = s, b""
+            c.expect(220)
+            c.ehlo()
+            c.cmd("STARTTLS", 220)
+        t = ctx.wrap_socket(s, server_hostname=HOSTNAME)
+        t.setblocking(False)
+        socks.append(t)
+    return socks
+
+
+def _tls_send(socks, chunk, seconds):
+    """Send chunk on every socket for that long without ever reading.
+    A TLS write that would block must be retried with the same bytes,
+    which every retry here is. Returns the octets sent."""
+    import ssl as _ssl
+    import time as _time
+    sent = 0
+    t0 = _time.monotonic()
+    while _time.monotonic() - t0 < seconds:
+        progress = False
+        for s in socks:
+            try:
+                sent += s.send(chunk)
+                progress = True
+            except (_ssl.SSLWantWriteError, _ssl.SSLWantReadError, BlockingIOError):
+                pass
+            except OSError:
+                pass
+        if not progress:
+            _time.sleep(0.01)
+    return sent
+
+
+def _tls_flooding_clients_stay_small(implicit):
+    from tlscommon import TlsServer
+    n = 20
+    srv = TlsServer({"smtpd_timeout": "60s", "smtpd_client_connection_count_limit": "0",
+                     "smtpd_junk_command_limit": "100000000"}, submissions=implicit)
+    socks = _tls_flooders(srv, n, implicit)
+    rss0 = srv_rss_kib(srv)
+    sent = _tls_send(socks, b"EHLO x\r\n" * 1024, 6)
+    check(srv.running(), "ehlod died under the flood: %s" % srv.read_err()[-500:])
+    per = (srv_rss_kib(srv) - rss0) / n
+    print("# %d non-reading TLS (%s) flooding clients pushed %.1f MB: ehlod grew by "
+          "%.0f KiB per session" % (n, "implicit" if implicit else "STARTTLS",
+                                    sent / 1e6, per))
+    if asan_build():
+        print("# ASan build: the per-session bound is checked in the plain build")
+    else:
+        # The same 32 KiB in and 64 KiB out, with ciphertext beside the
+        # plaintext and OpenSSL's record buffers: about 220 KiB measured.
+        check(per < 320, "ehlod grew by %.0f KiB per non-reading TLS session" % per)
+    for s in socks:
+        s.close()
+
+
+def test_tls_flooding_clients_stay_small_implicit():
+    """test_many_flooding_clients_stay_small over implicit TLS: the bounds
+    (32 KiB of input, 64 KiB of output) hold on the whole bufferevent
+    chain. They held only on the plain socket: a TLS session took all the
+    input and queued every reply under the filter (5 MB per session here,
+    350 MB for one faster client), and the filter's read callback, with a
+    full input, must not spin either."""
+    _tls_flooding_clients_stay_small(True)
+
+
+def test_tls_flooding_clients_stay_small_starttls():
+    """The same after STARTTLS."""
+    _tls_flooding_clients_stay_small(False)
+
+
+def test_tls_busy_session_input_bounded():
+    """While a RCPT decision waits for DNS that never answers, a TLS client
+    floods NOOPs: the filter's input stops at the read watermark as a
+    plain session's does (it took 100 MB)."""
+    import socket as _socket
+    from tlscommon import TlsServer
+    sink = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)   # swallows queries
+    sink.bind(("127.0.0.1", 0))
+    srv = TlsServer({"dns_forwarders": "127.0.0.1@%d" % sink.getsockname()[1],
+                     "dns_timeout": "10s", "helo_check_resolves": "reject",
+                     "smtpd_timeout": "60s", "smtpd_junk_command_limit": "100000000"},
+                    submissions=True)
+    socks = _tls_flooders(srv, 1, True)
+    t = socks[0]
+    t.setblocking(True)
+    t.settimeout(10)
+    t.sendall(b"EHLO nonexistent.example.org\r\nMAIL FROM:<a@b.example>\r\n"
+              b"RCPT TO:<u@%s>\r\n" % DOMAIN.encode())
+    t.setblocking(False)
+    rss0 = srv_rss_kib(srv)
+    sent = _tls_send(socks, b"NOOP\r\n" * 10000, 4)
+    grew = srv_rss_kib(srv) - rss0
+    print("# a busy TLS session's client pushed %.1f MB; ehlod grew by %d KiB"
+          % (sent / 1e6, grew))
+    check(sent < 32 * 1024 * 1024, "ehlod kept reading a busy TLS session: %d bytes" % sent)
+    if not asan_build():
+        check(grew < 4 * 1024, "ehlod grew by %d KiB for one busy TLS session" % grew)
+    t.close()
+    sink.close()
+
+
+def test_tls_client_not_reading_is_dropped():
+    """A TLS client that never reads is cut by the write timeout as in
+    plaintext (test_slow_reader_gets_every_reply), once the replies wait
+    in the socket bufferevent under the filter."""
+    import time as _time
+    from tlscommon import TlsServer
+    srv = TlsServer({"smtpd_timeout": "2s", "smtpd_junk_command_limit": "100000000"},
+                    submissions=True)
+    socks = _tls_flooders(srv, 1, True)
+    t0 = _time.monotonic()
+    sent = _tls_send(socks, b"NOOP\r\n" * 10000, 1.5)
+    check(sent < 64 * 1024 * 1024, "ehlod kept taking input from a TLS client that "
+          "does not read: %d bytes" % sent)
+    srv.wait_log("timeout after", timeout=15)
+    check("(not reading replies)" in srv.maillog(), "the timeout line does not say why")
+    srv.wait_log(" disconnect from ", timeout=5)
+    check(_time.monotonic() - t0 < 12, "the non-reading TLS client was not dropped in time")
+    socks[0].close()
+
+
 def srv_rss_kib(srv):
     with open("/proc/%d/status" % srv.pid) as f:
         for line in f:
