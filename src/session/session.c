@@ -239,12 +239,27 @@ read_timeout_ms(const struct session *s, bool data)
 	return data ? s->cfg->smtpd_data_timeout : s->cfg->smtpd_timeout;
 }
 
+/*
+ * The read timeout rd on the top bufferevent; the write timeout
+ * (smtpd_timeout) where unsent output really waits, the socket
+ * bufferevent. Over TLS that is the one under the filter, whose write
+ * timeout was set once at the end of the handshake: the filter's own write
+ * timer is armed by every write and not disarmed when its output drains,
+ * so an idle client that had read every reply was cut after smtpd_timeout
+ * as "not reading replies", with no 421 (RFC 5321 §4.5.3.2).
+ */
+static void
+put_timeouts(struct session *s, const struct timeval *rd)
+{
+	struct timeval wr = timeval_ms(s->cfg->smtpd_timeout);
+	bufferevent_set_timeouts(s->bev, rd, s->tls_active ? NULL : &wr);
+}
+
 static void
 set_timeouts(struct session *s, bool data)
 {
 	struct timeval rd = timeval_ms(read_timeout_ms(s, data));
-	struct timeval wr = timeval_ms(s->cfg->smtpd_timeout);
-	bufferevent_set_timeouts(s->bev, &rd, &wr);
+	put_timeouts(s, &rd);
 	s->data_timeouts = data;
 }
 
@@ -1307,8 +1322,7 @@ arm_read_deadline(struct session *s)
 	}
 	if (left < per_read) {
 		struct timeval rd = timeval_ms(left);
-		struct timeval wr = timeval_ms(s->cfg->smtpd_timeout);
-		bufferevent_set_timeouts(s->bev, &rd, &wr);
+		put_timeouts(s, &rd);
 		s->data_timeouts = data;
 		s->rd_cut = true;
 	} else if (s->rd_cut || data != s->data_timeouts) {
@@ -1565,6 +1579,9 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		s->tls_active = true;
 		s->tlsinfo = xcalloc(1, sizeof *s->tlsinfo);
 		tls_info_get(bev, s->tlsinfo);
+		/* The write timeout on the socket bufferevent (put_timeouts). */
+		struct timeval wr = timeval_ms(s->cfg->smtpd_timeout);
+		bufferevent_set_timeouts(bufferevent_get_underlying(bev), NULL, &wr);
 		atomic_fetch_add(&d->stats.tls_handshakes, 1);
 		log_info("%s TLS established from %s: %s with cipher %s (%d/%d bits)%s%s%s%s%s",
 		    s->sid, s->client, s->tlsinfo->version, s->tlsinfo->cipher, s->tlsinfo->bits,

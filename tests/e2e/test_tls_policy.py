@@ -210,6 +210,40 @@ def test_protocol_versions_control():
     srv.wait_log("TLS established from unknown[127.0.0.1]: TLSv1.1 ", since=mark)
 
 
+def _idle_after_ehlo(srv, port, implicit):
+    mark = srv.log_size()
+    s = tcp_connect(port)
+    c = Client.__new__(Client)
+    c.buf = b""
+    if implicit:
+        c.sock = client_context().wrap_socket(s, server_hostname=HOSTNAME)
+        c.expect(220)
+    else:
+        c.sock = s
+        c.expect(220)
+        c.ehlo()
+        starttls(c)
+    c.ehlo()
+    c.sock.settimeout(15)
+    c.expect(421, "4.4.2")
+    line = srv.wait_log("timeout after ", since=mark)
+    check("timeout after EHLO from " in line and "not reading" not in line,
+          "timeout line of an idle client that read every reply: %r" % line)
+    c.close()
+
+
+def test_idle_timeout_over_tls():
+    """An idle TLS client that has read every reply gets the same as in
+    plaintext when smtpd_timeout passes: 421 4.4.2 (RFC 5321 §4.5.3.2) and
+    "timeout after EHLO", on a submissions listener and after STARTTLS.
+    The TLS filter's write timer, armed by the EHLO reply and not disarmed
+    when it was sent, used to fire first: a bare EOF, logged as "(not
+    reading replies)"."""
+    srv = server(submissions=True, extra={"smtpd_timeout": "3s"})
+    _idle_after_ehlo(srv, srv.sub_port, True)
+    _idle_after_ehlo(srv, srv.port, False)
+
+
 def test_ecdsa_and_rsa_pair():
     p = pki()
     srv = server(("ec", "rsa"))
