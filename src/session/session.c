@@ -89,6 +89,8 @@
  * reading. A record is at most about 18 KiB (RFC 8446 §5.2), under the
  * read mark, so the filter can always complete one.
  */
+/* How long a failed handshake's alert may take to reach the kernel. */
+#define SESSION_ALERT_FLUSH_MS   1000
 
 /*
  * A TCP endpoint: IPv4 or IPv6. 28 bytes where a sockaddr_storage takes
@@ -1562,6 +1564,41 @@ on_hs_deadline(evutil_socket_t fd, short what, void *arg)
 	session_free(s);
 }
 
+/* close_after_alert's bound: the peer did not take the alert in time. */
+static void
+on_alert_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	(void)fd;
+	(void)what;
+	bev_flush_cancel(&s->flush);
+	session_free(s);
+}
+
+/*
+ * A failed handshake: OpenSSL has queued its fatal alert (handshake_failure,
+ * protocol_version, ...) in the socket bufferevent, and RFC 8446 §6.2 and
+ * RFC 5246 §7.2.2 want it sent before the connection closes; freeing the
+ * session at once dropped it, so the client saw a bare EOF. Free once the
+ * kernel has it, or after SESSION_ALERT_FLUSH_MS if the peer does not take
+ * it (then it would not read it either). Nothing more is read meanwhile.
+ */
+static void
+close_after_alert(struct session *s)
+{
+	s->closing = true;
+	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_disable(bufferevent_get_underlying(s->bev), EV_READ);
+	if (s->timer != NULL)
+		event_free(s->timer);   /* the handshake's deadline */
+	s->timer = evtimer_new(s->w->base, on_alert_timer, s);
+	if (s->timer == NULL)
+		abort();
+	struct timeval tv = timeval_ms(SESSION_ALERT_FLUSH_MS);
+	evtimer_add(s->timer, &tv);
+	bev_when_flushed(&s->flush, s->bev, on_flushed, s);
+}
+
 static void
 on_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -1643,7 +1680,7 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		tls_error_reason(bev, reason, sizeof reason);
 		atomic_fetch_add(&d->stats.tls_failures, 1);
 		log_info("%s TLS handshake failed from %s: %s", s->sid, s->client, reason);
-		session_free(s);
+		close_after_alert(s);
 		return;
 	}
 	if ((what & BEV_EVENT_EOF) && s->busy) {

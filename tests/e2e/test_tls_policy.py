@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import ssl
+import warnings
 
 from ehlotest import (Client, check, eq, fail, main, received_header, strip_received, DOMAIN, HOSTNAME)
 from tlscommon import (pki, cert_settings, TlsServer, client_context, starttls, check_tls_delivery,
@@ -208,6 +209,59 @@ def test_protocol_versions_control():
     rc, out, _ = s_client_cert(srv.port, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
     check("Protocol  : TLSv1.1" in out, "TLS 1.1 not negotiated when allowed:\n%s" % out[-3000:])
     srv.wait_log("TLS established from unknown[127.0.0.1]: TLSv1.1 ", since=mark)
+
+
+def _handshake_error(port, ctx, starttls_first):
+    """Handshake with ctx; the client's SSLError (None if it succeeded)."""
+    s = tcp_connect(port)
+    if starttls_first:
+        c = Client.__new__(Client)
+        c.sock, c.buf = s, b""
+        c.expect(220)
+        c.ehlo()
+        c.cmd("STARTTLS", 220)
+    try:
+        t = ctx.wrap_socket(s, server_hostname=HOSTNAME)
+        t.close()
+        return None
+    except ssl.SSLError as e:
+        return e
+    finally:
+        s.close()
+
+
+def test_failed_handshake_sends_alert():
+    """A handshake ehlod refuses ends with its fatal alert (RFC 5246
+    §7.2.2, RFC 8446 §6.2: sent before the connection closes), so the
+    client learns why: handshake_failure for no shared cipher,
+    protocol_version for TLS 1.1. The session used to be freed with the
+    alert still in its output, and the client read a bare EOF."""
+    srv = server(submissions=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("AES128-SHA@SECLEVEL=0")   # RSA key exchange: not in ehlod's list
+    mark = srv.log_size()
+    e = _handshake_error(srv.sub_port, ctx, False)
+    check(e is not None and e.reason == "SSLV3_ALERT_HANDSHAKE_FAILURE",
+          "no handshake_failure alert for a client without a shared cipher: %r" % e)
+    srv.wait_log("TLS handshake failed", since=mark)
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with warnings.catch_warnings():   # TLS 1.1 is deprecated: that is the point
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    ctx.set_ciphers("DEFAULT@SECLEVEL=0")
+    mark = srv.log_size()
+    e = _handshake_error(srv.port, ctx, True)
+    check(e is not None and e.reason == "TLSV1_ALERT_PROTOCOL_VERSION",
+          "no protocol_version alert for a TLS 1.1 client after STARTTLS: %r" % e)
+    srv.wait_log("TLS handshake failed", since=mark)
+    srv.wait_log(" disconnect from ", since=mark)
 
 
 def _idle_after_ehlo(srv, port, implicit):
