@@ -1530,6 +1530,52 @@ later(const struct ehlo_config *cfg, int a, int b)
 	return cfg->priv->line[b] > cfg->priv->line[a] ? b : a;
 }
 
+/*
+ * Settings that together leave a listener serving nobody, which started
+ * and said "ready": a submissions listener (RFC 8314 §3: TLS from the first
+ * octet) with TLS off closed every connection; "encrypt" with STARTTLS
+ * discarded from EHLO answered every MAIL with 530 on the listeners that
+ * need STARTTLS (RFC 3207 §4). A submissions listener without a usable
+ * certificate under "may" is found when the certificates are loaded
+ * (gen_build).
+ */
+static bool
+tls_rules_ok(const struct ehlo_config *cfg, struct buf *err)
+{
+	bool starttls_discarded = false;
+	for (size_t i = 0; i < cfg->smtpd_discard_ehlo_keywords.n; i++)
+		if (ascii_ieq(cfg->smtpd_discard_ehlo_keywords.v[i], "starttls"))
+			starttls_discarded = true;
+	struct buf msg = BUF_INIT;
+	for (size_t i = 0; i < cfg->listen.n; i++) {
+		struct cfg_listen l;
+		if (!config_parse_listen(cfg->listen.v[i], &l, &msg))
+			continue;       /* reported by the listen check */
+		if (l.kind == LISTEN_SUBMISSIONS &&
+		    cfg->smtpd_tls_security_level == TLS_LEVEL_NONE) {
+			prefix(cfg, err, later(cfg, setting_index("listen"),
+			    setting_index("smtpd_tls_security_level")));
+			buf_appendf(err, "listen: %s is implicit TLS (RFC 8314) but "
+			    "smtpd_tls_security_level = none: every connection would be "
+			    "closed", cfg->listen.v[i]);
+			buf_free(&msg);
+			return false;
+		}
+		if (l.kind != LISTEN_SUBMISSIONS && starttls_discarded &&
+		    cfg->smtpd_tls_security_level == TLS_LEVEL_ENCRYPT) {
+			prefix(cfg, err, later(cfg, setting_index("smtpd_discard_ehlo_keywords"),
+			    setting_index("smtpd_tls_security_level")));
+			buf_appendf(err, "smtpd_tls_security_level = encrypt with STARTTLS in "
+			    "smtpd_discard_ehlo_keywords: %s would refuse all mail (RFC 3207 §4)",
+			    cfg->listen.v[i]);
+			buf_free(&msg);
+			return false;
+		}
+	}
+	buf_free(&msg);
+	return true;
+}
+
 bool
 config_validate(const struct ehlo_config *cfg, struct buf *err)
 {
@@ -1612,7 +1658,7 @@ config_validate(const struct ehlo_config *cfg, struct buf *err)
 			return false;
 		}
 	}
-	return true;
+	return tls_rules_ok(cfg, err);
 }
 
 bool

@@ -150,6 +150,22 @@ ident_env_build(struct gen *g, struct buf *err)
  * "may" finds no usable certificate the generation runs without STARTTLS:
  * the reason is logged, or appended to tls_off instead when it is not
  * NULL (a reload or a check, see reload_build and ehlod_check). */
+/* The first submissions (implicit-TLS) entry of listen, or NULL. */
+static const char *
+submissions_listener(const struct ehlo_config *cfg)
+{
+	struct buf ignored = BUF_INIT;
+	const char *found = NULL;
+	for (size_t i = 0; i < cfg->listen.n && found == NULL; i++) {
+		struct cfg_listen l;
+		if (config_parse_listen(cfg->listen.v[i], &l, &ignored) &&
+		    l.kind == LISTEN_SUBMISSIONS)
+			found = cfg->listen.v[i];
+	}
+	buf_free(&ignored);
+	return found;
+}
+
 static struct gen *
 gen_build(struct ehlo_config *cfg, struct buf *err, struct buf *tls_off)
 {
@@ -198,6 +214,16 @@ gen_build(struct ehlo_config *cfg, struct buf *err, struct buf *tls_off)
 			if (cfg->smtpd_tls_cert_file.n > 0 || cfg->smtpd_tls_security_level ==
 			    TLS_LEVEL_ENCRYPT)
 				goto fail;
+			/* An implicit-TLS listener would close every connection
+			 * (RFC 8314 §3: TLS first): not a server to start. */
+			const char *implicit = submissions_listener(cfg);
+			if (implicit != NULL) {
+				char *why = buf_steal(err);
+				buf_appendf(err, "listen: %s is implicit TLS (RFC 8314) but there is "
+				    "no usable certificate: %s", implicit, why);
+				free(why);
+				goto fail;
+			}
 			/* "may" with no usable certificate: run without STARTTLS. */
 			if (tls_off != NULL)
 				buf_appendf(tls_off, "%s", buf_cstr(err));

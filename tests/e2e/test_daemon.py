@@ -118,6 +118,29 @@ def test_check_loads_named_files():
           "ehlod -t is silent about a missing SNI map: %r" % err)
 
 
+def test_check_listener_without_tls():
+    """A submissions (implicit TLS) listener without a usable certificate
+    would close every connection: ehlod -t and the start refuse it (they
+    passed, and the daemon said "ready"). The settings-only cases (level
+    none; encrypt with STARTTLS discarded) are in the config unit tests."""
+    d = tempdir()
+    conf = write(os.path.join(d, "sub.conf"),
+                 "myhostname = mx.example.test\nvirtual_mailbox_domains = example.test\n"
+                 "listen = smtp:127.0.0.1:0, submissions:127.0.0.1:0\n"
+                 "smtpd_tls_auto_cert = no\nsmtpd_tls_security_level = may\n")
+    rc, out, err = ehlod("-t", "-c", conf)
+    eq(rc, 78, "ehlod -t exit status with a submissions listener and no certificate")
+    check("submissions:127.0.0.1:0 is implicit TLS" in err and "no usable certificate" in err,
+          "ehlod -t does not say why: %r" % err)
+    # Without the submissions listener the same settings run without STARTTLS.
+    conf = write(os.path.join(d, "smtp.conf"),
+                 "myhostname = mx.example.test\nvirtual_mailbox_domains = example.test\n"
+                 "listen = smtp:127.0.0.1:0\n"
+                 "smtpd_tls_auto_cert = no\nsmtpd_tls_security_level = may\n")
+    rc, out, err = ehlod("-t", "-c", conf)
+    eq(rc, 0, "ehlod -t exit status without the submissions listener: %r" % err)
+
+
 def test_print_nondefault():
     d = tempdir()
     path = write(os.path.join(d, "n.conf"),

@@ -261,6 +261,26 @@ static const struct pcase cases[] = {
 	  "message_size_limit", "300000000", NULL },
 	{ "smtpd_message_memory_limit = 1000\nmessage_size_limit = 0\n",
 	  "smtpd_message_memory_limit", "1000", NULL },
+	/* A listener that would serve nobody. */
+	{ "listen = smtp:127.0.0.1:25, submissions:127.0.0.1:465\n"
+	  "smtpd_tls_security_level = none\n", NULL, NULL,
+	  "t.conf:2: listen: submissions:127.0.0.1:465 is implicit TLS (RFC 8314) but "
+	  "smtpd_tls_security_level = none" },
+	{ "smtpd_tls_security_level = none\nlisten = submissions:127.0.0.1:465\n", NULL, NULL,
+	  "t.conf:2: listen: submissions:127.0.0.1:465 is implicit TLS" },
+	{ "listen = smtp:127.0.0.1:25\nsmtpd_tls_security_level = none\n",
+	  "smtpd_tls_security_level", "none", NULL },
+	{ "smtpd_tls_security_level = encrypt\nsmtpd_discard_ehlo_keywords = dsn, STARTTLS\n",
+	  NULL, NULL, "t.conf:2: smtpd_tls_security_level = encrypt with STARTTLS in "
+	  "smtpd_discard_ehlo_keywords" },
+	{ "listen = submission:127.0.0.1:587\nsmtpd_tls_security_level = encrypt\n"
+	  "smtpd_discard_ehlo_keywords = starttls\n", NULL, NULL, "would refuse all mail" },
+	/* Implicit TLS needs no STARTTLS. */
+	{ "listen = submissions:127.0.0.1:465\nsmtpd_tls_security_level = encrypt\n"
+	  "smtpd_discard_ehlo_keywords = starttls\n", "smtpd_discard_ehlo_keywords", "starttls",
+	  NULL },
+	{ "smtpd_tls_security_level = may\nsmtpd_discard_ehlo_keywords = starttls\n",
+	  "smtpd_discard_ehlo_keywords", "starttls", NULL },
 	{ "\nhelo_check_forward_match = reject\n", NULL, NULL,
 	  "t.conf:2: helo_check_forward_match = reject: RFC 5321 §4.1.4 forbids" },
 	{ "helo_check_ptr_match = reject\n", NULL, NULL, "set helo_allow_ip_mismatch_reject = yes" },
