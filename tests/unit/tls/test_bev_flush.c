@@ -2,7 +2,9 @@
  * bev_when_flushed(): close-after-flush over a plain socket bufferevent and
  * over the TLS filter (STACK.md trap #1). The callback must fire exactly
  * once, only when the socket's output buffer is empty, never inside the
- * arming call, and never after bev_flush_cancel().
+ * arming call, and never after bev_flush_cancel(). bev_when_drained(), the
+ * same with a threshold (TLS output flow control), fires once at most that
+ * much is left.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -258,6 +260,39 @@ test_cancel_and_rearm(void **state)
 	event_base_free(base);
 }
 
+/* bev_when_drained(): fires once, when at most the limit is left. */
+static void
+test_drained_at_limit(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct bev_flush w = { 0 };
+	struct fired f = { 0 };
+	struct reader r = { .delay_ms = 100 };
+	pthread_t th;
+	const size_t limit = 64 * 1024;
+
+	f.bev = plain_pair(base, &r.fd);
+	f.base = base;
+	write_bulk(f.bev);
+	assert_true(bev_chain_output_length(f.bev) > limit);
+	bev_when_drained(&w, f.bev, limit, on_flushed, &f);
+	assert_int_equal(f.count, 0);
+	assert_int_equal(pthread_create(&th, NULL, reader_main, &r), 0);
+	run_for(base, 1500);
+	assert_int_equal(f.count, 1);
+	assert_true(f.out_at_fire <= limit);
+	/* Below the limit already: fires from the loop, not from the call. */
+	bev_when_drained(&w, f.bev, limit, on_flushed, &f);
+	assert_int_equal(f.count, 1);
+	run_for(base, 50);
+	assert_int_equal(f.count, 2);
+	bufferevent_free(f.bev);
+	join_reader(base, th);
+	close(r.fd);
+	assert_int_equal(r.got, BULK);
+	event_base_free(base);
+}
+
 /* Server side of the TLS case: reply, bulk, then close once flushed. */
 static struct bev_flush tls_w;
 static struct fired tls_f;
@@ -315,6 +350,7 @@ main(void)
 		cmocka_unit_test(test_plain_fires_once),
 		cmocka_unit_test(test_already_flushed_is_deferred),
 		cmocka_unit_test(test_cancel_and_rearm),
+		cmocka_unit_test(test_drained_at_limit),
 		cmocka_unit_test(test_tls_close_after_flush),
 	};
 
