@@ -1668,8 +1668,10 @@ on_event(struct bufferevent *bev, short what, void *arg)
 			 * event when it fired). Also less than a timeout after
 			 * resume(): the timer still counted from the command we
 			 * were busy with, and the client is owed its full time
-			 * from our reply (so at most twice smtpd_timeout). */
-			bufferevent_enable(s->bev, EV_READ);
+			 * from our reply (so at most twice smtpd_timeout). A
+			 * parked TLS session reads again when it goes on. */
+			if (!s->rd_parked)
+				bufferevent_enable(s->bev, EV_READ);
 			return;
 		}
 		session_timeout(s, what, s->rd_cut && (what & BEV_EVENT_READING));
