@@ -7,6 +7,11 @@
  *           progress (e->fl) or a cached answer on the LRU list (e->ans).
  *   flight  one upstream lookup: one or two libunbound queries (A+AAAA),
  *           one deadline timer, and the dns_query waiters that share it.
+ *           After its deadline a flight whose libunbound queries are still
+ *           running is "spent": its waiters have their answer and its
+ *           entry is gone, but it stays on d->spent, counted in
+ *           d->stats.inflight, until libunbound calls back for each query
+ *           (ub_cancel would only mark them: see dns.h).
  *   answer  an immutable, reference-counted result; a cached entry and
  *           every query about to be told hold a reference, so eviction
  *           never frees an answer a callback is about to read.
@@ -96,6 +101,7 @@ struct flight {
 	int              nsub;
 	struct event    *deadline;
 	bool             starting;
+	bool             spent;     /* past its deadline, on d->spent */
 	struct query_list waiters;
 	LIST_ENTRY(flight) link;
 };
@@ -114,6 +120,10 @@ struct dns {
 	TAILQ_HEAD(entry_lru, entry) lru; /* most recently used first */
 	struct query_list ready;
 	LIST_HEAD(, flight) flights;
+	LIST_HEAD(, flight) spent;  /* past the deadline, queries running */
+	size_t           max_inflight;
+	atomic_ullong   *busy_total;        /* NULL: not shared */
+	atomic_llong    *inflight_shared;   /* NULL: not shared */
 	struct dns_stats stats;
 };
 
@@ -145,6 +155,16 @@ now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* One libunbound query more (+1) or less (-1) outstanding. */
+static void
+inflight_add(struct dns *d, int delta)
+{
+	d->stats.inflight += (size_t)(ssize_t)delta;
+	if (d->inflight_shared != NULL)
+		atomic_fetch_add_explicit(d->inflight_shared, delta,
+		    memory_order_relaxed);
 }
 
 /* ---- answers ---- */
@@ -432,6 +452,15 @@ flight_answer(struct flight *fl, uint32_t *ttl)
 	return a;
 }
 
+static bool
+flight_done(const struct flight *fl)
+{
+	for (int i = 0; i < fl->nsub; i++)
+		if (fl->sub[i].running)
+			return false;
+	return true;
+}
+
 static void
 flight_finish(struct flight *fl)
 {
@@ -448,22 +477,22 @@ flight_finish(struct flight *fl)
 		query_ready(q, a, ttl, false);
 	}
 	e->fl = NULL;
+	fl->e = NULL;
 	cache_store(d, e, a, ttl);
 	answer_unref(&a);
 	event_free(fl->deadline);
+	fl->deadline = NULL;
 	LIST_REMOVE(fl, link);
 	for (int i = 0; i < fl->nsub; i++)
 		sub_clear(&fl->sub[i]);
-	free(fl);
-}
-
-static bool
-flight_done(const struct flight *fl)
-{
-	for (int i = 0; i < fl->nsub; i++)
-		if (fl->sub[i].running)
-			return false;
-	return true;
+	if (flight_done(fl)) {
+		free(fl);
+		return;
+	}
+	/* Timed out with queries still inside libunbound: they keep their
+	 * memory there until they finish, so they stay counted. */
+	fl->spent = true;
+	LIST_INSERT_HEAD(&d->spent, fl, link);
 }
 
 static void
@@ -474,6 +503,15 @@ ub_cb(void *arg, int rcode, void *packet, int len, int sec, char *why_bogus,
 	struct flight *fl = s->fl;
 
 	s->running = false;
+	inflight_add(fl->d, -1);
+	if (fl->spent) {
+		/* A late answer to a lookup already told DNS_TIMEOUT. */
+		if (flight_done(fl)) {
+			LIST_REMOVE(fl, link);
+			free(fl);
+		}
+		return;
+	}
 	s->secure = sec == 2;
 	if (rcode != 0) {
 		/* libunbound says "do not inspect" the packet here; only the
@@ -514,14 +552,14 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct flight *fl = arg;
 
+	/* libunbound has no per-query deadline (STACK.md §2.2). The queries
+	 * are not cancelled: ub_cancel() on an event context only marks them
+	 * and they go on inside libunbound, uncounted. They stay running and
+	 * counted until libunbound calls back (flight_finish, ub_cb). */
 	for (int i = 0; i < fl->nsub; i++) {
 		struct sub *s = &fl->sub[i];
-		if (!s->running)
-			continue;
-		/* libunbound has no per-query deadline (STACK.md §2.2). */
-		(void)ub_cancel(fl->d->ub, s->async_id);
-		s->running = false;
-		s->st = DNS_TIMEOUT;
+		if (s->running)
+			s->st = DNS_TIMEOUT;
 	}
 	flight_finish(fl);
 }
@@ -544,9 +582,12 @@ flight_start(struct dns *d, struct flight *fl, const char *qname)
 		s->fl = fl;
 		s->running = true;
 		d->stats.upstream++;
+		/* Counted before the call: ub_cb may run inside it. */
+		inflight_add(d, 1);
 		int r = ub_resolve_event(d->ub, qname, s->rrtype, 1, s, ub_cb, &id);
 		if (r != 0) {
 			log_warn("dns: resolve %s: %s", fl->e->key, ub_strerror(r));
+			inflight_add(d, -1);
 			s->running = false;
 			s->st = DNS_ERROR;
 		} else if (s->running)
@@ -602,25 +643,39 @@ lookup(struct dns *d, enum kind kind, const char *qname, dns_cb *cb,
 		TAILQ_INSERT_TAIL(&e->fl->waiters, q, link);
 		return q;
 	}
+	int nsub = kind == K_ADDR ? 2 : 1;
+	if (d->stats.inflight + (size_t)nsub > d->max_inflight) {
+		/* Too many queries inside libunbound (a dead or slow resolver
+		 * under load): fail fast, as the deadline would, rather than
+		 * let its memory grow. Not cached: it says nothing about the
+		 * name. */
+		struct answer *a = answer_new(DNS_TIMEOUT);
+		free(key);
+		d->stats.busy++;
+		if (d->busy_total != NULL)
+			atomic_fetch_add_explicit(d->busy_total, 1,
+			    memory_order_relaxed);
+		query_ready(q, a, 0, false);
+		answer_unref(&a);
+		return q;
+	}
 	e = entry_add(d, key, h);
 	struct flight *fl = xcalloc(1, sizeof *fl);
 	fl->d = d;
 	fl->e = e;
 	fl->kind = kind;
+	fl->nsub = nsub;
 	TAILQ_INIT(&fl->waiters);
 	switch (kind) {
 	case K_PTR:
 		fl->sub[0].rrtype = WIRE_T_PTR;
-		fl->nsub = 1;
 		break;
 	case K_ADDR:
 		fl->sub[0].rrtype = WIRE_T_A;
 		fl->sub[1].rrtype = WIRE_T_AAAA;
-		fl->nsub = 2;
 		break;
 	case K_MX:
 		fl->sub[0].rrtype = WIRE_T_MX;
-		fl->nsub = 1;
 		break;
 	}
 	e->fl = fl;
@@ -829,6 +884,9 @@ dns_new(struct event_base *base, const struct dns_opts *o, struct buf *err)
 	d->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : DNS_TIMEOUT_DEFAULT_MS;
 	d->cache_max = o->cache_size ? o->cache_size : DNS_CACHE_DEFAULT;
 	d->no_cache = o->no_cache;
+	d->max_inflight = o->max_inflight ? o->max_inflight : DNS_INFLIGHT_DEFAULT;
+	d->busy_total = o->busy_total;
+	d->inflight_shared = o->inflight;
 	d->seed = ((uint64_t)arc4random() << 32) | arc4random();
 	d->tabsize = 64;
 	while (d->tabsize < d->cache_max && d->tabsize < ((size_t)1 << 20))
@@ -837,6 +895,7 @@ dns_new(struct event_base *base, const struct dns_opts *o, struct buf *err)
 	TAILQ_INIT(&d->lru);
 	TAILQ_INIT(&d->ready);
 	LIST_INIT(&d->flights);
+	LIST_INIT(&d->spent);
 	buf_free(&scratch);
 	return d;
 fail:
@@ -859,8 +918,10 @@ dns_free(struct dns **dp)
 	assert_owner(d);
 	while ((fl = LIST_FIRST(&d->flights)) != NULL) {
 		for (int i = 0; i < fl->nsub; i++) {
-			if (fl->sub[i].running)
+			if (fl->sub[i].running) {
 				(void)ub_cancel(d->ub, fl->sub[i].async_id);
+				inflight_add(d, -1);
+			}
 			sub_clear(&fl->sub[i]);
 		}
 		while ((q = TAILQ_FIRST(&fl->waiters)) != NULL) {
@@ -871,6 +932,16 @@ dns_free(struct dns **dp)
 		LIST_REMOVE(fl, link);
 		fl->e->fl = NULL;
 		entry_remove(d, fl->e);
+		free(fl);
+	}
+	while ((fl = LIST_FIRST(&d->spent)) != NULL) {
+		for (int i = 0; i < fl->nsub; i++) {
+			if (fl->sub[i].running) {
+				(void)ub_cancel(d->ub, fl->sub[i].async_id);
+				inflight_add(d, -1);
+			}
+		}
+		LIST_REMOVE(fl, link);
 		free(fl);
 	}
 	while ((q = TAILQ_FIRST(&d->ready)) != NULL) {

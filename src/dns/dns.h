@@ -11,9 +11,19 @@
  * them: every callback, a cache hit included, is delivered from the event
  * loop through a deferred event (event_active), so callers never re-enter
  * their own code. Each upstream lookup has one deadline timer; when it fires
- * the lookup is cancelled in libunbound (ub_cancel) and answers DNS_TIMEOUT,
- * so no caller ever waits longer than dns_opts.timeout_ms (default 2 s):
- * libunbound alone would wait 13-18 s and then answer SERVFAIL (STACK.md §2.2).
+ * every waiter gets DNS_TIMEOUT, so no caller ever waits longer than
+ * dns_opts.timeout_ms (default 2 s): libunbound alone would wait 13-18 s and
+ * then answer SERVFAIL (STACK.md §2.2).
+ *
+ * The libunbound queries themselves outlive the deadline: on a context from
+ * ub_ctx_create_event, ub_cancel() only marks a query, which keeps its
+ * memory and keeps being retried inside libunbound until the resolver
+ * answers or libunbound gives up (with a dead forwarder, minutes, at about
+ * 13 KB per query). So a timed-out query is not cancelled but left to
+ * finish, and is counted until its (ignored) answer comes back. At most
+ * dns_opts.max_inflight libunbound queries are outstanding per struct dns;
+ * a lookup that would need more answers DNS_TIMEOUT at once (through the
+ * loop, like any answer), is not cached, and is counted in busy.
  *
  * Identical lookups in flight (same type and name) share one upstream query.
  *
@@ -39,6 +49,7 @@
 #ifndef EHLO_DNS_DNS_H
 #define EHLO_DNS_DNS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,6 +61,7 @@ struct event_base;
 
 #define DNS_TIMEOUT_DEFAULT_MS 2000
 #define DNS_CACHE_DEFAULT      10000
+#define DNS_INFLIGHT_DEFAULT   1000    /* libunbound queries outstanding */
 #define DNS_MAX_RECORDS        32      /* records kept per answer */
 #define DNS_NAME_MAX           253     /* presentation, no trailing dot */
 
@@ -65,6 +77,14 @@ struct dns_opts {
 	long long   timeout_ms;     /* <= 0: DNS_TIMEOUT_DEFAULT_MS */
 	size_t      cache_size;     /* 0: DNS_CACHE_DEFAULT */
 	bool        no_cache;       /* true: no answer cache (coalescing stays) */
+	/* libunbound queries outstanding at most, timed-out ones included
+	 * (an A+AAAA lookup is two); 0: DNS_INFLIGHT_DEFAULT. */
+	size_t      max_inflight;
+	/* Optional (NULL: none), for metrics read by another thread: each
+	 * refusal for max_inflight adds 1 to *busy_total; *inflight follows
+	 * stats.inflight (summed over every struct dns that shares it). */
+	atomic_ullong *busy_total;
+	atomic_llong  *inflight;
 };
 
 enum dns_status {
@@ -158,7 +178,10 @@ struct dns_stats {
 	unsigned long long cache_hits;
 	unsigned long long coalesced;   /* joined a lookup in flight */
 	unsigned long long upstream;    /* ub_resolve_event calls */
-	unsigned long long timeouts;
+	unsigned long long timeouts;    /* lookups answered DNS_TIMEOUT at
+	                                   the deadline (busy not included) */
+	unsigned long long busy;        /* refused: max_inflight reached */
+	size_t             inflight;    /* libunbound queries outstanding now */
 };
 void dns_get_stats(const struct dns *d, struct dns_stats *out);
 

@@ -649,6 +649,77 @@ test_addr_timeout(void **state)
 	assert_int_equal(g.r.ttl, 5);
 }
 
+/*
+ * max_inflight: a timed-out query stays inside libunbound (ub_cancel only
+ * marks it on an event context), so it stays counted after its deadline,
+ * and a lookup over the limit answers DNS_TIMEOUT at once, uncached, from
+ * the loop. A lookup that needs no query (a cached answer) still works.
+ */
+static void
+test_inflight_limit(void **state)
+{
+	NEED_UNBOUND();
+	struct event_base *base = event_base_new();
+	const char *fw[] = { fwd };
+	struct dns_opts o = { .forwarders = fw, .nforwarders = 1,
+	    .timeout_ms = 300, .max_inflight = 2 };
+	atomic_ullong busy = 0;
+	atomic_llong inflight = 0;
+	o.busy_total = &busy;
+	o.inflight = &inflight;
+	struct dns *d = dns_new(base, &o, NULL);
+	assert_non_null(d);
+	struct got ga = { 0 }, gp = { 0 }, gc = { 0 }, gc2 = { 0 };
+	struct got *gsa[] = { &ga }, *gsp[] = { &gp }, *gsc[] = { &gc },
+	    *gsc2[] = { &gc2 };
+	struct dns_stats st;
+
+	/* 127.0.0.2 answered and cached while there is room. */
+	(void)ptr(d, "127.0.0.2", &gc);
+	run_until(base, gsc, 1, 1, 5000);
+	assert_int_equal(gc.r.status, DNS_OK);
+
+	(void)addr(d, "timeout.test", &ga);     /* A + AAAA: both slots */
+	dns_get_stats(d, &st);
+	assert_int_equal(st.inflight, 2);
+	assert_int_equal(atomic_load(&inflight), 2);
+
+	long long t0 = mono_ms();
+	(void)ptr(d, "127.0.0.8", &gp);
+	run_until(base, gsp, 1, 1, 5000);
+	assert_int_equal(gp.r.status, DNS_TIMEOUT);
+	assert_true(gp.at_ms - t0 < 200);       /* not the 300 ms deadline */
+	assert_int_equal(ga.calls, 0);
+
+	run_until(base, gsa, 1, 1, 5000);
+	assert_int_equal(ga.r.status, DNS_TIMEOUT);
+	/* Past the deadline the dropped queries still run in libunbound
+	 * (13-18 s): still counted, so the limit still refuses. */
+	dns_get_stats(d, &st);
+	assert_int_equal(st.inflight, 2);
+	assert_int_equal(st.timeouts, 1);
+	memset(&gp, 0, sizeof gp);
+	(void)ptr(d, "127.0.0.8", &gp);
+	run_until(base, gsp, 1, 1, 5000);
+	assert_int_equal(gp.r.status, DNS_TIMEOUT);
+	assert_false(gp.r.cached);              /* refusals are not cached */
+	dns_get_stats(d, &st);
+	assert_int_equal(st.busy, 2);
+	assert_int_equal(atomic_load(&busy), 2);
+	assert_int_equal(st.upstream, 3);       /* 127.0.0.2, A, AAAA */
+
+	(void)ptr(d, "127.0.0.2", &gc2);        /* the cache still answers */
+	run_until(base, gsc2, 1, 1, 5000);
+	assert_int_equal(gc2.r.status, DNS_OK);
+	assert_true(gc2.r.cached);
+
+	/* Freed with queries still inside libunbound: nothing leaks
+	 * (ASan) and the shared gauge returns to 0. */
+	dns_free(&d);
+	assert_int_equal(atomic_load(&inflight), 0);
+	event_base_free(base);
+}
+
 static void
 test_mx(void **state)
 {
@@ -707,6 +778,7 @@ main(void)
 		cmocka_unit_test(test_free_from_callback),
 		cmocka_unit_test_setup_teardown(test_addr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_addr_timeout, setup, teardown),
+		cmocka_unit_test(test_inflight_limit),
 		cmocka_unit_test_setup_teardown(test_mx, setup, teardown),
 		cmocka_unit_test(test_bad_forwarder),
 	};
