@@ -1619,6 +1619,15 @@ config_validate(const struct ehlo_config *cfg, struct buf *err)
 		    cfg->smtpd_tls_cert_file.n, cfg->smtpd_tls_key_file.n);
 		return false;
 	}
+	/* DATA reserves a few KiB before the first octet arrives: a budget
+	 * below 64 KiB would refuse every message, 452, for ever. */
+	if (cfg->smtpd_message_memory_limit != 0 && cfg->smtpd_message_memory_limit < 65536) {
+		prefix(cfg, err, setting_index("smtpd_message_memory_limit"));
+		buf_appendf(err, "smtpd_message_memory_limit (%llu) must be 0 (no limit) or at "
+		    "least 65536: below that no message could be accepted",
+		    cfg->smtpd_message_memory_limit);
+		return false;
+	}
 	/*
 	 * A message of message_size_limit octets is held in a buffer that grows
 	 * by doubling, so it can take up to twice its size; a memory budget

@@ -869,10 +869,57 @@ reset_if_drained(struct journal *j, int why)
 	return true;
 }
 
+/*
+ * The current segment lost its name: someone removed it, or the whole
+ * journal directory, while ehlod runs. Records written to it could never
+ * be found by a restart, so no 250 may rest on it (an audit saw 250s go on
+ * into the deleted file). Reopen the directory by its name and start a new
+ * segment there; if that fails, the append fails (451) until the
+ * directory is back. Messages of the removed segment still waiting for
+ * their Maildirs are delivered by this process, but a crash now loses them.
+ */
+static int
+segment_vanished(struct journal *j)
+{
+	log_err("spool journal: %s/journal.%u was removed while in use: messages in it that "
+	    "are not yet in their Maildirs are lost if ehlod stops before delivering them",
+	    j->dir, j->cur);
+	int dfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		int e = errno;
+		log_err("spool journal: %s: %s; refusing mail (451) until it is back", j->dir,
+		    strerror(e));
+		return e;
+	}
+	close(j->dirfd);
+	j->dirfd = dfd;
+	unsigned old = j->cur;
+	int oldfd = j->fd;
+	int e = start_segment(j, j->cur + 1 ? j->cur + 1 : 1);
+	if (e != 0) {
+		log_err("spool journal: cannot start segment %u in %s: %s", j->cur + 1, j->dir,
+		    strerror(e));
+		return e;
+	}
+	close(oldfd);
+	pthread_mutex_lock(&j->mu);
+	struct segment *sg = seg_find(j, old);
+	if (sg != NULL)
+		maybe_drop(j, sg);
+	pthread_mutex_unlock(&j->mu);
+	return 0;
+}
+
 int
 journal_append(struct journal *j, const struct buf *records, size_t nmsg, unsigned *segno,
     uint64_t *at)
 {
+	struct stat st;
+	if (fstat(j->fd, &st) == 0 && st.st_nlink == 0) {
+		int e = segment_vanished(j);
+		if (e != 0)
+			return e;
+	}
 	if (j->size >= j->segmax) {
 		unsigned old = j->cur;
 		int oldfd = j->fd;

@@ -259,8 +259,11 @@ static const struct pcase cases[] = {
 	  "smtpd_message_memory_limit", "20000000", NULL },
 	{ "message_size_limit = 300000000\nsmtpd_message_memory_limit = 0\n",
 	  "message_size_limit", "300000000", NULL },
-	{ "smtpd_message_memory_limit = 1000\nmessage_size_limit = 0\n",
-	  "smtpd_message_memory_limit", "1000", NULL },
+	/* Too small for any message (DATA reserves a few KiB first). */
+	{ "smtpd_message_memory_limit = 1000\nmessage_size_limit = 0\n", NULL, NULL,
+	  "t.conf:1: smtpd_message_memory_limit (1000) must be 0 (no limit) or at least 65536" },
+	{ "smtpd_message_memory_limit = 65536\nmessage_size_limit = 0\n",
+	  "smtpd_message_memory_limit", "65536", NULL },
 	/* A listener that would serve nobody. */
 	{ "listen = smtp:127.0.0.1:25, submissions:127.0.0.1:465\n"
 	  "smtpd_tls_security_level = none\n", NULL, NULL,

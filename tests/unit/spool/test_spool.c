@@ -2140,6 +2140,53 @@ test_tmp_leftovers_swept(void **state)
 	free(root);
 }
 
+/*
+ * The journal directory removed while the spool runs: the next message
+ * gets a failure (451), not a 250 resting on a file no restart can find;
+ * once the directory is back, a new segment starts there and messages
+ * are acknowledged again. Before, 250s went on into the deleted segment.
+ */
+static void
+test_journal_directory_removed(void **state)
+{
+	char jdir[4096];
+	char *root = make_journal_root(jdir);
+	char *box = mailbox(root, "v");
+	struct buf err = BUF_INIT;
+	struct spool *sp = new_journal_spool(root, jdir, &err);
+	assert_non_null(sp);
+	struct loop l;
+	loop_init(&l);
+	submit_acked(sp, &l, box, 1);
+	assert_int_equal(l.failed, 0);
+	assert_true(wait_count(box, 1));
+
+	rm_tree(jdir);
+	l.want++;
+	char qid[24];
+	spool_queue_id(qid);
+	assert_non_null(spool_submit(sp, l.base, make_msg(100, 7), 100,
+	    (const char *const *)&box, 1, qid, done_cb, &l));
+	loop_run(&l);
+	assert_int_equal(l.failed, 1);
+
+	assert_int_equal(mkdir(jdir, 0700), 0);
+	l.want++;
+	spool_queue_id(qid);
+	assert_non_null(spool_submit(sp, l.base, make_msg(100, 8), 100,
+	    (const char *const *)&box, 1, qid, done_cb, &l));
+	loop_run(&l);
+	assert_int_equal(l.failed, 1);                  /* no new failure */
+	assert_int_equal(count_dir(jdir, ".", NULL, 0), 1);     /* a new segment */
+	assert_true(wait_count(box, 2));
+	spool_free(&sp);
+	loop_free(&l);
+	free(box);
+	buf_free(&err);
+	rm_tree(root);
+	free(root);
+}
+
 int
 main(void)
 {
@@ -2166,6 +2213,7 @@ main(void)
 		cmocka_unit_test(test_journal_copies_on_their_own),
 		cmocka_unit_test(test_journal_retry_reads_back),
 		cmocka_unit_test(test_tmp_link_not_swept),
+		cmocka_unit_test(test_journal_directory_removed),
 		cmocka_unit_test(test_journal_linger),
 		cmocka_unit_test(test_journal_crash),
 		cmocka_unit_test(test_journal_recovery_replaces_leftover_tmp),
