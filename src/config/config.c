@@ -519,6 +519,13 @@ static const struct cfg_setting settings[] = {
 	  "How long one DNS lookup may take before it counts as a temporary failure."),
 	I(dns_cache_size, "10000", 0, 100000000, false,
 	  "DNS answers kept in the resolver cache."),
+	I(dns_max_inflight, "1000", 2, 1000000, false,
+	  "DNS queries each worker may have outstanding in its resolver library (libunbound; "
+	  "an address lookup is two, A and AAAA). A query that passed dns_timeout still counts "
+	  "until the resolver answers or the library gives up, which with a dead resolver takes "
+	  "minutes, and each holds about 13 KB. A lookup beyond the limit fails at once as a "
+	  "temporary DNS failure, the same as a timeout, and is counted in "
+	  "ehlo_dns_inflight_limit_rejects_total."),
 	L(smtpd_upstream_proxy_hosts, "", true, check_cidrs,
 	  "Addresses or networks allowed to send a PROXY protocol header (v1 or v2); empty: none."),
 	TM(smtpd_upstream_proxy_timeout, "5s", 1, 300 * SEC, true,

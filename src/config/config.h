@@ -124,6 +124,7 @@ struct ehlo_config {
 	struct cfg_list dns_forwarders;
 	long long dns_timeout;                  /* ms */
 	long long dns_cache_size;
+	long long dns_max_inflight;             /* per worker */
 	struct cfg_list smtpd_upstream_proxy_hosts;
 	long long smtpd_upstream_proxy_timeout; /* ms */
 	char    *metrics_listen;

@@ -543,6 +543,9 @@ worker_main(void *arg)
 			.nforwarders = cfg->dns_forwarders.n,
 			.timeout_ms = cfg->dns_timeout,
 			.cache_size = (size_t)cfg->dns_cache_size,
+			.max_inflight = (size_t)cfg->dns_max_inflight,
+			.busy_total = &w->d->stats.dns_inflight_rejects,
+			.inflight = &w->d->stats.dns_inflight,
 		};
 		struct buf err = BUF_INIT;
 		w->dns = dns_new(w->base, &dop, &err);

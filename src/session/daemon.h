@@ -87,6 +87,8 @@ struct daemon_stats {
 	atomic_ullong output_blocked;   /* sessions held back by unread replies */
 	atomic_ullong helo_rejects, helo_tempfails, helo_shadow_rejects;
 	atomic_llong  sessions_active;
+	atomic_ullong dns_inflight_rejects; /* lookups refused: dns_max_inflight */
+	atomic_llong  dns_inflight;         /* libunbound queries outstanding */
 	/* smtpd_message_memory_limit (session.c, "the message memory budget") */
 	atomic_size_t receiving_bytes;  /* message bodies being received, all sessions */
 	atomic_ullong memory_rejects_mail, memory_rejects_data;

@@ -117,6 +117,12 @@ on_metrics(struct evhttp_request *req, void *arg)
 	    "by smtpd_message_memory_limit).", (long long)daemon_message_memory(d));
 	gauge(b, "ehlo_smtpd_sessions_active", "Sessions open now.",
 	    (long long)atomic_load(&st->sessions_active));
+	counter(b, "ehlo_dns_inflight_limit_rejects_total", "DNS lookups failed at once as "
+	    "temporary failures because dns_max_inflight queries were outstanding.",
+	    atomic_load(&st->dns_inflight_rejects));
+	gauge(b, "ehlo_dns_queries_inflight", "DNS queries outstanding in the resolver "
+	    "library now, all workers (timed-out ones until it gives up).",
+	    (long long)atomic_load(&st->dns_inflight));
 	if (d->spool != NULL) {
 		struct spool_stats ss;
 		spool_get_stats(d->spool, &ss);
