@@ -350,7 +350,7 @@ static const struct cfg_setting settings[] = {
 	  "A message larger than the limit could ever hold (a message buffer grows by "
 	  "doubling: over the largest power of two not above it, less 2) gets 552 5.3.4, "
 	  "and with message_size_limit = 0 that size is announced as SIZE. "
-	  "At least twice message_size_limit; 0 means no limit."),
+	  "At least twice message_size_limit, and at least 65536 (DATA reserves a few KiB first); 0 means no limit."),
 	I(smtpd_recipient_limit, "1000", 1, INT_MAX, true,
 	  "Most recipients accepted per message (RFC 5321 §4.5.3.1.8 requires at least 100)."),
 	I(smtpd_hard_error_limit, "20", 1, INT_MAX, true,
@@ -399,8 +399,8 @@ static const struct cfg_setting settings[] = {
 	  "a 10 MB message may take 180 s plus 20,000 s)."),
 	I(smtpd_recipient_overshoot_limit, "1000", 0, INT_MAX, true,
 	  "Recipients past smtpd_recipient_limit (each refused with 452 4.5.3, to be sent "
-	  "again in a later transaction, RFC 5321 §4.5.3.1.10) a client may give in a session "
-	  "before each further one counts as an error towards smtpd_hard_error_limit, as in "
+	  "again in a later transaction, RFC 5321 §4.5.3.1.10) a client may give in a "
+	  "transaction before each further one counts as an error towards smtpd_hard_error_limit, as in "
 	  "Postfix: a client that pipelines its whole list keeps the recipients accepted."),
 	I(smtpd_junk_command_limit, "100", 0, INT_MAX, true,
 	  "NOOP, RSET, VRFY, EXPN and HELP commands a client may send before each further one "

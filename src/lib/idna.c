@@ -158,21 +158,47 @@ idna_to_ascii(const char *in, size_t n, struct buf *out)
 		/* One label: s[i..] up to the next '.' or the end. */
 		size_t ncp = 0;
 		bool ascii = true;
-		while (i < n && s[i] != '.') {
+		size_t dot = 0;         /* octets of the separator that ends it */
+		while (i < n) {
 			uint32_t c;
 			size_t l = utf8_next(s + i, n - i, &c);
 			if (l == 0 || ncp == LABEL_CP_MAX + 1)
 				goto fail;
+			/* UTS #46 maps the ideographic and fullwidth full stops
+			 * to '.', and ignores the soft hyphen. */
+			if (c == '.' || c == 0x3002 || c == 0xff0e || c == 0xff61) {
+				dot = l;
+				break;
+			}
+			i += l;
+			if (c == 0xad)
+				continue;
 			if (c < 0x80 && !(ascii_isalnum((int)c) || c == '-'))
 				goto fail;      /* LDH only; no control, space, '@' */
-			if ((c >= 0x80 && c < 0xa0) || c == 0x2028 || c == 0x2029)
-				goto fail;      /* C1 controls, line separators */
-			if (c >= 0x80)
-				ascii = false;
+			if ((c >= 0x80 && c < 0xa0) || c == 0x2028 || c == 0x2029 ||
+			    c == 0x200c || c == 0x200d)
+				goto fail;      /* C1 controls, line separators, ZWNJ/ZWJ */
+			/* U+0130 lowercases to "i" and U+0307 in full (UTS #46 maps
+			 * it so); the simple mapping would drop the dot. */
+			if (c == 0x130) {
+				if (ncp + 2 > LABEL_CP_MAX + 1)
+					goto fail;
+				cp[ncp++] = 'i';
+				cp[ncp++] = 0x307;
+				continue;
+			}
 			cp[ncp++] = lower_cp(c);
-			i += l;
 		}
 		if (ncp == 0 || ncp > LABEL_CP_MAX)
+			goto fail;
+		/* After the case mapping: U+0130 and U+212A map to ASCII. */
+		for (size_t k = 0; k < ncp; k++)
+			if (cp[k] >= 0x80)
+				ascii = false;
+		/* RFC 5891 §4.2.3.1: a U-label neither starts nor ends with a
+		 * hyphen, nor has "--" in its third and fourth positions. */
+		if (!ascii && (cp[0] == '-' || cp[ncp - 1] == '-' ||
+		    (ncp >= 4 && cp[2] == '-' && cp[3] == '-')))
 			goto fail;
 		size_t lstart = out->len;
 		if (ascii) {
@@ -184,10 +210,10 @@ idna_to_ascii(const char *in, size_t n, struct buf *out)
 		}
 		if (out->len - lstart > LABEL_MAX)
 			goto fail;
-		if (i == n)
-			break;
+		if (dot == 0)
+			break;          /* the end of the name */
 		buf_append_char(out, '.');
-		i++;                    /* the dot; a trailing one is an empty label */
+		i += dot;               /* a trailing separator is an empty label */
 		if (i == n)
 			goto fail;
 	}

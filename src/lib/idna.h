@@ -6,13 +6,17 @@
  * and the same Maildir. Pure: no I/O (the case mapping uses the C.UTF-8
  * locale's tables, loaded once).
  *
- * What is done: each label that holds non-ASCII characters is lower-cased
- * (simple Unicode case mapping, as UTS #46 maps upper-case input) and
- * Punycode-encoded behind "xn--"; ASCII labels are lower-cased. What is not
- * done, for lack of the tables (no libidn2/ICU in this project's stack):
- * NFC normalisation and the IDNA2008 code point rules. A name in another
- * normalisation form gets another A-label, as it would be an invalid
- * U-label anyway; it simply matches nothing.
+ * What is done: each label is lower-cased (simple Unicode case mapping, as
+ * UTS #46 maps upper-case input; U+0130 to "i" U+0307 as in full case
+ * mapping) and, if it holds non-ASCII characters after that, Punycode-
+ * encoded behind "xn--"; the ideographic and fullwidth full stops separate
+ * labels and the soft hyphen is dropped (UTS #46); a U-label with a leading
+ * or trailing hyphen, "--" in positions 3-4, or ZWJ/ZWNJ is refused (RFC
+ * 5891 §4.2.3). What is not done, for lack of the tables (no libidn2/ICU
+ * in this project's stack): NFC normalisation, UTS #46's compatibility
+ * mappings (fullwidth letters, ligatures) and the IDNA2008 code point
+ * rules (emoji pass). Such a name gets an A-label no other software
+ * produces: it is an invalid U-label anyway, and simply matches nothing.
  */
 #ifndef EHLO_LIB_IDNA_H
 #define EHLO_LIB_IDNA_H

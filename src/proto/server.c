@@ -559,9 +559,9 @@ do_rcpt(struct smtp_server *s, const char *arg, size_t n)
 		 * 100 took 20 of the 452s to reach smtpd_hard_error_limit, and
 		 * the 421 lost the 100 accepted ones. As Postfix's
 		 * smtpd_recipient_overshoot_limit, only refusals past that
-		 * many in a session count as errors.
+		 * many in a transaction count as errors.
 		 */
-		if (++s->rcpt_overshoot > s->o.recipient_overshoot_limit) {
+		if (++s->tx->overshoot > s->o.recipient_overshoot_limit) {
 			reply(s, 452, "4.5.3", "Error: too many recipients");
 		} else {
 			reply_uncounted(s, 452, "4.5.3", "Error: too many recipients");

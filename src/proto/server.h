@@ -107,6 +107,7 @@ struct smtp_tx {
 	 * any end of it) forgets it: on the machine, it made the next
 	 * transaction's clean first chunk "follow a bare CR". */
 	bool               bdat_cr_pending;
+	unsigned           overshoot;     /* 452 4.5.3 "too many recipients" in it */
 };
 
 /* RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets, CRLF included.
@@ -150,7 +151,6 @@ struct smtp_server {
 	bool              stopping;
 	unsigned          errors;         /* peer errors this session */
 	unsigned          junk;           /* NOOP/RSET/VRFY/EXPN/HELP since the last message */
-	unsigned          rcpt_overshoot; /* 452 4.5.3 "too many recipients" this session */
 	/* The 421 for smtpd_hard_error_limit went out (the session logs and
 	 * counts it, then clears this). */
 	bool              error_limit_hit;

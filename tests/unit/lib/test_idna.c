@@ -33,6 +33,13 @@ static const struct {
 	/* (L) 3<nen>B<gumi><kinpachi><sensei>, B mapped to b */
 	{ "3\xe5\xb9\xb4" "B\xe7\xb5\x84\xe9\x87\x91\xe5\x85\xab\xe5\x85\x88\xe7\x94\x9f",
 	  "xn--3b-ww4c5e180e575a65lsy2b" },
+	/* Characters whose lower case is (partly) ASCII (UTS #46). */
+	{ "\xc4\xb0stanbul.example", "xn--istanbul-o0e.example" },
+	{ "\xe2\x84\xaa" "elvin.example", "kelvin.example" },
+	/* The ideographic full stop separates labels; a soft hyphen is
+	 * ignored (UTS #46). */
+	{ "\xc3\xbc\xe3\x80\x82" "example", "xn--tda.example" },
+	{ "\xc3\xbc\xc2\xadx.example", "xn--x-dha.example" },
 	/* 63 ASCII octets in a label is the most. */
 	{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.x",
 	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.x" },
@@ -43,6 +50,9 @@ static const char *const bad[] = {
 	"b\xc3", "\xc0\xaf.example", "\xed\xa0\x80.example", "\xf4\x90\x80\x80.x",
 	"\xc2\x85.example",      /* C1 control */
 	"a\x01.example",
+	"b\xc3\xbc--cher.example",            /* "--" in positions 3-4 of a U-label */
+	"-b\xc3\xbc" "cher.example", "b\xc3\xbc" "cher-.example",
+	"a\xe2\x80\x8d" "b\xc3\xbc.example",   /* ZWJ */
 	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.x", /* 64 */
 	/* 21 x U+00FC: its A-label is longer than 63 octets. */
 	"\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc\xc3\xbc"

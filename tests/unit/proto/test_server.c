@@ -1321,9 +1321,10 @@ test_recipient_limit(void **state)
 	check(t, &ov, "");
 
 	/* The 452s for recipients past the limit are not errors, up to the
-	 * overshoot limit (here 3, with a hard error limit of 2): the message
-	 * to the accepted recipient goes through. Past it, each counts, and
-	 * the second such one ends the session. */
+	 * overshoot limit (here 3, with a hard error limit of 2) in each
+	 * transaction, as Postfix counts: the message to the accepted
+	 * recipient goes through. Past it, each counts, and the second such
+	 * one ends the session. */
 	struct opts_override ov2 = { .max_rcpt = 1, .errors = 2, .overshoot = 3 };
 	static const struct step t2[] = {
 		{ "EHLO c.test\r\n", EHLO_REPLY },
@@ -1334,9 +1335,11 @@ test_recipient_limit(void **state)
 		  "354 End data with <CR><LF>.<CR><LF>\r\n" },
 		{ "x\r\n.\r\n", "250 2.0.0 Ok: queued as Q1\r\n" },
 		{ "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nRCPT TO:<c@y.test>\r\n"
-		  "RCPT TO:<d@y.test>\r\n",
+		  "RCPT TO:<d@y.test>\r\nRCPT TO:<e@y.test>\r\nRCPT TO:<f@y.test>\r\n"
+		  "RCPT TO:<g@y.test>\r\n",
 		  "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n452 4.5.3 Error: too many recipients\r\n"
-		  "452 4.5.3 Error: too many recipients\r\n"
+		  "452 4.5.3 Error: too many recipients\r\n452 4.5.3 Error: too many recipients\r\n"
+		  "452 4.5.3 Error: too many recipients\r\n452 4.5.3 Error: too many recipients\r\n"
 		  "421 4.7.0 mx.test Error: too many errors\r\n" },
 		{ NULL, NULL },
 	};
