@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
@@ -964,6 +965,97 @@ autocert_dir_safe(const char *dir, uid_t mail_uid)
 	close(fd);
 }
 
+/* A directory only root may change entries of: root's, and writable by
+ * group or others only with the sticky bit (whose entries only their
+ * owners, root here as the caller checks the next level, may rename). */
+static bool
+root_dir(const struct stat *st)
+{
+	return S_ISDIR(st->st_mode) && st->st_uid == 0 &&
+	    ((st->st_mode & (S_IWGRP | S_IWOTH)) == 0 || (st->st_mode & S_ISVTX));
+}
+
+/* Every prefix of the absolute path p (/, /a, /a/b, ... p) names a
+ * root_dir, each looked up as written (stat follows links, lstat checks
+ * a link's own owner). */
+static bool
+prefixes_root(const char *p)
+{
+	char tmp[4096];
+	size_t n = strlen(p);
+	if (n == 0 || n >= sizeof tmp || p[0] != '/')
+		return false;
+	memcpy(tmp, p, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (i < n && tmp[i] != '/')
+			continue;
+		char c = tmp[i];
+		tmp[i] = '\0';
+		struct stat st, lst;
+		bool ok = stat(i == 1 && c == '/' ? "/" : tmp, &st) == 0 && root_dir(&st) &&
+		    lstat(tmp[0] ? tmp : "/", &lst) == 0 && lst.st_uid == 0;
+		tmp[i] = c;
+		if (!ok)
+			return false;
+	}
+	struct stat st;
+	return stat("/", &st) == 0 && root_dir(&st);
+}
+
+/*
+ * True if no user but root can change what path names, up to its nearest
+ * existing directory: every directory on the way, as written and as
+ * resolved (realpath: where links lead), is a root_dir. Root may then
+ * create and chown there by name. Anywhere else (under a directory the
+ * mail owner can write, say) a user could put a symbolic link in the way
+ * between our check and our use, and have root create or hand over any
+ * file or directory (a session-13 audit took /etc-like targets that way).
+ */
+static bool
+trusted_path(const char *path)
+{
+	char abs[4096], real[PATH_MAX];
+	if (path[0] == '/') {
+		snprintf(abs, sizeof abs, "%s", path);
+	} else {
+		char cwd[2048];
+		if (getcwd(cwd, sizeof cwd) == NULL)
+			return false;
+		snprintf(abs, sizeof abs, "%s/%s", cwd, path);
+	}
+	/* The nearest existing ancestor (or the path itself). */
+	struct stat st;
+	while (stat(abs, &st) != 0) {
+		char *slash = strrchr(abs, '/');
+		if (slash == NULL || slash == abs)
+			return false;
+		*slash = '\0';
+	}
+	if (!S_ISDIR(st.st_mode))
+		return false;
+	return prefixes_root(abs) && realpath(abs, real) != NULL && prefixes_root(real);
+}
+
+/*
+ * The directories the spool writes in, for mail_owner, started as root.
+ * On a trusted path root makes them and hands them over; elsewhere it does
+ * nothing by name there (see trusted_path), and the mail owner makes them
+ * itself after the privilege drop (make_owner_dirs). Returns true if that
+ * is still to do.
+ */
+static bool
+spool_dir_as_root(const char *setting, const char *path, uid_t uid, gid_t gid)
+{
+	if (uid != (uid_t)-1 && geteuid() == 0 && !trusted_path(path)) {
+		log_info("%s %s: under a directory others than root can write: made and "
+		    "checked as mail_owner after the privilege drop", setting, path);
+		return true;
+	}
+	if (make_dirs(path, uid, gid) != 0)
+		log_fatal(73, "cannot create %s %s: %s", setting, path, strerror(errno));
+	return false;
+}
+
 static void
 raise_fd_limit(void)
 {
@@ -1035,6 +1127,8 @@ ehlod_run(struct ehlo_config *cfg)
 		fprintf(stderr, "ehlod: cannot open maillog_file %s: %s\n", cfg->maillog_file,
 		    strerror(errno));
 		config_free(&cfg);
+		free(d->ipc);
+		pthread_mutex_destroy(&d->lock);
 		return 75;
 	}
 	log_config_warnings(cfg);
@@ -1086,20 +1180,30 @@ ehlod_run(struct ehlo_config *cfg)
 			    cfg->mail_owner);
 		}
 	}
-	if (make_dirs(cfg->virtual_mailbox_base, uid, gid) != 0)
-		log_fatal(73, "cannot create virtual_mailbox_base %s: %s",
-		    cfg->virtual_mailbox_base, strerror(errno));
-	if (cfg->spool_journal_directory[0] &&
-	    make_dirs(cfg->spool_journal_directory, uid, gid) != 0)
-		log_fatal(73, "cannot create spool_journal_directory %s: %s",
-		    cfg->spool_journal_directory, strerror(errno));
-	/* Where a 250 cannot survive a power cut, say so once at start. */
-	warn_fs("virtual_mailbox_base", cfg->virtual_mailbox_base);
-	if (cfg->spool_journal_directory[0])
-		warn_fs("spool_journal_directory", cfg->spool_journal_directory);
+	bool base_later = spool_dir_as_root("virtual_mailbox_base", cfg->virtual_mailbox_base,
+	    uid, gid);
+	bool journal_later = cfg->spool_journal_directory[0] &&
+	    spool_dir_as_root("spool_journal_directory", cfg->spool_journal_directory, uid, gid);
 	/* Root's, not mail_owner's: root writes and chowns the pair there
-	 * before the drop (autocert_dir_safe). */
-	if (cfg->smtpd_tls_auto_cert && cfg->smtpd_tls_cert_file.n == 0) {
+	 * before the drop (autocert_dir_safe), so the way to it must be
+	 * root's too (trusted_path). Only when the start will make or load
+	 * the pair: with TLS off there is nothing to make. */
+	if (uses_auto_cert(cfg)) {
+		if (uid != (uid_t)-1 && geteuid() == 0) {
+			char *parent = xstrdup(cfg->smtpd_tls_auto_cert_dir);
+			char *slash = strrchr(parent, '/');
+			if (slash != NULL && slash != parent)
+				*slash = '\0';
+			else if (slash == parent)
+				parent[1] = '\0';
+			else
+				snprintf(parent, strlen(parent) + 1, ".");
+			if (!trusted_path(parent))
+				log_fatal(73, "smtpd_tls_auto_cert_dir %s: a directory on the way to "
+				    "it can be written by others than root, who creates files there "
+				    "before dropping privileges: move it", cfg->smtpd_tls_auto_cert_dir);
+			free(parent);
+		}
 		if (make_dirs(cfg->smtpd_tls_auto_cert_dir, (uid_t)-1, (gid_t)-1) != 0)
 			log_fatal(73, "cannot create smtpd_tls_auto_cert_dir %s: %s",
 			    cfg->smtpd_tls_auto_cert_dir, strerror(errno));
@@ -1183,6 +1287,18 @@ ehlod_run(struct ehlo_config *cfg)
 	} else if (geteuid() == 0) {
 		log_warn("running as root: set mail_owner to drop privileges after binding");
 	}
+	/* As the mail owner now: what root left alone (spool_dir_as_root). */
+	if (base_later && make_dirs(cfg->virtual_mailbox_base, (uid_t)-1, (gid_t)-1) != 0)
+		log_fatal(73, "cannot create virtual_mailbox_base %s as %s: %s",
+		    cfg->virtual_mailbox_base, cfg->mail_owner, strerror(errno));
+	if (journal_later &&
+	    make_dirs(cfg->spool_journal_directory, (uid_t)-1, (gid_t)-1) != 0)
+		log_fatal(73, "cannot create spool_journal_directory %s as %s: %s",
+		    cfg->spool_journal_directory, cfg->mail_owner, strerror(errno));
+	/* Where a 250 cannot survive a power cut, say so once at start. */
+	warn_fs("virtual_mailbox_base", cfg->virtual_mailbox_base);
+	if (cfg->spool_journal_directory[0])
+		warn_fs("spool_journal_directory", cfg->spool_journal_directory);
 
 	struct spool_opts so = {
 		.base = cfg->virtual_mailbox_base,

@@ -260,8 +260,18 @@ tls_autocert_ensure(const char *dir, const char *name, char **certpath,
 	if (lockfd < 0 || flock(lockfd, LOCK_EX) != 0) {
 		buf_appendf(err, "auto certificate: %s: %s", lock, strerror(errno));
 		ok = false;
-	} else if (access(crt, F_OK) != 0 || access(key, F_OK) != 0) {
-		ok = generate(crt, key, name, err);
+	} else {
+		/* Made when either is missing; kept when both are regular files;
+		 * anything else there (a FIFO would hang the loaders, a link
+		 * or a directory is not ours) is an error. */
+		struct stat cs, ks;
+		bool hc = lstat(crt, &cs) == 0, hk = lstat(key, &ks) == 0;
+		if (!hc || !hk)
+			ok = generate(crt, key, name, err);
+		else if (!S_ISREG(cs.st_mode) || !S_ISREG(ks.st_mode)) {
+			buf_appendf(err, "auto certificate: %s or %s is not a regular file", crt, key);
+			ok = false;
+		}
 	}
 	if (lockfd >= 0)
 		close(lockfd);

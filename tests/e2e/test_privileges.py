@@ -302,5 +302,29 @@ def test_failed_reload_after_a_good_one():
     check(srv.running(), "ehlod stopped after the failed reload")
 
 
+def test_no_chown_through_links_in_the_mail_owners_tree():
+    """Root makes and chowns the spool's directories by name only where no
+    one else can change the way to them. The journal directory inside the
+    Maildir base (the mail owner's) replaced by a link to a directory of
+    root's: the start must not hand that directory over (it did: chown by
+    name at every start). It fails instead, the mail owner being unable to
+    use root's directory."""
+    srv = owner_server()
+    srv.settings["spool_journal_directory"] = os.path.join(srv.mailbase, "journal")
+    srv.start()
+    srv.stop()
+    victim = os.path.join(srv.dir, "victim-dir")
+    os.mkdir(victim, 0o700)
+    jd = os.path.join(srv.mailbase, "journal")
+    shutil.rmtree(jd)
+    os.symlink(victim, jd)
+    srv.write_config(port=2525)
+    p = subprocess.run([EHLOD, "-c", srv.conf], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    st = os.stat(victim)
+    eq((st.st_uid, st.st_gid), (0, 0), "owner of the directory the planted link names")
+    check(p.returncode != 0, "ehlod started on a journal directory it cannot use")
+
+
 if __name__ == "__main__":
     main(globals())
