@@ -103,8 +103,36 @@ key_ok(const char *s, size_t n)
 	return utf8_valid(s, n);
 }
 
+static struct addrmap *
+load_text(const char *text, size_t len, const char *name, bool quote, struct buf *err);
+
 struct addrmap *
 addrmap_load_buffer(const char *text, size_t len, const char *name, struct buf *err)
+{
+	return load_text(text, len, name, true, err);
+}
+
+/* Appends the bad key k[0..n) quoted, or a note if quote is false. */
+static void
+bad_key(struct buf *err, const char *k, size_t n, bool quote)
+{
+	if (!quote) {
+		buf_append_str(err, "(not quoted: the file is not world-readable)");
+		return;
+	}
+	buf_append_char(err, '"');
+	log_sanitize(err, k, n, 80);
+	buf_append_char(err, '"');
+}
+
+/*
+ * quote: whether an error may show the offending text. A map is read as
+ * root at start, and its errors are logged where the mail owner may read
+ * them: a file only root may read (or one a link planted by the mail owner
+ * names, /etc/shadow say) has its line number told, not its content.
+ */
+static struct addrmap *
+load_text(const char *text, size_t len, const char *name, bool quote, struct buf *err)
 {
 	struct addrmap *m = xcalloc(1, sizeof(*m));
 	unsigned line = 0;
@@ -124,11 +152,9 @@ addrmap_load_buffer(const char *text, size_t len, const char *name, struct buf *
 		for (t = s; t < e && !is_space((unsigned char)text[t]); t++)
 			;
 		if (!key_ok(text + s, t - s)) {
-			struct buf q = BUF_INIT;
-			log_sanitize(&q, text + s, t - s, 80);
-			buf_appendf(err, "%s:%u: bad address \"%s\" (expected local@domain "
-			    "or @domain)", name, line, buf_cstr(&q));
-			buf_free(&q);
+			buf_appendf(err, "%s:%u: bad address ", name, line);
+			bad_key(err, text + s, t - s, quote);
+			buf_append_str(err, " (expected local@domain or @domain)");
 			addrmap_free(&m);
 			return NULL;
 		}
@@ -140,11 +166,8 @@ addrmap_load_buffer(const char *text, size_t len, const char *name, struct buf *
 			struct buf k = BUF_INIT;
 			buf_append(&k, text + s, (size_t)(at + 1 - (text + s)));
 			if (!idna_to_ascii(at + 1, (size_t)(text + t - (at + 1)), &k)) {
-				struct buf q = BUF_INIT;
-				log_sanitize(&q, text + s, t - s, 80);
-				buf_appendf(err, "%s:%u: bad domain in \"%s\"", name, line,
-				    buf_cstr(&q));
-				buf_free(&q);
+				buf_appendf(err, "%s:%u: bad domain in ", name, line);
+				bad_key(err, text + s, t - s, quote);
 				buf_free(&k);
 				addrmap_free(&m);
 				return NULL;
@@ -197,7 +220,7 @@ addrmap_load(const char *path, struct buf *err)
 		len += (size_t)r;
 	}
 	close(fd);
-	struct addrmap *m = addrmap_load_buffer(text, len, path, err);
+	struct addrmap *m = load_text(text, len, path, (st.st_mode & S_IROTH) != 0, err);
 	free(text);
 	return m;
 fail:

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/addrmap.h"
@@ -136,6 +137,24 @@ test_many_and_file(void **state)
 	buf_reset(&err);
 	assert_null(addrmap_load("/tmp", &err));
 	assert_non_null(strstr(buf_cstr(&err), "not a regular file"));
+	buf_reset(&err);
+
+	/* A file others may not read: its bad line is not quoted (ehlod reads
+	 * maps as root at start; a link could name /etc/shadow). mkstemp's
+	 * 0600; then 0644 quotes it. */
+	char p2[] = "/tmp/ehlo-addrmap-XXXXXX";
+	fd = mkstemp(p2);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "root:$6$secret:19000\n", 21), 21);
+	close(fd);
+	assert_null(addrmap_load(p2, &err));
+	assert_non_null(strstr(buf_cstr(&err), ":1: bad address (not quoted"));
+	assert_null(strstr(buf_cstr(&err), "secret"));
+	buf_reset(&err);
+	assert_int_equal(chmod(p2, 0644), 0);
+	assert_null(addrmap_load(p2, &err));
+	assert_non_null(strstr(buf_cstr(&err), "secret"));
+	unlink(p2);
 	buf_free(&err);
 }
 
