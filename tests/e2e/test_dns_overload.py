@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.request
 
-from ehlotest import Server, check, eq, free_port, main, wait_until
+from ehlotest import Server, asan_build, check, eq, free_port, main, wait_until
 from identhelp import connect, expect_results, identity_line
 
 WARMUP = 1500               # connections that fill the limit (one PTR query each)
@@ -117,7 +117,13 @@ def test_dead_resolver_flood_memory_bounded():
                   start, before, WARMUP, growth, FLOOD, time.monotonic() - t0, bh.queries,
                   {k: v for k, v in m.items() if "dns" in k}))
         check(bh.queries > 0, "no query reached the black-hole forwarder")
-        check(growth < MAX_GROWTH_KB, "RSS grew by %d kB (bound %d kB)" % (growth, MAX_GROWTH_KB))
+        if asan_build():
+            # ASan's allocator (quarantine, redzones) makes RSS measure
+            # itself; the counters below still show the bound at work.
+            print("# ASan build: the RSS bound is checked in the plain build")
+        else:
+            check(growth < MAX_GROWTH_KB, "RSS grew by %d kB (bound %d kB)"
+                  % (growth, MAX_GROWTH_KB))
         check(m.get("ehlo_dns_inflight_limit_rejects_total", 0) > 0,
               "ehlo_dns_inflight_limit_rejects_total did not move: %r" % m)
         check(0 < m.get("ehlo_dns_queries_inflight", 0) <= LIMIT,
