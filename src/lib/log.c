@@ -93,6 +93,44 @@ log_open(const char *dest, const char *progname)
 }
 
 int
+log_check(const char *dest)
+{
+	if (dest == NULL || *dest == '\0' || strcmp(dest, "/dev/stderr") == 0 ||
+	    strcmp(dest, "/dev/stdout") == 0 || strcmp(dest, "syslog") == 0)
+		return 0;
+	int fd = open(dest, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0) {
+		struct stat st;
+		bool ok = fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISCHR(st.st_mode));
+		close(fd);
+		if (!ok) {
+			errno = EINVAL;
+			return -1;
+		}
+		return 0;
+	}
+	if (errno != ENOENT)
+		return -1;
+	/* To be created: its directory must take it. */
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", dest);
+	char *slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash != NULL)
+		*slash = '\0';
+	struct stat st;
+	const char *d = slash != NULL ? dir : ".";
+	if (stat(d, &st) != 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	return access(d, W_OK | X_OK);
+}
+
+int
 log_created_fd(void)
 {
 	return created_fd;

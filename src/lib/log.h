@@ -27,6 +27,14 @@ int  log_open(const char *dest, const char *progname); /* 0 ok, -1 errno set */
  * name as root would follow a link that a less privileged user planted.
  */
 int  log_created_fd(void);
+/*
+ * Whether log_open(dest) would succeed, without creating anything (for
+ * ehlod -t): 0, or -1 with errno set, by the same rules: no symbolic link,
+ * a regular file or a character device, opened for appending without
+ * waiting (a FIFO without a reader fails), or a directory that can take
+ * a new file.
+ */
+int  log_check(const char *dest);
 void log_set_level(enum log_level min);
 void log_close(void);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

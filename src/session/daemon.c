@@ -852,30 +852,12 @@ ehlod_check(struct ehlo_config *cfg, struct buf *err, struct buf *warn)
 		}
 	}
 	/* The start opens maillog_file first and stops (exit 75) if it
-	 * cannot: the same test, without creating the file. */
-	const char *lf = cfg->maillog_file;
-	if (lf[0] == '/' || (lf[0] != '\0' && strcmp(lf, "syslog") != 0)) {
-		struct stat lst;
-		int ok;
-		if (strcmp(lf, "/dev/stderr") == 0 || strcmp(lf, "/dev/stdout") == 0)
-			ok = 0;
-		else if (lstat(lf, &lst) == 0)
-			ok = S_ISLNK(lst.st_mode) ? (errno = ELOOP, -1) : access(lf, W_OK);
-		else {
-			char *dir = xstrdup(lf);
-			char *slash = strrchr(dir, '/');
-			if (slash == dir)
-				slash[1] = '\0';
-			else if (slash != NULL)
-				*slash = '\0';
-			ok = access(slash != NULL ? dir : ".", W_OK);
-			free(dir);
-		}
-		if (ok != 0) {
-			buf_appendf(err, "cannot open maillog_file %s: %s", lf, strerror(errno));
-			config_free(&cfg);
-			return 75;      /* as the start */
-		}
+	 * cannot: the same rules, without creating the file. */
+	if (log_check(cfg->maillog_file) != 0) {
+		buf_appendf(err, "cannot open maillog_file %s: %s", cfg->maillog_file,
+		    strerror(errno));
+		config_free(&cfg);
+		return 75;
 	}
 	char *auto_dir = check_auto_cert(cfg);
 	struct buf tls_off = BUF_INIT;
@@ -963,6 +945,23 @@ autocert_dir_safe(const char *dir, uid_t mail_uid)
 		log_fatal(73, "smtpd_tls_auto_cert_dir %s must be owned by root and not "
 		    "writable by group or others: root creates files there", dir);
 	close(fd);
+}
+
+/* True if user (primary group gid) is in group g, supplementary groups
+ * included, as after initgroups() in drop_privileges. */
+static bool
+in_groups(const char *user, gid_t gid, gid_t g)
+{
+	if (g == gid)
+		return true;
+	gid_t groups[256];
+	int n = (int)(sizeof groups / sizeof groups[0]);
+	if (getgrouplist(user, gid, groups, &n) < 0)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (groups[i] == g)
+			return true;
+	return false;
 }
 
 /* A directory only root may change entries of: root's, and writable by
@@ -1173,7 +1172,8 @@ ehlod_run(struct ehlo_config *cfg)
 				log_warn("chown %s: %s", cfg->maillog_file, strerror(errno));
 		} else if (stat(cfg->maillog_file, &lst) == 0 && S_ISREG(lst.st_mode) &&
 		    !(lst.st_uid == uid && (lst.st_mode & S_IWUSR)) &&
-		    !(lst.st_gid == gid && (lst.st_mode & S_IWGRP)) && !(lst.st_mode & S_IWOTH)) {
+		    !(in_groups(cfg->mail_owner, gid, lst.st_gid) && (lst.st_mode & S_IWGRP)) &&
+		    !(lst.st_mode & S_IWOTH)) {
 			log_warn("maillog_file %s is not writable by mail_owner %s: a reload after "
 			    "the file is rotated cannot reopen it (give it to %s, or have the "
 			    "rotation create it so)", cfg->maillog_file, cfg->mail_owner,

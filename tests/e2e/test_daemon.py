@@ -98,6 +98,14 @@ def test_check_loads_named_files():
     eq(rc, 75, "ehlod -t exit status with a maillog_file that cannot be opened")
     check("cannot open maillog_file" in err, "ehlod -t error: %r" % err)
     eq(os.path.exists(os.path.join(d, "no-such-dir")), False, "ehlod -t made the directory")
+    # A FIFO (no reader) or a directory where the log should be: the start
+    # stops on them (75), so -t does too (it said 0).
+    fifo = os.path.join(d, "log.fifo")
+    os.mkfifo(fifo)
+    for bad in (fifo, d):
+        rc, out, err = ehlod("-t", "-c", write(os.path.join(d, "badlog.conf"), base +
+                             "maillog_file = %s\n" % bad))
+        eq(rc, 75, "ehlod -t exit status with maillog_file %s" % bad)
 
     # "encrypt" with the self-signed pair starts, so it passes the check
     # (it failed: "no certificate configured"), and the check's own pair
