@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "identity/hostname.h"
+#include "lib/idna.h"
 #include "lib/util.h"
 #include "lib/xmalloc.h"
 
@@ -115,133 +116,6 @@ insert(struct psl *psl, const char *s, size_t n, uint8_t flags)
 	psl->keys++;
 }
 
-/* Decodes one UTF-8 code point at s[*i]; rejects overlongs, surrogates and
- * values above U+10FFFF. */
-static bool
-utf8_next(const unsigned char *s, size_t n, size_t *i, uint32_t *cp)
-{
-	unsigned char c = s[*i];
-	size_t need;
-	uint32_t v, min;
-	if (c < 0x80) {
-		*cp = c;
-		(*i)++;
-		return true;
-	} else if ((c & 0xe0) == 0xc0) {
-		need = 1; v = c & 0x1f; min = 0x80;
-	} else if ((c & 0xf0) == 0xe0) {
-		need = 2; v = c & 0x0f; min = 0x800;
-	} else if ((c & 0xf8) == 0xf0) {
-		need = 3; v = c & 0x07; min = 0x10000;
-	} else {
-		return false;
-	}
-	if (n - *i <= need)
-		return false;
-	for (size_t k = 1; k <= need; k++) {
-		unsigned char cc = s[*i + k];
-		if ((cc & 0xc0) != 0x80)
-			return false;
-		v = (v << 6) | (cc & 0x3f);
-	}
-	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-		return false;
-	*cp = v;
-	*i += need + 1;
-	return true;
-}
-
-/* RFC 3492 §5 parameters. */
-enum { PC_BASE = 36, PC_TMIN = 1, PC_TMAX = 26, PC_SKEW = 38, PC_DAMP = 700,
-       PC_BIAS = 72, PC_N = 128 };
-
-static uint32_t
-adapt(uint32_t delta, uint32_t numpoints, bool first)
-{
-	delta = first ? delta / PC_DAMP : delta / 2;
-	delta += delta / numpoints;
-	uint32_t k = 0;
-	while (delta > ((PC_BASE - PC_TMIN) * PC_TMAX) / 2) {
-		delta /= PC_BASE - PC_TMIN;
-		k += PC_BASE;
-	}
-	return k + (PC_BASE - PC_TMIN + 1) * delta / (delta + PC_SKEW);
-}
-
-static char
-pc_digit(uint32_t d)
-{
-	return (char)(d < 26 ? 'a' + d : '0' + (d - 26));
-}
-
-size_t
-psl_punycode_label(const char *in, size_t n, char *out, size_t outlen)
-{
-	uint32_t cps[ID_LABEL_MAX + 1];
-	size_t ncp = 0;
-	bool ascii = true;
-	for (size_t i = 0; i < n;) {
-		if (ncp == sizeof(cps) / sizeof(cps[0]))
-			return 0;
-		if (!utf8_next((const unsigned char *)in, n, &i, &cps[ncp]))
-			return 0;
-		if (cps[ncp] >= 0x80)
-			ascii = false;
-		ncp++;
-	}
-	size_t k = 0;
-#define PUT(ch) do { if (k + 1 >= outlen) return 0; out[k++] = (ch); } while (0)
-	if (ascii) {
-		for (size_t i = 0; i < ncp; i++)
-			PUT((char)cps[i]);
-		out[k] = '\0';
-		return k;
-	}
-	PUT('x'); PUT('n'); PUT('-'); PUT('-');
-	uint32_t b = 0;
-	for (size_t i = 0; i < ncp; i++)
-		if (cps[i] < 0x80) {
-			PUT((char)cps[i]);
-			b++;
-		}
-	if (b > 0)
-		PUT('-');
-	uint32_t nn = PC_N, delta = 0, bias = PC_BIAS, h = b;
-	while (h < ncp) {
-		uint32_t m = UINT32_MAX;
-		for (size_t i = 0; i < ncp; i++)
-			if (cps[i] >= nn && cps[i] < m)
-				m = cps[i];
-		/* At most 64 code points below U+110000: no overflow. */
-		delta += (m - nn) * (h + 1);
-		nn = m;
-		for (size_t i = 0; i < ncp; i++) {
-			if (cps[i] < nn)
-				delta++;
-			if (cps[i] != nn)
-				continue;
-			uint32_t q = delta;
-			for (uint32_t kk = PC_BASE;; kk += PC_BASE) {
-				uint32_t t = kk <= bias ? PC_TMIN :
-				    kk >= bias + PC_TMAX ? PC_TMAX : kk - bias;
-				if (q < t)
-					break;
-				PUT(pc_digit(t + (q - t) % (PC_BASE - t)));
-				q = (q - t) / (PC_BASE - t);
-			}
-			PUT(pc_digit(q));
-			bias = adapt(delta, h + 1, h == b);
-			delta = 0;
-			h++;
-		}
-		delta++;
-		nn++;
-	}
-#undef PUT
-	out[k] = '\0';
-	return k;
-}
-
 /* Converts a rule's name to lowercase ASCII (A-labels) in out; false if it
  * is not a valid host name afterwards. */
 static bool
@@ -253,7 +127,7 @@ rule_to_ascii(const char *s, size_t n, char *out)
 		if (i < n && s[i] != '.')
 			continue;
 		char label[ID_LABEL_MAX + 1];
-		size_t ln = psl_punycode_label(s + start, i - start, label,
+		size_t ln = idna_punycode_label(s + start, i - start, label,
 		    sizeof(label));
 		if (ln == 0 || k + ln + 1 > sizeof(tmp))
 			return false;

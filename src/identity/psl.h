@@ -57,13 +57,4 @@ enum {
 void psl_lookup(const struct psl *psl, const char *name, size_t len,
                 unsigned opts, struct psl_match *m);
 
-/*
- * Encodes one label of UTF-8 into its A-label "xn--..." (RFC 3492, no
- * further IDNA mapping: the list is already lowercase NFC). Returns the
- * length written to out (at most outlen - 1, NUL-terminated), or 0 if the
- * input is not valid UTF-8 or the result does not fit. An all-ASCII label
- * is copied unchanged.
- */
-size_t psl_punycode_label(const char *in, size_t n, char *out, size_t outlen);
-
 #endif

@@ -4,6 +4,7 @@
 #include <locale.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 #include <wctype.h>
 
 #include "lib/util.h"
@@ -134,6 +135,37 @@ punycode(const uint32_t *cp, size_t n, struct buf *out)
 		next++;
 	}
 	return true;
+}
+
+size_t
+idna_punycode_label(const char *in, size_t n, char *out, size_t outlen)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	uint32_t cp[LABEL_CP_MAX];
+	size_t ncp = 0;
+	bool ascii = true;
+	for (size_t i = 0; i < n;) {
+		size_t l = ncp < LABEL_CP_MAX ? utf8_next(s + i, n - i, &cp[ncp]) : 0;
+		if (l == 0)
+			return 0;
+		ascii = ascii && cp[ncp] < 0x80;
+		ncp++;
+		i += l;
+	}
+	struct buf b = BUF_INIT;
+	if (ascii) {
+		buf_append(&b, in, n);
+	} else {
+		buf_append_str(&b, "xn--");
+		punycode(cp, ncp, &b);
+	}
+	size_t len = b.len;
+	if (len + 1 > outlen)
+		len = 0;
+	else
+		memcpy(out, buf_cstr(&b), len + 1);
+	buf_free(&b);
+	return len;
 }
 
 bool

@@ -34,6 +34,16 @@
  */
 bool idna_to_ascii(const char *in, size_t n, struct buf *out);
 
+/*
+ * Encodes one label of UTF-8 into its A-label "xn--..." (RFC 3492, no
+ * mapping or IDNA check: for input already lowercase NFC, such as the
+ * public suffix list). Returns the length written to out (at most
+ * outlen - 1, NUL-terminated), or 0 if the input is not well-formed UTF-8,
+ * holds more than 63 code points, or the result does not fit. An all-ASCII
+ * label is copied unchanged.
+ */
+size_t idna_punycode_label(const char *in, size_t n, char *out, size_t outlen);
+
 /* True if s[0..n) holds an octet above 0x7f. */
 bool idna_has_utf8(const char *s, size_t n);
 

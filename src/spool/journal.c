@@ -869,6 +869,26 @@ reset_if_drained(struct journal *j, int why)
 	return true;
 }
 
+/* Starts the next segment and closes the current one, which goes once
+ * its messages are delivered (maybe_drop). 0, or the errno value of
+ * start_segment, the current segment staying current. */
+static int
+roll(struct journal *j)
+{
+	unsigned old = j->cur;
+	int oldfd = j->fd;
+	int e = start_segment(j, j->cur + 1 ? j->cur + 1 : 1);
+	if (e != 0)
+		return e;
+	close(oldfd);
+	pthread_mutex_lock(&j->mu);
+	struct segment *sg = seg_find(j, old);
+	if (sg != NULL)
+		maybe_drop(j, sg);
+	pthread_mutex_unlock(&j->mu);
+	return 0;
+}
+
 /*
  * The current segment lost its name: someone removed it, or the whole
  * journal directory, while ehlod runs. Records written to it could never
@@ -893,21 +913,11 @@ segment_vanished(struct journal *j)
 	}
 	close(j->dirfd);
 	j->dirfd = dfd;
-	unsigned old = j->cur;
-	int oldfd = j->fd;
-	int e = start_segment(j, j->cur + 1 ? j->cur + 1 : 1);
-	if (e != 0) {
+	int e = roll(j);
+	if (e != 0)
 		log_err("spool journal: cannot start segment %u in %s: %s", j->cur + 1, j->dir,
 		    strerror(e));
-		return e;
-	}
-	close(oldfd);
-	pthread_mutex_lock(&j->mu);
-	struct segment *sg = seg_find(j, old);
-	if (sg != NULL)
-		maybe_drop(j, sg);
-	pthread_mutex_unlock(&j->mu);
-	return 0;
+	return e;
 }
 
 int
@@ -921,20 +931,10 @@ journal_append(struct journal *j, const struct buf *records, size_t nmsg, unsign
 			return e;
 	}
 	if (j->size >= j->segmax) {
-		unsigned old = j->cur;
-		int oldfd = j->fd;
-		int e = start_segment(j, j->cur + 1 ? j->cur + 1 : 1);
-		if (e != 0) {
+		int e = roll(j);
+		if (e != 0)
 			log_warn("spool journal: cannot start segment %u, staying on %u: %s",
 			    j->cur + 1, j->cur, strerror(e));
-		} else {
-			close(oldfd);
-			pthread_mutex_lock(&j->mu);
-			struct segment *s = seg_find(j, old);
-			if (s != NULL)
-				maybe_drop(j, s);
-			pthread_mutex_unlock(&j->mu);
-		}
 	}
 	int e = write_group(j, records);
 	/* Out of space: the delivered records may be what fills the disk.

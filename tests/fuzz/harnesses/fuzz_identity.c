@@ -18,6 +18,7 @@
 
 #include "identity/identity.h"
 #include "identity/load.h"
+#include "lib/idna.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -68,7 +69,7 @@ names_only(const char *s, size_t n)
 	(void)id_addr_parse(s, n, &a);
 	(void)id_is_bare_ipv4(s, n);
 	char pc[80];
-	(void)psl_punycode_label(s, n, pc, sizeof(pc));
+	(void)idna_punycode_label(s, n, pc, sizeof(pc));
 }
 
 int

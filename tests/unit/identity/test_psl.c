@@ -13,6 +13,7 @@
 
 #include "identity/load.h"
 #include "identity/psl.h"
+#include "lib/idna.h"
 
 static struct psl *real;
 
@@ -224,18 +225,18 @@ test_punycode(void **state)
 	};
 	char out[64];
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		size_t n = psl_punycode_label(cases[i].in, strlen(cases[i].in),
+		size_t n = idna_punycode_label(cases[i].in, strlen(cases[i].in),
 		    out, sizeof(out));
 		assert_int_equal(n, strlen(cases[i].out));
 		assert_string_equal(out, cases[i].out);
 	}
 	/* Bad UTF-8: truncated, overlong, surrogate, lone continuation. */
-	assert_int_equal(psl_punycode_label("\xe4\xb8", 2, out, sizeof(out)), 0);
-	assert_int_equal(psl_punycode_label("\xc0\xaf", 2, out, sizeof(out)), 0);
-	assert_int_equal(psl_punycode_label("\xed\xa0\x80", 3, out, sizeof(out)), 0);
-	assert_int_equal(psl_punycode_label("\x80", 1, out, sizeof(out)), 0);
+	assert_int_equal(idna_punycode_label("\xe4\xb8", 2, out, sizeof(out)), 0);
+	assert_int_equal(idna_punycode_label("\xc0\xaf", 2, out, sizeof(out)), 0);
+	assert_int_equal(idna_punycode_label("\xed\xa0\x80", 3, out, sizeof(out)), 0);
+	assert_int_equal(idna_punycode_label("\x80", 1, out, sizeof(out)), 0);
 	/* Does not fit. */
-	assert_int_equal(psl_punycode_label("\xe4\xb8\xad\xe5\x9b\xbd", 6, out, 8), 0);
+	assert_int_equal(idna_punycode_label("\xe4\xb8\xad\xe5\x9b\xbd", 6, out, 8), 0);
 }
 
 static void
