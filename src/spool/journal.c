@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -727,10 +728,21 @@ journal_open(const char *dir, size_t segmax, const char *base, struct deliverer 
 			if (unlink(p) == 0)
 				removed = true;
 		} else if (f == SEG_ASIDE) {
-			char from[64], to[80];
+			/* A name of its own: segment numbers start again at 1
+			 * once a journal empties, and an earlier damaged file
+			 * (maybe holding the only copy of a message) must not
+			 * be replaced. */
+			char from[64], to[96];
 			snprintf(from, sizeof from, "journal.%u", nos[i]);
-			snprintf(to, sizeof to, "damaged.journal.%u", nos[i]);
-			if (renameat(j->dirfd, from, j->dirfd, to) == 0) {
+			int r = -1;
+			for (unsigned u = 0; u < 1000 && r != 0; u++) {
+				snprintf(to, sizeof to, "damaged.journal.%u.%lld.%u", nos[i],
+				    (long long)time(NULL), u);
+				r = renameat2(j->dirfd, from, j->dirfd, to, RENAME_NOREPLACE);
+				if (r != 0 && errno != EEXIST)
+					break;
+			}
+			if (r == 0) {
 				removed = true;
 				log_err("spool journal: %s/%s: damaged records; every valid message "
 				    "in it is delivered; moved aside to %s for a person to check, "

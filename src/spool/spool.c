@@ -556,6 +556,11 @@ journal_thread(void *arg)
 			sp->jtail = NULL;
 		pthread_mutex_unlock(&sp->mu);
 
+		/* A group of large messages grew the buffer (up to 8 MiB, or
+		 * one message): give that back rather than keep it for the
+		 * life of the process, outside smtpd_message_memory_limit. */
+		if (rec.cap > (1u << 20))
+			buf_free(&rec);
 		buf_reset(&rec);
 		size_t nok = 0;
 		for (size_t i = 0; i < n; i++) {
