@@ -9,6 +9,7 @@
  * neither may ever become "fail".
  */
 #include "identity/identity.h"
+#include "proto/data.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -979,36 +980,14 @@ ar_is_ours(const char *p, size_t n, const char *authserv_id)
 	    ascii_ieqn(p + start, idlen, authserv_id);
 }
 
+static bool
+ar_drop(const char *f, size_t flen, void *arg)
+{
+	return ar_is_ours(f, flen, arg);
+}
+
 size_t
 identity_strip_auth_results(char *msg, size_t *len, const char *authserv_id)
 {
-	size_t n = *len, r = 0, w = 0, removed = 0;
-	while (r < n) {
-		if (msg[r] == '\n')
-			break;                       /* end of the header section */
-		/* One field: this line plus its continuation lines. */
-		size_t end = r;
-		for (;;) {
-			const char *lf = memchr(msg + end, '\n', n - end);
-			end = lf ? (size_t)(lf - msg) + 1 : n;
-			if (end >= n || (msg[end] != ' ' && msg[end] != '\t'))
-				break;
-		}
-		if (ar_is_ours(msg + r, end - r, authserv_id)) {
-			removed++;
-		} else {
-			if (w != r)
-				memmove(msg + w, msg + r, end - r);
-			w += end - r;
-		}
-		r = end;
-	}
-	if (w != r) {
-		memmove(msg + w, msg + r, n - r);
-		w += n - r;
-	} else {
-		w = n;
-	}
-	*len = w;
-	return removed;
+	return data_strip_fields(msg, len, ar_drop, (void *)authserv_id);
 }

@@ -294,11 +294,38 @@ field_named(const char *p, size_t n, const char *name)
 	return i < n && p[i] == ':';
 }
 
+/* Does p[0..n) begin with a field name and its colon? */
+static bool
+is_field(const char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n && (unsigned char)p[i] > ' ' && (unsigned char)p[i] < 0x7f && p[i] != ':')
+		i++;
+	if (i == 0)
+		return false;
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	return i < n && p[i] == ':';
+}
+
+static bool
+named(const char *f, size_t flen, void *arg)
+{
+	return field_named(f, flen, arg);
+}
+
 size_t
 data_strip_header_field(char *msg, size_t *len, const char *name)
 {
+	return data_strip_fields(msg, len, named, (void *)name);
+}
+
+size_t
+data_strip_fields(char *msg, size_t *len, bool (*drop)(const char *f, size_t flen, void *arg),
+    void *arg)
+{
 	size_t n = *len, r = 0, w = 0, removed = 0;
-	while (r < n && msg[r] != '\n') {
+	while (r < n && msg[r] != '\n' && is_field(msg + r, n - r)) {
 		/* One field: this line and its continuation lines. */
 		size_t end = r;
 		for (;;) {
@@ -307,7 +334,7 @@ data_strip_header_field(char *msg, size_t *len, const char *name)
 			if (end >= n || (msg[end] != ' ' && msg[end] != '\t'))
 				break;
 		}
-		if (field_named(msg + r, end - r, name)) {
+		if (drop(msg + r, end - r, arg)) {
 			removed++;
 		} else {
 			if (w != r)

@@ -109,4 +109,16 @@ bool data_decoder_bare_violation(const struct data_decoder *d);
  */
 size_t data_strip_header_field(char *msg, size_t *len, const char *name);
 
+/*
+ * The walk behind it: removes every header field f of msg[0..*len) (with
+ * its continuation lines, LF line ends) for which drop(f, flen, arg) is
+ * true, in place; returns how many and updates *len. The header section
+ * ends at the first empty line, or at the first line that is neither a
+ * field (a name of printable ASCII, optional white space, a colon: RFC
+ * 5322 §2.2, §4.5) nor a continuation: such a line begins the body, as
+ * Postfix's MIME parser takes it, and nothing after it is touched.
+ */
+size_t data_strip_fields(char *msg, size_t *len,
+    bool (*drop)(const char *f, size_t flen, void *arg), void *arg);
+
 #endif

@@ -458,6 +458,13 @@ test_strip_header_field(void **state)
 		{ "Return-Path\n\n", "Return-Path\n\n", 0 },
 		{ "", "", 0 },
 		{ "\nReturn-Path: <body>\n", "\nReturn-Path: <body>\n", 0 },
+		/* A line that is neither a field nor a continuation ends the
+		 * header section (as Postfix's MIME parser takes it): what
+		 * follows is body and stays. */
+		{ "Subject: a\nnot a header field\nReturn-Path: <keep>\n\nb\n",
+		  "Subject: a\nnot a header field\nReturn-Path: <keep>\n\nb\n", 0 },
+		{ "Hello there\nReturn-Path: <a@b>\n\nx\n", "Hello there\nReturn-Path: <a@b>\n\nx\n", 0 },
+		{ ": empty name\nReturn-Path: <a>\n", ": empty name\nReturn-Path: <a>\n", 0 },
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		size_t len = strlen(t[i].in);
