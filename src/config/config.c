@@ -230,6 +230,15 @@ check_banner(const void *field, struct buf *msg)
 		    "\"220 \" domain [text]), e.g. \"$myhostname ESMTP\", in printable ASCII; got \"");
 		log_sanitize(msg, s, strlen(s), 80);
 		buf_append_str(msg, "\"");
+		return false;
+	}
+	/* RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets with the
+	 * CRLF, so the banner after "220 " at most 506 (it was cut silently,
+	 * and the line still went over). */
+	if (strlen(s) > 506) {
+		buf_appendf(msg, "is %zu octets long; the greeting line allows 506 after \"220 \" "
+		    "(RFC 5321 §4.5.3.1.5)", strlen(s));
+		return false;
 	}
 	return ok;
 }

@@ -411,12 +411,18 @@ on_flushed(void *arg)
 }
 
 /* Queue the pending output and free the session once the kernel has it. */
+static void log_error_limit(struct session *s);
+
 static void
 close_after_flush(struct session *s)
 {
 	if (s->closing)
 		return;
 	s->closing = true;
+	/* Here, not at each caller: the 421 may follow a reply that waited for
+	 * DNS or the spool (on_ident_ready, on_delivered), and those paths
+	 * closed without the line and the counter. */
+	log_error_limit(s);
 	flush_out(s);
 	bufferevent_disable(s->bev, EV_READ);
 	/* Writing (and so its timeout) must be on for the flush to end, if
@@ -1193,8 +1199,6 @@ budget_allows_mail(struct session *s)
 }
 
 /* Performs one machine event. */
-static void log_error_limit(struct session *s);
-
 static void
 handle_event(struct session *s, enum smtp_event ev)
 {
@@ -1243,16 +1247,13 @@ handle_event(struct session *s, enum smtp_event ev)
 		start_tls(s);
 		break;
 	case SRV_EV_CLOSE:
-		log_error_limit(s);
 		close_after_flush(s);
 		break;
 	case SRV_EV_NONE:
 		break;
 	}
-	if (!s->closing && s->srv->pending == SRV_EV_CLOSE) {
-		log_error_limit(s);
+	if (!s->closing && s->srv->pending == SRV_EV_CLOSE)
 		close_after_flush(s);
-	}
 }
 
 /* The first bytes (at most n, at most 64) of what the client has sent

@@ -218,5 +218,24 @@ def test_error_limit_logged_and_counted():
           "counter: %r" % [l for l in text.splitlines() if "error_limit" in l])
 
 
+def test_error_limit_after_a_delivery_failure_logged():
+    """The 421 can follow a reply that waited for the spool (a delivery
+    that failed, 451): it is logged and counted there too (it was not)."""
+    import os
+    srv = Server({"smtpd_hard_error_limit": "1"})
+    os.makedirs(os.path.join(srv.mailbase, DOMAIN), exist_ok=True)
+    with open(os.path.join(srv.mailbase, DOMAIN, "bad"), "w"):
+        pass                            # a file where the Maildir should be
+    c = Client(srv.port)
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@sender.test>", 250)
+    c.cmd("RCPT TO:<bad@%s>" % DOMAIN, 250)
+    c.cmd("DATA", 354)
+    c.send(b"Subject: x\r\n\r\nx\r\n.\r\n")
+    c.expect(451)
+    c.expect(421, "4.7.0")
+    srv.wait_log("too many errors after DATA from")
+
+
 if __name__ == "__main__":
     main(globals())

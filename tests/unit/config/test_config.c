@@ -202,6 +202,14 @@ static const struct pcase cases[] = {
 	{ "virtual_mailbox_domains = a.test, b/c.test\n", NULL, NULL,
 	  "virtual_mailbox_domains: bad domain \"b/c.test\"" },
 	{ "virtual_mailbox_domains = .a.test\n", NULL, NULL, "bad domain" },
+	/* The greeting line is at most 512 octets (RFC 5321 §4.5.3.1.5). */
+	{ "smtpd_banner = mx.test ESMTP xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
+	  NULL, NULL, "the greeting line allows 506" },
 	{ "virtual_mailbox_domains = b\xc2\x85.example\n", NULL, NULL, "bad domain" },
 	{ "listen = smtp:[127.0.0.1]:25\n", NULL, NULL, "bad address:port" },
 	{ "listen = smtp:::1:25\n", NULL, NULL, "bad address:port" },
@@ -1006,16 +1014,17 @@ test_postconf_differential(void **state)
 	}
 }
 
-/* Loads text; if fits, smtpd_banner must be exactly len octets long,
- * otherwise the load must fail with err_line (file:line and message). */
+/* Loads text; if fits, smtpd_tls_ciphers (a string no check bounds)
+ * must be exactly len octets long, otherwise the load must fail with
+ * err_line (file:line and message). */
 static void
-expect_banner(const char *text, size_t n, bool fits, size_t len, const char *err_line)
+expect_long(const char *text, size_t n, bool fits, size_t len, const char *err_line)
 {
 	struct buf err = BUF_INIT;
 	struct ehlo_config *cfg = config_load_buffer(text, n, "t.conf", &err);
 	if (fits) {
 		assert_non_null(cfg);
-		assert_int_equal(strlen(cfg->smtpd_banner), len);
+		assert_int_equal(strlen(cfg->smtpd_tls_ciphers), len);
 	} else {
 		assert_null(cfg);
 		assert_non_null(strstr(buf_cstr(&err), err_line));
@@ -1031,8 +1040,8 @@ test_value_length_limit(void **state)
 {
 	(void)state;
 	const size_t lim = 256 * 1024;
-	static const char pre[] = "smtpd_banner = ";
-	static const char host[] = "myhostname = mx.example.org\nsmtpd_banner = ";
+	static const char pre[] = "smtpd_tls_ciphers = ";
+	static const char host[] = "myhostname = mx.example.org\nsmtpd_tls_ciphers = ";
 	char *text = xmalloc(lim + 128);
 	for (size_t extra = 0; extra <= 1; extra++) {
 		size_t n = sizeof pre - 1;
@@ -1040,8 +1049,8 @@ test_value_length_limit(void **state)
 		memset(text + n, 'a', lim + extra);
 		n += lim + extra;
 		text[n++] = '\n';
-		expect_banner(text, n, extra == 0, lim,
-		    "t.conf:1: smtpd_banner: value longer than 262144 bytes");
+		expect_long(text, n, extra == 0, lim,
+		    "t.conf:1: smtpd_tls_ciphers: value longer than 262144 bytes");
 		/* The same bound across an expansion: text, then $myhostname. */
 		n = sizeof host - 1;
 		size_t lit = lim - strlen("mx.example.org") + extra;
@@ -1050,8 +1059,8 @@ test_value_length_limit(void **state)
 		n += lit;
 		memcpy(text + n, "$myhostname\n", 12);
 		n += 12;
-		expect_banner(text, n, extra == 0, lim,
-		    "t.conf:2: smtpd_banner: value longer than 262144 bytes");
+		expect_long(text, n, extra == 0, lim,
+		    "t.conf:2: smtpd_tls_ciphers: value longer than 262144 bytes");
 	}
 	free(text);
 }
