@@ -58,6 +58,11 @@ struct segment {
 	struct segment *next;
 	unsigned        no;
 	size_t          live;       /* appended, not yet released */
+	/* Open while the segment is kept (-1 if it could not be opened):
+	 * retries read their messages back through it (journal_read_content),
+	 * also after the file lost its name (removed by hand). The current
+	 * segment's is j->fd. */
+	int             fd;
 };
 
 struct journal {
@@ -624,7 +629,7 @@ start_segment(struct journal *j, unsigned no)
 {
 	char p[4096];
 	seg_path(j, no, p, sizeof p);
-	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return errno;
 	int e = prezero(fd, j->segmax);
@@ -639,6 +644,7 @@ start_segment(struct journal *j, unsigned no)
 	}
 	struct segment *s = xcalloc(1, sizeof *s);
 	s->no = no;
+	s->fd = fd;
 	pthread_mutex_lock(&j->mu);
 	s->next = j->segs;
 	j->segs = s;
@@ -672,6 +678,8 @@ maybe_drop(struct journal *j, struct segment *s)
 	for (struct segment **pp = &j->segs; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == s) {
 			*pp = s->next;
+			if (s->fd >= 0)
+				close(s->fd);
 			free(s);
 			return;
 		}
@@ -754,8 +762,11 @@ journal_open(const char *dir, size_t segmax, const char *base, struct deliverer 
 		} else if (f == SEG_LIVE) {
 			/* Live until its messages' retries deliver them. */
 			struct segment *s = xcalloc(1, sizeof *s);
+			char name[64];
+			snprintf(name, sizeof name, "journal.%u", nos[i]);
 			s->no = nos[i];
 			s->live = k.handed;
+			s->fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
 			s->next = j->segs;
 			j->segs = s;
 		}
@@ -888,11 +899,11 @@ static int
 roll(struct journal *j)
 {
 	unsigned old = j->cur;
-	int oldfd = j->fd;
 	int e = start_segment(j, j->cur + 1 ? j->cur + 1 : 1);
 	if (e != 0)
 		return e;
-	close(oldfd);
+	/* The old descriptor stays with its segment (retries read through
+	 * it) until maybe_drop closes it. */
 	pthread_mutex_lock(&j->mu);
 	struct segment *sg = seg_find(j, old);
 	if (sg != NULL)
@@ -994,9 +1005,18 @@ int
 journal_read_content(struct journal *j, unsigned segno, uint64_t off, const char *qid,
     size_t len, char **content)
 {
-	char path[4096];
-	seg_path(j, segno, path, sizeof path);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Through the segment's own descriptor (a copy, taken under the lock
+	 * maybe_drop closes it under), so that a segment removed by hand can
+	 * still be read; by name if it has none. */
+	pthread_mutex_lock(&j->mu);
+	struct segment *sg = seg_find(j, segno);
+	int fd = sg != NULL && sg->fd >= 0 ? fcntl(sg->fd, F_DUPFD_CLOEXEC, 0) : -1;
+	pthread_mutex_unlock(&j->mu);
+	if (fd < 0) {
+		char path[4096];
+		seg_path(j, segno, path, sizeof path);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return errno;
 	unsigned char hdr[JREC_HEADER];
@@ -1050,7 +1070,6 @@ journal_close(struct journal **jp)
 	 * current one is removed too when nothing in it is live: a clean stop
 	 * leaves an empty directory. */
 	if (j->fd >= 0) {
-		close(j->fd);
 		pthread_mutex_lock(&j->mu);
 		struct segment *s = seg_find(j, j->cur);
 		bool empty = s == NULL || s->live == 0;
@@ -1064,6 +1083,8 @@ journal_close(struct journal **jp)
 	while (j->segs != NULL) {
 		struct segment *s = j->segs;
 		j->segs = s->next;
+		if (s->fd >= 0)
+			close(s->fd);
 		free(s);
 	}
 	if (j->dirfd >= 0)

@@ -2194,6 +2194,7 @@ test_journal_directory_removed(void **state)
 	assert_int_equal(mkdir(jdir, 0700), 0);
 	l.want++;
 	spool_queue_id(qid);
+	/* (This one also makes the spool start its new segment.) */
 	assert_non_null(spool_submit(sp, l.base, make_msg(100, 8), 100,
 	    (const char *const *)&box, 1, qid, done_cb, &l));
 	loop_run(&l);
@@ -2203,6 +2204,58 @@ test_journal_directory_removed(void **state)
 	spool_free(&sp);
 	loop_free(&l);
 	free(box);
+	buf_free(&err);
+	rm_tree(root);
+	free(root);
+}
+
+/*
+ * A message waiting for its retry in a segment that is then removed (the
+ * journal directory removed and made again) is still delivered while the
+ * process runs: the retry reads it back through the segment's descriptor.
+ * It was read back by name, failed with ENOENT every 10 s, and was lost.
+ */
+static void
+test_journal_retry_from_removed_segment(void **state)
+{
+	char jdir[4096];
+	char *root = make_journal_root(jdir);
+	char blocker[8192], bad[8192];
+	snprintf(blocker, sizeof blocker, "%s/blocked", root);
+	snprintf(bad, sizeof bad, "%s/blocked/x/", root);
+	char *box = bad;
+	write_file(blocker, "", 0);
+	struct buf err = BUF_INIT;
+	struct spool *sp = new_journal_spool(root, jdir, &err);
+	assert_non_null(sp);
+	struct loop l;
+	loop_init(&l);
+	submit_acked(sp, &l, box, 1);
+	for (int i = 0; i < 500 && spool_held_bytes(sp) != 0; i++)
+		usleep(10000);                  /* failed once, waiting */
+	rm_tree(jdir);
+	assert_int_equal(mkdir(jdir, 0700), 0);
+	assert_int_equal(unlink(blocker), 0);
+	bool done = false;
+	for (int i = 0; i < 1500 && !done; i++) {       /* 15 s at most */
+		done = count_dir(bad, "new", NULL, 0) == 1;
+		if (!done)
+			usleep(10000);
+	}
+	assert_true(done);
+	assert_true(wait_pending(sp, 0));
+	char name[512], path[16384];
+	assert_int_equal(count_dir(bad, "new", name, sizeof name), 1);
+	snprintf(path, sizeof path, "%snew/%s", bad, name);
+	size_t got_len;
+	char *got = read_file(path, &got_len);
+	char *want = make_msg(100, 0);
+	assert_int_equal(got_len, 100);
+	assert_memory_equal(got, want, 100);
+	free(got);
+	free(want);
+	spool_free(&sp);
+	loop_free(&l);
 	buf_free(&err);
 	rm_tree(root);
 	free(root);
@@ -2235,6 +2288,7 @@ main(void)
 		cmocka_unit_test(test_journal_retry_reads_back),
 		cmocka_unit_test(test_tmp_link_not_swept),
 		cmocka_unit_test(test_journal_directory_removed),
+		cmocka_unit_test(test_journal_retry_from_removed_segment),
 		cmocka_unit_test(test_journal_linger),
 		cmocka_unit_test(test_journal_crash),
 		cmocka_unit_test(test_journal_recovery_replaces_leftover_tmp),
