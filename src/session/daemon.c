@@ -1305,6 +1305,10 @@ ehlod_run(struct ehlo_config *cfg)
 		.journal_dir = cfg->spool_journal_directory,
 		.threads = (unsigned)cfg->delivery_threads,
 		.hostname = cfg->myhostname,
+		/* Retries read back from the journal count in the message
+		 * memory too (spool_held_bytes): an eighth of the budget. */
+		.retry_bytes_max = cfg->smtpd_message_memory_limit > 0 ?
+		    (size_t)(cfg->smtpd_message_memory_limit / 8) : 0,
 	};
 	d->spool = spool_new(&so, &err);
 	if (d->spool == NULL)

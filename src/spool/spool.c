@@ -89,6 +89,7 @@ struct spool_job {
 	int               *cstat;       /* d.copy_status: each copy's outcome */
 	bool               journaled;   /* acknowledged; the spool owns it now */
 	bool               unloaded;    /* waits for a retry, content freed */
+	bool               retrying;    /* its d.len counts in sp->retry_loaded */
 	unsigned           segno;       /* journal segment holding it */
 	uint64_t           joff;        /* and its record's offset there */
 	time_t             retry_at;
@@ -125,6 +126,9 @@ struct spool {
 	pthread_cond_t     jcv;
 	struct spool_job  *jhead, *jtail;   /* submitted, not yet journaled */
 	struct spool_job  *retry;           /* failed deliveries, by retry_at */
+	size_t             retry_loaded;    /* content bytes of retries read back and
+	                                       not yet finished (sp->mu) */
+	size_t             retry_bytes_max; /* spool_opts.retry_bytes_max */
 	atomic_uint_fast64_t jsyncs, jrecords;
 	atomic_size_t      held;            /* content bytes of jobs not freed */
 	atomic_size_t      pending;         /* jobs submitted and not yet freed */
@@ -326,6 +330,15 @@ reload_due(struct spool *sp, struct spool_job **list)
 static void
 job_finish(struct spool *sp, struct spool_job *job)
 {
+	if (job->retrying) {
+		/* Its read-back content leaves the retry budget: the journal
+		 * thread may read back the next due retries. */
+		pthread_mutex_lock(&sp->mu);
+		sp->retry_loaded -= job->d.len;
+		job->retrying = false;
+		pthread_cond_signal(&sp->jcv);
+		pthread_mutex_unlock(&sp->mu);
+	}
 	if (job->journaled) {
 		if (job->d.status == 0) {
 			journal_release(sp->jl, job->segno);
@@ -509,9 +522,25 @@ journal_thread(void *arg)
 	for (;;) {
 		time_t now = time(NULL);
 		struct spool_job *due = NULL, *duetail = NULL;
+		/*
+		 * The retries that came due, as many as the budget takes: each
+		 * is read back into memory, and a broken Maildir's whole
+		 * backlog at once (every retry of a failed batch comes due in
+		 * the same second) made RSS follow the backlog and pushed
+		 * other clients into 452 (audit: 150 x 1 MB, 12 -> 111 MB).
+		 * The rest wait until these finish (job_finish signals).
+		 */
+		bool budget_full = false;
 		while (sp->retry != NULL && sp->retry->retry_at <= now) {
 			struct spool_job *job = sp->retry;
+			if (sp->retry_loaded > 0 &&
+			    sp->retry_loaded + job->d.len > sp->retry_bytes_max) {
+				budget_full = true;
+				break;
+			}
 			sp->retry = job->next;
+			sp->retry_loaded += job->d.len;
+			job->retrying = true;
 			fifo_push(&due, &duetail, job);
 		}
 		if (due != NULL) {
@@ -523,6 +552,8 @@ journal_thread(void *arg)
 				struct spool_job *job = due;
 				due = job->next;
 				if (job->unloaded) {
+					sp->retry_loaded -= job->d.len;
+					job->retrying = false;
 					schedule_retry(sp, job);
 					continue;
 				}
@@ -536,7 +567,7 @@ journal_thread(void *arg)
 		if (sp->jhead == NULL) {
 			if (sp->jstopping)
 				break;
-			if (sp->retry != NULL) {
+			if (sp->retry != NULL && !budget_full) {
 				struct timespec ts = { .tv_sec = sp->retry->retry_at, .tv_nsec = 0 };
 				pthread_cond_timedwait(&sp->jcv, &sp->mu, &ts);
 			} else {
@@ -678,6 +709,7 @@ spool_new(const struct spool_opts *o, struct buf *err)
 	sp->batch_hook_arg = o->batch_hook_arg;
 	sp->nthreads = o->threads ? o->threads : SPOOL_THREADS_DEFAULT;
 	sp->tids = xcalloc(sp->nthreads, sizeof *sp->tids);
+	sp->retry_bytes_max = o->retry_bytes_max ? o->retry_bytes_max : (size_t)8 << 20;
 	if (o->journal_dir != NULL && *o->journal_dir != '\0') {
 		/* Recovery happens here, before any thread runs. */
 		sp->dl.bulk = true;

@@ -76,6 +76,10 @@ struct spool_opts {
 	 * segment closes and the next one starts, so that a test can fill
 	 * several segments with a few messages. */
 	size_t      journal_segment_max;
+	/* Journal mode: content bytes of retries read back from the journal
+	 * and in delivery at once (at least one message always); 0 = 8 MiB.
+	 * ehlod passes an eighth of smtpd_message_memory_limit. */
+	size_t      retry_bytes_max;
 };
 
 #define SPOOL_LINGER_MS_DEFAULT 20

@@ -1544,7 +1544,11 @@ test_journal_retry_reads_back(void **state)
 	struct loop l;
 	loop_init(&l);
 	write_file(blocker, "", 0);
-	struct spool *sp = new_journal_spool(root, jdir, &err);
+	/* Retries read back at most 300 octets at a time (and one message
+	 * always): the six (1,155 octets) never all sit in memory at once. */
+	struct spool_opts o = { .base = root, .threads = 2, .hostname = "h",
+	    .journal_dir = jdir, .retry_bytes_max = 300 };
+	struct spool *sp = spool_new(&o, &err);
 	assert_non_null(sp);
 	enum { N = 6 };
 	l.want = N;
@@ -1566,12 +1570,19 @@ test_journal_retry_reads_back(void **state)
 	assert_int_equal(spool_held_bytes(sp), 0);
 	assert_int_equal(unlink(blocker), 0);
 	bool all = false;
-	for (int i = 0; i < 1500 && !all; i++) {        /* 15 s at most */
+	size_t most = 0;
+	for (int i = 0; i < 15000 && !all; i++) {       /* 15 s at most */
+		size_t held = spool_held_bytes(sp);
+		if (held > most)
+			most = held;
 		all = count_dir(bad, "new", NULL, 0) >= N;
 		if (!all)
-			usleep(10000);
+			usleep(1000);
 	}
 	assert_true(all);
+	assert_true(most > 0);                          /* seen at all */
+	if (most > 300 + 285)
+		fail_msg("%zu octets of retries held at once", most);
 	assert_true(wait_pending(sp, 0));
 	char path[8200];
 	snprintf(path, sizeof path, "%snew", bad);
