@@ -261,7 +261,7 @@ maildir_sweep_tmp(const char *tmpdir, time_t now)
 	/*
 	 * Never through a symbolic link: a tmp/ that names a directory
 	 * elsewhere would have the sweep remove that directory's old files
-	 * (ELOOP here, logged). A Maildir itself may be a link (operators
+	 * (ENOTDIR or ELOOP here, logged). A Maildir itself may be a link (operators
 	 * alias domains and mailboxes so); its tmp/ is ours.
 	 */
 	int tfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

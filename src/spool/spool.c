@@ -313,6 +313,8 @@ reload_due(struct spool *sp, struct spool_job **list)
 		int e = journal_read_content(sp->jl, job->segno, job->joff, job->qid,
 		    job->d.len, &content);
 		if (e != 0) {
+			/* A failed attempt after the 250, as a failed delivery. */
+			atomic_fetch_add_explicit(&sp->dl.bg_failed, 1, memory_order_relaxed);
 			log_warn("%s: cannot read the message back from the spool journal "
 			    "(segment %u, offset %llu): %s; retrying in %d s", job->qid,
 			    job->segno, (unsigned long long)job->joff, strerror(e),
