@@ -991,8 +991,9 @@ prefixes_root(const char *p)
 		char c = tmp[i];
 		tmp[i] = '\0';
 		struct stat st, lst;
-		bool ok = stat(i == 1 && c == '/' ? "/" : tmp, &st) == 0 && root_dir(&st) &&
-		    lstat(tmp[0] ? tmp : "/", &lst) == 0 && lst.st_uid == 0;
+		/* tmp is the prefix up to here: never empty, it starts with '/'. */
+		bool ok = stat(tmp, &st) == 0 && root_dir(&st) &&
+		    lstat(tmp, &lst) == 0 && lst.st_uid == 0;
 		tmp[i] = c;
 		if (!ok)
 			return false;
