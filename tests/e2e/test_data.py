@@ -239,6 +239,7 @@ def test_message_memory_limit():
     wait_until(lambda: held() == 0, 10, what="memory given back after the peer left mid-DATA")
     eq(srv.messages("d@" + DOMAIN), [], "messages from the peer that left mid-DATA")
 
+
 def test_memory_returned_after_big_messages():
     """smtpd_message_memory_limit bounds ehlod's memory, not only its
     count: 30 clients send 4 MB at once under a 64 MB limit, twice. With
