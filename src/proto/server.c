@@ -186,32 +186,24 @@ reply(struct smtp_server *s, unsigned code, const char *enh, const char *fmt, ..
 	account(s, code);
 }
 
-static void reply_failed(struct smtp_server *s, unsigned code, const char *enh,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void reply_errors(struct smtp_server *s, unsigned errors, unsigned code,
+    const char *enh, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-/* A final reply to a command that failed whatever the code says. */
+/*
+ * A final reply that is not counted by its code: errors is what it adds to
+ * the session's error count. 1 for a command that failed whatever the code
+ * says (221 to an HTTP request); 0 for a 4xx/5xx that is not the client's
+ * error. Either way it counts as a command, not as a successful one.
+ */
 static void
-reply_failed(struct smtp_server *s, unsigned code, const char *enh, const char *fmt, ...)
+reply_errors(struct smtp_server *s, unsigned errors, unsigned code, const char *enh,
+    const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
 	vreply(s, code, enh, fmt, ap);
 	va_end(ap);
-	s->errors++;
-}
-
-static void reply_uncounted(struct smtp_server *s, unsigned code, const char *enh,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-/* A final 4xx/5xx reply that is not the client's error (it still counts
- * as a command, not as a successful one). */
-static void
-reply_uncounted(struct smtp_server *s, unsigned code, const char *enh, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vreply(s, code, enh, fmt, ap);
-	va_end(ap);
+	s->errors += errors;
 }
 
 /* After a 4xx/5xx: enforce smtpd_hard_error_limit (421 and close). */
@@ -561,11 +553,8 @@ do_rcpt(struct smtp_server *s, const char *arg, size_t n)
 		 * smtpd_recipient_overshoot_limit, only refusals past that
 		 * many in a transaction count as errors.
 		 */
-		if (++s->tx->overshoot > s->o.recipient_overshoot_limit) {
-			reply(s, 452, "4.5.3", "Error: too many recipients");
-		} else {
-			reply_uncounted(s, 452, "4.5.3", "Error: too many recipients");
-		}
+		unsigned err = ++s->tx->overshoot > s->o.recipient_overshoot_limit;
+		reply_errors(s, err, 452, "4.5.3", "Error: too many recipients");
 		return;
 	}
 	long p = path_start(arg, n, "TO:");
@@ -856,7 +845,7 @@ dispatch(struct smtp_server *s, const struct cmd_def *c, size_t v, const char *l
 			/* Counted as a failed command (the disconnect line says
 			 * "unknown=0/1", as Postfix's does) and an error, although
 			 * the code is 221: reply() would count a success. */
-			reply_failed(s, 221, "2.7.0", "Error: this is an SMTP server; closing");
+			reply_errors(s, 1, 221, "2.7.0", "Error: this is an SMTP server; closing");
 			tx_free(&s->tx);
 			set_state(s, SS_CLOSED);
 			s->pending = SRV_EV_CLOSE;
