@@ -851,6 +851,40 @@ ehlod_check(struct ehlo_config *cfg, struct buf *err, struct buf *warn)
 			return 78;      /* EX_CONFIG, as the start would exit */
 		}
 	}
+	/* The start makes these with mkdir -p (exit 73 if it cannot): the
+	 * nearest one on the way that exists must be a directory. */
+	const char *dirs[2][2] = {
+		{ "virtual_mailbox_base", cfg->virtual_mailbox_base },
+		{ "spool_journal_directory", cfg->spool_journal_directory },
+	};
+	for (size_t i = 0; i < 2; i++) {
+		if (dirs[i][1][0] == '\0')
+			continue;
+		char *p = xstrdup(dirs[i][1]);
+		struct stat st;
+		int e = 0;
+		for (;;) {
+			if (stat(p, &st) == 0) {
+				e = S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+				break;
+			}
+			if (errno != ENOENT) {
+				e = errno;
+				break;
+			}
+			char *slash = strrchr(p, '/');
+			if (slash == NULL || slash == p)
+				break;          /* "/" or the working directory */
+			*slash = '\0';
+		}
+		free(p);
+		if (e != 0) {
+			buf_appendf(err, "cannot create %s %s: %s", dirs[i][0], dirs[i][1],
+			    strerror(e));
+			config_free(&cfg);
+			return 73;      /* as the start */
+		}
+	}
 	/* The start opens maillog_file first and stops (exit 75) if it
 	 * cannot: the same rules, without creating the file. */
 	if (log_check(cfg->maillog_file) != 0) {

@@ -98,6 +98,12 @@ def test_check_loads_named_files():
     eq(rc, 75, "ehlod -t exit status with a maillog_file that cannot be opened")
     check("cannot open maillog_file" in err, "ehlod -t error: %r" % err)
     eq(os.path.exists(os.path.join(d, "no-such-dir")), False, "ehlod -t made the directory")
+    # virtual_mailbox_base under a regular file: the start's mkdir -p fails
+    # (73), so -t does too (it said 0).
+    plain = write(os.path.join(d, "plain-file"), "x")
+    rc, out, err = ehlod("-t", "-c", write(os.path.join(d, "basefile.conf"), base +
+                         "virtual_mailbox_base = %s/mail\n" % plain))
+    eq(rc, 73, "ehlod -t exit status with virtual_mailbox_base under a file: %r" % err)
     # A FIFO (no reader) or a directory where the log should be: the start
     # stops on them (75), so -t does too (it said 0).
     fifo = os.path.join(d, "log.fifo")
