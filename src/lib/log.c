@@ -1,5 +1,6 @@
 /* Logging backends: syslog, stderr or an append-only file (see log.h). */
 #include "lib/log.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -114,13 +115,8 @@ log_check(const char *dest)
 	/* To be created: its directory must take it. */
 	char dir[4096];
 	snprintf(dir, sizeof dir, "%s", dest);
-	char *slash = strrchr(dir, '/');
-	if (slash == dir)
-		slash[1] = '\0';
-	else if (slash != NULL)
-		*slash = '\0';
+	const char *d = path_parent(dir);
 	struct stat st;
-	const char *d = slash != NULL ? dir : ".";
 	if (stat(d, &st) != 0)
 		return -1;
 	if (!S_ISDIR(st.st_mode)) {

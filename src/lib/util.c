@@ -43,6 +43,16 @@ ascii_lower_str(char *s)
 		*s = ascii_lower(*s);
 }
 
+const char *
+path_parent(char *path)
+{
+	char *slash = strrchr(path, '/');
+	if (slash == NULL)
+		return ".";
+	slash[slash == path] = '\0';
+	return path;
+}
+
 bool
 parse_u64(const char *s, size_t n, unsigned long long *out)
 {

@@ -16,5 +16,8 @@ bool   ascii_iprefix(const char *s, size_t n, const char *prefix);  /* s[0..n) s
 void   ascii_lower_str(char *s);
 /* Parses a decimal without sign into *out; false on empty, junk or overflow. */
 bool   parse_u64(const char *s, size_t n, unsigned long long *out);
+/* The directory a path names its last component in: path cut in place at
+ * its last '/' ("/" for "/x"), or "." if it has none. */
+const char *path_parent(char *path);
 
 #endif

@@ -838,6 +838,26 @@ trial_as_owner(const char *config_file, const char *owner, bool had_tls, bool ch
 	buf_free(&msg);
 }
 
+/*
+ * Cuts path in place back to the nearest of itself and its ancestors that
+ * exists, and stats it: 0, or the errno value of the first stat that
+ * failed other than with ENOENT (ENOTDIR: a regular file on the way), or
+ * ENOENT if none exists (a relative path whose first component is new).
+ */
+static int
+nearest_existing(char *path, struct stat *st)
+{
+	while (stat(path, st) != 0) {
+		if (errno != ENOENT)
+			return errno;
+		char *slash = strrchr(path, '/');
+		if (slash == NULL || slash == path)
+			return ENOENT;
+		*slash = '\0';
+	}
+	return 0;
+}
+
 int
 ehlod_check(struct ehlo_config *cfg, struct buf *err, struct buf *warn)
 {
@@ -862,21 +882,11 @@ ehlod_check(struct ehlo_config *cfg, struct buf *err, struct buf *warn)
 			continue;
 		char *p = xstrdup(dirs[i][1]);
 		struct stat st;
-		int e = 0;
-		for (;;) {
-			if (stat(p, &st) == 0) {
-				e = S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-				break;
-			}
-			if (errno != ENOENT) {
-				e = errno;
-				break;
-			}
-			char *slash = strrchr(p, '/');
-			if (slash == NULL || slash == p)
-				break;          /* "/" or the working directory */
-			*slash = '\0';
-		}
+		int e = nearest_existing(p, &st);
+		if (e == 0 && !S_ISDIR(st.st_mode))
+			e = ENOTDIR;
+		else if (e == ENOENT)
+			e = 0;          /* a relative path: the working directory */
 		free(p);
 		if (e != 0) {
 			buf_appendf(err, "cannot create %s %s: %s", dirs[i][0], dirs[i][1],
@@ -1057,15 +1067,8 @@ trusted_path(const char *path)
 			return false;
 		snprintf(abs, sizeof abs, "%s/%s", cwd, path);
 	}
-	/* The nearest existing ancestor (or the path itself). */
 	struct stat st;
-	while (stat(abs, &st) != 0) {
-		char *slash = strrchr(abs, '/');
-		if (slash == NULL || slash == abs)
-			return false;
-		*slash = '\0';
-	}
-	if (!S_ISDIR(st.st_mode))
+	if (nearest_existing(abs, &st) != 0 || !S_ISDIR(st.st_mode))
 		return false;
 	return prefixes_root(abs) && realpath(abs, real) != NULL && prefixes_root(real);
 }
@@ -1074,7 +1077,7 @@ trusted_path(const char *path)
  * The directories the spool writes in, for mail_owner, started as root.
  * On a trusted path root makes them and hands them over; elsewhere it does
  * nothing by name there (see trusted_path), and the mail owner makes them
- * itself after the privilege drop (make_owner_dirs). Returns true if that
+ * itself after the privilege drop (in ehlod_run). Returns true if that
  * is still to do.
  */
 static bool
@@ -1225,19 +1228,13 @@ ehlod_run(struct ehlo_config *cfg)
 	 * the pair: with TLS off there is nothing to make. */
 	if (uses_auto_cert(cfg)) {
 		if (uid != (uid_t)-1 && geteuid() == 0) {
-			char *parent = xstrdup(cfg->smtpd_tls_auto_cert_dir);
-			char *slash = strrchr(parent, '/');
-			if (slash != NULL && slash != parent)
-				*slash = '\0';
-			else if (slash == parent)
-				parent[1] = '\0';
-			else
-				snprintf(parent, strlen(parent) + 1, ".");
-			if (!trusted_path(parent))
+			char *dir = xstrdup(cfg->smtpd_tls_auto_cert_dir);
+			bool trusted = trusted_path(path_parent(dir));
+			free(dir);
+			if (!trusted)
 				log_fatal(73, "smtpd_tls_auto_cert_dir %s: a directory on the way to "
 				    "it can be written by others than root, who creates files there "
 				    "before dropping privileges: move it", cfg->smtpd_tls_auto_cert_dir);
-			free(parent);
 		}
 		if (make_dirs(cfg->smtpd_tls_auto_cert_dir, (uid_t)-1, (gid_t)-1) != 0)
 			log_fatal(73, "cannot create smtpd_tls_auto_cert_dir %s: %s",

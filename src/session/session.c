@@ -607,15 +607,21 @@ build_return_path(struct session *s, struct buf *h)
 #define PATH_SHOWN      300
 #define PATH_SHOWN_SIZE (PATH_SHOWN + 4)
 
+/* p rendered (sanitize_fit) into out, in at most width octets. */
+static const char *
+show_path(const struct smtp_path *p, size_t width, struct buf *out)
+{
+	char a[PATH_LOCAL_MAX * 2 + PATH_DOMAIN_MAX + 8];
+	buf_reset(out);
+	if (path_format(p, a, sizeof a) < 0)
+		a[0] = '\0';
+	return sanitize_fit(out, a, strlen(a), width);
+}
+
 static const char *
 fmt_path(const struct smtp_path *p, char out[static PATH_SHOWN_SIZE], struct buf *tmp)
 {
-	char a[PATH_LOCAL_MAX * 2 + PATH_DOMAIN_MAX + 8];
-	buf_reset(tmp);
-	if (path_format(p, a, sizeof a) < 0)
-		a[0] = '\0';
-	log_sanitize_to(tmp, a, strlen(a), PATH_SHOWN);
-	snprintf(out, PATH_SHOWN_SIZE, "%s", buf_cstr(tmp));
+	snprintf(out, PATH_SHOWN_SIZE, "%s", show_path(p, PATH_SHOWN + 3, tmp));
 	return out;
 }
 
@@ -636,11 +642,7 @@ fmt_path(const struct smtp_path *p, char out[static PATH_SHOWN_SIZE], struct buf
 static const char *
 reply_path(const struct smtp_path *p, struct buf *out)
 {
-	char a[PATH_LOCAL_MAX * 2 + PATH_DOMAIN_MAX + 8];
-	buf_reset(out);
-	if (path_format(p, a, sizeof a) < 0)
-		a[0] = '\0';
-	return sanitize_fit(out, a, strlen(a), REPLY_ADDR_MAX);
+	return show_path(p, REPLY_ADDR_MAX, out);
 }
 
 static void
